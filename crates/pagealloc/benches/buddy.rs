@@ -1,0 +1,2 @@
+//! Placeholder replaced by the buddy benchmarks.
+fn main() {}

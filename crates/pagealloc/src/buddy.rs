@@ -1,0 +1,172 @@
+//! The buddy engine: split on allocation, merge on free.
+//!
+//! Follows Linux 6.10+ "freelist hygiene": a free block always sits on the
+//! list of its pageblock's migratetype, so the migratetype of a free block is
+//! never stored per page; it is read from the pageblock.
+
+use crate::free_list::Placement;
+use crate::page::{PageMeta, PageState};
+use crate::units::{MigrateType, Order, Pfn};
+use crate::zone::Zone;
+
+/// Where a freed block goes on its list.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FreePlacement {
+    /// Linux's rule: the tail when the merged block's buddy one order up is
+    /// free (it is likely to merge soon, so keep it for last), else the head.
+    Auto,
+    /// Always the tail (Linux `FPI_TO_TAIL`: boot memory, onlined memory,
+    /// pages handed back after reporting).
+    Tail,
+}
+
+impl Zone {
+    /// Frees the present range `start..end` into the buddy lists as the
+    /// largest aligned blocks that fit, at the tail, in address order (Linux
+    /// `memblock_free_all` → `__free_pages_core` with `FPI_TO_TAIL`). The
+    /// blocks are maximal, so no merging is needed.
+    pub(crate) fn populate(&mut self, start: Pfn, end: Pfn) {
+        let mut pfn = start;
+        while pfn < end {
+            let mut order = self.geo.max_order.get().min(pfn.0.trailing_zeros() as u8);
+            while pfn.0 + (1 << order) > end.0 {
+                order -= 1;
+            }
+            let order = Order::new(order).unwrap_or(Order::ZERO);
+            let mt = self.block_migratetype(pfn);
+            self.add_free(self.idx(pfn), order, mt, Placement::Tail);
+            pfn.0 += order.nr_pages().0;
+        }
+    }
+
+    /// Puts the upper halves of a block being split from `high` down to
+    /// `low` on the lists of `mt` (Linux `expand`).
+    #[inline]
+    pub(crate) fn expand(&mut self, idx: u32, low: Order, high: Order, mt: MigrateType) {
+        let mut order = high;
+        while order > low {
+            order = match order.lower() {
+                Some(o) => o,
+                None => break,
+            };
+            let half = idx + order.nr_pages().0 as u32;
+            self.add_free(half, order, mt, Placement::Head);
+        }
+    }
+
+    /// Takes the first block of the smallest order `>= order` from the list
+    /// of `mt` and splits it down to `order` (Linux `__rmqueue_smallest`).
+    /// Returns the zone-relative index of the block's head.
+    #[inline]
+    pub(crate) fn rmqueue_smallest(&mut self, order: Order, mt: MigrateType) -> Option<u32> {
+        let mask = self.nonempty[mt.idx()] >> order.get();
+        if mask == 0 {
+            return None;
+        }
+        let found = Order::new(order.get() + mask.trailing_zeros() as u8)?;
+        let idx = self.first_free(found, mt)?;
+        self.del_free(idx, found, mt);
+        self.expand(idx, order, found, mt);
+        Some(idx)
+    }
+
+    /// Marks the block at `idx` allocated as `mt`.
+    #[inline]
+    pub(crate) fn mark_allocated(&mut self, idx: u32, order: Order, mt: MigrateType) {
+        self.pages[idx as usize] = PageMeta::allocated(order, mt);
+        self.nr_allocated += order.nr_pages().0;
+    }
+
+    /// Frees an allocated (or otherwise taken) block back to the buddy
+    /// lists. A block larger than a pageblock is freed pageblock by
+    /// pageblock, each with its own migratetype (Linux `split_large_buddy`).
+    pub(crate) fn free_block(&mut self, pfn: Pfn, order: Order, placement: FreePlacement) {
+        let pb = self.geo.pageblock;
+        if order <= pb {
+            let mt = self.block_migratetype(pfn);
+            self.free_one(pfn, order, mt, placement);
+            return;
+        }
+        let step = pb.nr_pages().0;
+        for k in 0..(order.nr_pages().0 / step) {
+            let p = Pfn(pfn.0 + k * step);
+            let mt = self.block_migratetype(p);
+            self.free_one(p, pb, mt, placement);
+        }
+    }
+
+    /// Merges the free block `pfn`/`order` with its free buddies as far as
+    /// they go and puts the result on the list of `mt` (Linux
+    /// `__free_one_page`). The caller has already cleared the head's state.
+    pub(crate) fn free_one(
+        &mut self,
+        mut pfn: Pfn,
+        mut order: Order,
+        mt: MigrateType,
+        placement: FreePlacement,
+    ) {
+        let max = self.geo.max_order;
+        let pb = self.geo.pageblock;
+        while order < max {
+            let buddy = pfn.buddy(order);
+            if !self.spans(buddy) || !self.meta(buddy).is_free_of_order(order) {
+                break;
+            }
+            let mut buddy_mt = mt;
+            if order >= pb {
+                // Across pageblocks only ordinary types merge with each
+                // other; isolated, CMA and high-atomic blocks keep apart.
+                buddy_mt = self.block_migratetype(buddy);
+                if buddy_mt != mt && (!mt.is_mergeable() || !buddy_mt.is_mergeable()) {
+                    break;
+                }
+            }
+            self.del_free(self.idx(buddy), order, buddy_mt);
+            if buddy_mt != mt {
+                // Match the buddy's pageblocks to ours so the merged block's
+                // pieces land on the right lists when it is split again.
+                self.set_range_migratetype(buddy, order, mt);
+            }
+            pfn = Pfn(pfn.0 & buddy.0);
+            order = order.higher();
+        }
+        let to_tail = match placement {
+            FreePlacement::Tail => true,
+            FreePlacement::Auto => self.buddy_merge_likely(pfn, order),
+        };
+        let placement = if to_tail {
+            Placement::Tail
+        } else {
+            Placement::Head
+        };
+        self.add_free(self.idx(pfn), order, mt, placement);
+    }
+
+    /// Whether the block one order up from `pfn`/`order` has a free buddy,
+    /// so this block will likely merge soon (Linux `buddy_merge_likely`).
+    fn buddy_merge_likely(&self, pfn: Pfn, order: Order) -> bool {
+        if order.get() + 1 >= self.geo.max_order.get() {
+            return false;
+        }
+        let higher = Pfn(pfn.0 & pfn.buddy(order).0);
+        let higher_order = order.higher();
+        let higher_buddy = higher.buddy(higher_order);
+        self.spans(higher_buddy) && self.meta(higher_buddy).is_free_of_order(higher_order)
+    }
+
+    /// The head of the block (free, allocated, per-CPU or offline) that
+    /// holds `pfn`, if any: the nearest head below whose block reaches it.
+    pub(crate) fn containing_head(&self, pfn: Pfn) -> Option<(Pfn, PageMeta)> {
+        for order in self.geo.orders() {
+            let head = pfn.align_down(order);
+            if !self.spans(head) {
+                break;
+            }
+            let meta = self.meta(head);
+            if meta.state() != PageState::Tail {
+                return (meta.order() >= order).then_some((head, meta));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,263 @@
+//! Configuration: geometry, zone boundaries, watermark tunables and policy
+//! switches. Every tunable lives here, in the allocator value; there are no
+//! globals. Defaults are Linux 6.x on x86-64.
+
+use crate::error::ConfigError;
+use crate::page::MAX_ZONE_PAGES;
+use crate::units::{Order, MAX_NR_ORDERS, NR_ZONE_TYPES};
+
+/// Bytes in a KiB, for `min_free_kbytes` arithmetic.
+const KIB: u64 = 1024;
+/// 16 MiB: the top of x86's ISA DMA zone.
+pub const X86_DMA_END_BYTES: u64 = 16 << 20;
+/// 4 GiB: the top of x86-64's DMA32 zone.
+pub const X86_DMA32_END_BYTES: u64 = 4 << 30;
+
+/// How the zone's minimum free memory is set (Linux `min_free_kbytes`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MinFree {
+    /// `int_sqrt(lowmem_kbytes * 16)` clamped to 128 KiB..=256 MiB
+    /// (mm/page_alloc.c `calculate_min_free_kbytes`).
+    Sqrt,
+    /// The larger of [`MinFree::Sqrt`] and transparent huge pages' recommended
+    /// value: 2 + 3 * 3 pageblocks per populated zone up to Normal, at most 5%
+    /// of lowmem (mm/khugepaged.c `set_recommended_min_free_kbytes`). What a
+    /// THP-enabled kernel runs with, including the one the sample traces came
+    /// from.
+    ThpRecommended,
+    /// An explicit value in KiB, as written to `/proc/sys/vm/min_free_kbytes`.
+    Kbytes(u64),
+}
+
+/// Whether the kernel being modelled has CMA, which decides if
+/// `/proc/pagetypeinfo` prints a CMA row (Linux prints it only with
+/// `CONFIG_CMA`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CmaSupport {
+    /// No CMA: no CMA row, no CMA pageblocks.
+    Disabled,
+    /// CMA configured.
+    Enabled,
+}
+
+/// Whether high-order atomic allocations may reserve pageblocks for later
+/// ones (Linux `reserve_highatomic_pageblock`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HighAtomicReserve {
+    /// Linux's rule: up to 1% of the zone plus one pageblock.
+    Linux,
+    /// Never reserve.
+    Disabled,
+}
+
+/// The physical address bounds of the low zones.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ZoneBounds {
+    /// End of the DMA zone in bytes, or `None` for no DMA zone.
+    pub dma_end_bytes: Option<u64>,
+    /// End of the DMA32 zone in bytes, or `None` for no DMA32 zone.
+    pub dma32_end_bytes: Option<u64>,
+    /// Start of the Movable zone in bytes (Linux `movablecore=`-like), or
+    /// `None` for no Movable zone.
+    pub movable_start_bytes: Option<u64>,
+}
+
+impl ZoneBounds {
+    /// x86-64: DMA below 16 MiB, DMA32 below 4 GiB, Normal above, no Movable.
+    pub const X86_64: ZoneBounds = ZoneBounds {
+        dma_end_bytes: Some(X86_DMA_END_BYTES),
+        dma32_end_bytes: Some(X86_DMA32_END_BYTES),
+        movable_start_bytes: None,
+    };
+
+    /// A single Normal zone covering everything.
+    pub const NORMAL_ONLY: ZoneBounds = ZoneBounds {
+        dma_end_bytes: None,
+        dma32_end_bytes: None,
+        movable_start_bytes: None,
+    };
+}
+
+/// Allocator configuration.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Config {
+    /// Bytes per page: a power of two from 4 KiB to 1 MiB.
+    pub page_size_bytes: u64,
+    /// Number of buddy orders (Linux `NR_PAGE_ORDERS`): orders `0..nr_orders`.
+    pub nr_orders: u8,
+    /// Order of a pageblock, the unit of mobility grouping.
+    pub pageblock_order: u8,
+    /// Where the zones begin and end.
+    pub zone_bounds: ZoneBounds,
+    /// Minimum free memory, split over the zones by size.
+    pub min_free: MinFree,
+    /// Distance between watermarks in 1/10000 of the zone
+    /// (`vm.watermark_scale_factor`, 1..=3000).
+    pub watermark_scale_factor: u32,
+    /// `vm.lowmem_reserve_ratio` per zone type: how much of a zone is kept
+    /// from allocations that could have used a higher zone (0 = none).
+    pub lowmem_reserve_ratio: [u32; NR_ZONE_TYPES],
+    /// The high-atomic reserve rule.
+    pub highatomic: HighAtomicReserve,
+    /// CMA support in the modelled kernel.
+    pub cma: CmaSupport,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            page_size_bytes: 4096,
+            nr_orders: 11,
+            pageblock_order: 9,
+            zone_bounds: ZoneBounds::X86_64,
+            min_free: MinFree::ThpRecommended,
+            watermark_scale_factor: 10,
+            // mm/page_alloc.c sysctl_lowmem_reserve_ratio: DMA 256, DMA32 256,
+            // Normal 32, Movable 0.
+            lowmem_reserve_ratio: [256, 256, 32, 0],
+            highatomic: HighAtomicReserve::Linux,
+            cma: CmaSupport::Disabled,
+        }
+    }
+}
+
+/// The largest page size accepted.
+const MAX_PAGE_SIZE_BYTES: u64 = 1 << 20;
+/// The smallest page size accepted.
+const MIN_PAGE_SIZE_BYTES: u64 = 4096;
+/// Linux's bounds on `vm.watermark_scale_factor`.
+const WATERMARK_SCALE_RANGE: core::ops::RangeInclusive<u32> = 1..=3000;
+
+impl Config {
+    /// Checks the configuration on its own (the memory map is checked by the
+    /// layout).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ps = self.page_size_bytes;
+        if !ps.is_power_of_two() || !(MIN_PAGE_SIZE_BYTES..=MAX_PAGE_SIZE_BYTES).contains(&ps) {
+            return Err(ConfigError::PageSize { bytes: ps });
+        }
+        if self.nr_orders == 0 || self.nr_orders as usize > MAX_NR_ORDERS {
+            return Err(ConfigError::NrOrders {
+                nr_orders: self.nr_orders,
+                max: MAX_NR_ORDERS as u8,
+            });
+        }
+        if self.pageblock_order >= self.nr_orders {
+            return Err(ConfigError::PageblockOrder {
+                pageblock_order: self.pageblock_order,
+                max_order: self.nr_orders - 1,
+            });
+        }
+        if !WATERMARK_SCALE_RANGE.contains(&self.watermark_scale_factor) {
+            return Err(ConfigError::WatermarkScaleFactor {
+                value: self.watermark_scale_factor,
+            });
+        }
+        let b = self.zone_bounds;
+        let bounds = [b.dma_end_bytes, b.dma32_end_bytes, b.movable_start_bytes];
+        let mut prev = 0;
+        for bytes in bounds.into_iter().flatten() {
+            if bytes < prev || bytes % ps != 0 {
+                return Err(ConfigError::ZoneBounds { bytes });
+            }
+            prev = bytes;
+        }
+        if MAX_ZONE_PAGES >> self.max_order().get() == 0 {
+            return Err(ConfigError::NrOrders {
+                nr_orders: self.nr_orders,
+                max: MAX_NR_ORDERS as u8,
+            });
+        }
+        Ok(())
+    }
+
+    /// The largest order (Linux `MAX_PAGE_ORDER`).
+    pub fn max_order(&self) -> Order {
+        Order::new(self.nr_orders.saturating_sub(1)).unwrap_or(Order::LIMIT)
+    }
+
+    /// The pageblock order as an [`Order`].
+    pub fn pageblock(&self) -> Order {
+        Order::new(self.pageblock_order).unwrap_or(Order::LIMIT)
+    }
+
+    /// Pages per pageblock.
+    pub fn pageblock_nr_pages(&self) -> u64 {
+        1 << self.pageblock_order
+    }
+
+    /// `log2(page size)`.
+    pub fn page_shift(&self) -> u32 {
+        self.page_size_bytes.trailing_zeros()
+    }
+
+    /// Pages in `kbytes` KiB (rounded down).
+    pub(crate) fn kbytes_to_pages(&self, kbytes: u64) -> u64 {
+        kbytes.saturating_mul(KIB) / self.page_size_bytes
+    }
+
+    /// KiB in `pages` pages.
+    pub(crate) fn pages_to_kbytes(&self, pages: u64) -> u64 {
+        pages.saturating_mul(self.page_size_bytes) / KIB
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_linux_like() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.max_order().get(), 10);
+        assert_eq!(c.pageblock_nr_pages(), 512);
+        assert_eq!(c.page_shift(), 12);
+    }
+
+    #[test]
+    fn bad_geometry_is_refused() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(
+            bad(|c| c.page_size_bytes = 5000),
+            ConfigError::PageSize { bytes: 5000 }
+        );
+        assert_eq!(
+            bad(|c| c.page_size_bytes = 2048),
+            ConfigError::PageSize { bytes: 2048 }
+        );
+        assert_eq!(
+            bad(|c| c.pageblock_order = 11),
+            ConfigError::PageblockOrder {
+                pageblock_order: 11,
+                max_order: 10
+            }
+        );
+        assert_eq!(
+            bad(|c| c.nr_orders = 0),
+            ConfigError::NrOrders {
+                nr_orders: 0,
+                max: 16
+            }
+        );
+        assert_eq!(
+            bad(|c| c.nr_orders = 17),
+            ConfigError::NrOrders {
+                nr_orders: 17,
+                max: 16
+            }
+        );
+        assert_eq!(
+            bad(|c| c.watermark_scale_factor = 0),
+            ConfigError::WatermarkScaleFactor { value: 0 }
+        );
+        assert_eq!(
+            bad(|c| c.zone_bounds.dma_end_bytes = Some(8 << 30)),
+            ConfigError::ZoneBounds { bytes: 4 << 30 }
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Intrusive doubly-linked lists threaded through the page records.
+//!
+//! A list stores zone-relative page indices; the links live in the head
+//! pages' [`PageMeta`] records, so a list costs twelve bytes however long it
+//! is. Insert at either end and unlink from anywhere are O(1): unlinking is
+//! what buddy merging does to a buddy found by address, and tail insertion is
+//! how reported pages (seed 002) and "likely to merge soon" blocks are kept
+//! for last.
+
+use crate::page::{PageMeta, NIL};
+
+/// Where a block goes on its list.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Placement {
+    /// Taken first by the next allocation.
+    Head,
+    /// Taken last: reported pages, blocks whose buddy is likely to free soon.
+    Tail,
+}
+
+/// The head of one list.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ListHead {
+    first: u32,
+    last: u32,
+    len: u64,
+}
+
+impl Default for ListHead {
+    fn default() -> Self {
+        ListHead::EMPTY
+    }
+}
+
+impl ListHead {
+    /// A list with nothing on it.
+    pub const EMPTY: ListHead = ListHead {
+        first: NIL,
+        last: NIL,
+        len: 0,
+    };
+
+    /// Number of entries.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first entry, if any.
+    pub fn first(&self) -> Option<u32> {
+        (self.first != NIL).then_some(self.first)
+    }
+
+    /// The last entry, if any.
+    pub fn last(&self) -> Option<u32> {
+        (self.last != NIL).then_some(self.last)
+    }
+
+    /// Links `idx` in at `placement`. The record must not be on any list.
+    #[inline]
+    pub(crate) fn insert(&mut self, pages: &mut [PageMeta], idx: u32, placement: Placement) {
+        match placement {
+            Placement::Head => {
+                pages[idx as usize].set_prev(NIL);
+                pages[idx as usize].set_next(self.first);
+                if self.first == NIL {
+                    self.last = idx;
+                } else {
+                    pages[self.first as usize].set_prev(idx);
+                }
+                self.first = idx;
+            }
+            Placement::Tail => {
+                pages[idx as usize].set_next(NIL);
+                pages[idx as usize].set_prev(self.last);
+                if self.last == NIL {
+                    self.first = idx;
+                } else {
+                    pages[self.last as usize].set_next(idx);
+                }
+                self.last = idx;
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Unlinks `idx`, which must be on this list.
+    #[inline]
+    pub(crate) fn remove(&mut self, pages: &mut [PageMeta], idx: u32) {
+        let meta = pages[idx as usize];
+        let (prev, next) = (meta.prev(), meta.next());
+        if prev == NIL {
+            self.first = next;
+        } else {
+            pages[prev as usize].set_next(next);
+        }
+        if next == NIL {
+            self.last = prev;
+        } else {
+            pages[next as usize].set_prev(prev);
+        }
+        self.len -= 1;
+    }
+
+    /// Iterates the entries from first to last. The walk is bounded by the
+    /// list's length, so a corrupted (cyclic) list cannot loop forever.
+    pub fn iter<'a>(&self, pages: &'a [PageMeta]) -> ListIter<'a> {
+        ListIter {
+            pages,
+            cur: self.first,
+            left: self.len,
+        }
+    }
+}
+
+/// Iterator over a list's indices.
+pub struct ListIter<'a> {
+    pages: &'a [PageMeta],
+    cur: u32,
+    left: u64,
+}
+
+impl Iterator for ListIter<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        if self.cur == NIL || self.left == 0 {
+            return None;
+        }
+        let idx = self.cur;
+        self.cur = self.pages.get(idx as usize).map_or(NIL, |m| m.next());
+        self.left -= 1;
+        Some(idx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page::PageState;
+    use crate::units::Order;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn pages(n: usize) -> Vec<PageMeta> {
+        vec![PageMeta::head(PageState::FreeHead, Order::ZERO); n]
+    }
+
+    #[test]
+    fn head_tail_and_unlink() {
+        let mut p = pages(8);
+        let mut l = ListHead::EMPTY;
+        l.insert(&mut p, 1, Placement::Head);
+        l.insert(&mut p, 2, Placement::Tail);
+        l.insert(&mut p, 3, Placement::Head);
+        assert_eq!(l.iter(&p).collect::<Vec<_>>(), [3, 1, 2]);
+        l.remove(&mut p, 1);
+        assert_eq!(l.iter(&p).collect::<Vec<_>>(), [3, 2]);
+        l.remove(&mut p, 3);
+        assert_eq!((l.first(), l.last(), l.len()), (Some(2), Some(2), 1));
+        l.remove(&mut p, 2);
+        assert!(l.is_empty());
+        assert_eq!((l.first(), l.last()), (None, None));
+    }
+}

@@ -1,0 +1,297 @@
+//! `check_invariants`: a full walk proving the invariants of docs/DESIGN.md.
+//!
+//! It is O(pages) and meant for tests (after every step of the randomized
+//! ones) and for debugging, not for production paths.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+
+use crate::allocator::Allocator;
+use crate::error::InvariantViolation;
+use crate::page::PageState;
+use crate::units::{MigrateType, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
+use crate::zone::Zone;
+
+fn violation(invariant: u8, zone: &Zone, detail: String) -> InvariantViolation {
+    InvariantViolation {
+        invariant,
+        detail: format!("node {} zone {}: {detail}", zone.node.0, zone.zone_type),
+    }
+}
+
+impl Allocator {
+    /// Walks every page, list and counter and checks the invariants of
+    /// docs/DESIGN.md:
+    ///
+    /// 1. every present page is in exactly one block (free, per-CPU,
+    ///    allocated or offline) and holes are in none;
+    /// 2. a free block of order o starts at a multiple of 2^o, lies inside
+    ///    one zone and crosses no hole;
+    /// 3. no two free buddies that could merge are both left free;
+    /// 4. every counter equals what the walk finds;
+    /// 5. a free block is on the list of its pageblocks' migratetype.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        for zone in &self.zones {
+            check_zone(zone)?;
+        }
+        let allocated = self.nr_allocated_pages();
+        let outstanding = self.stats.pgalloc.wrapping_sub(self.stats.pgfree);
+        if outstanding != allocated {
+            return Err(InvariantViolation {
+                invariant: 4,
+                detail: format!(
+                    "{allocated} pages in allocated blocks, counters say {outstanding}"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
+    let geo = zone.geo;
+    // Pass 1: the linear walk (invariants 1, 2, 3, and counts for 4).
+    let mut heads_free = [[0u64; NR_MIGRATE_TYPES]; MAX_NR_ORDERS];
+    let mut allocated = 0u64;
+    let mut covered = 0u64;
+    let mut pfn = zone.start;
+    while pfn < zone.end {
+        let meta = zone.meta(pfn);
+        if meta.state() == PageState::Tail {
+            if zone.is_present(pfn) {
+                return Err(violation(
+                    1,
+                    zone,
+                    format!("present page {pfn} is in no block"),
+                ));
+            }
+            pfn.0 += 1;
+            continue;
+        }
+        let order = meta.order();
+        if order > geo.max_order {
+            return Err(violation(
+                2,
+                zone,
+                format!("block {pfn} has {order} above the largest"),
+            ));
+        }
+        if !pfn.is_aligned(order) {
+            return Err(violation(
+                2,
+                zone,
+                format!("block {pfn} is not aligned to {order}"),
+            ));
+        }
+        if !zone.block_is_present(pfn, order) {
+            return Err(violation(
+                2,
+                zone,
+                format!("block {pfn} of {order} crosses a hole or the zone's end"),
+            ));
+        }
+        let nr = order.nr_pages().0;
+        for k in 1..nr {
+            let tail = Pfn(pfn.0 + k);
+            if zone.meta(tail).state() != PageState::Tail {
+                return Err(violation(
+                    1,
+                    zone,
+                    format!("page {tail} heads a block inside block {pfn} of {order}"),
+                ));
+            }
+        }
+        covered += nr;
+        match meta.state() {
+            PageState::FreeHead => {
+                let mt = zone.block_migratetype(pfn);
+                let pb = geo.pageblock_nr_pages();
+                for k in 0..(nr / pb).max(1) {
+                    let other = zone.block_migratetype(Pfn(pfn.0 + k * pb));
+                    if other != mt {
+                        return Err(violation(
+                            5,
+                            zone,
+                            format!(
+                                "free block {pfn} of {order} spans pageblocks of {mt} and {other}"
+                            ),
+                        ));
+                    }
+                }
+                heads_free[order.idx()][mt.idx()] += 1;
+                check_no_mergeable_buddy(zone, pfn, order, mt)?;
+            }
+            PageState::AllocHead => allocated += nr,
+            PageState::PcpHead | PageState::OfflineHead | PageState::Tail => {}
+        }
+        pfn.0 += nr;
+    }
+    if covered != zone.nr_present {
+        return Err(violation(
+            1,
+            zone,
+            format!("{covered} pages in blocks, {} present", zone.nr_present),
+        ));
+    }
+    if allocated != zone.nr_allocated {
+        return Err(violation(
+            4,
+            zone,
+            format!(
+                "{allocated} pages allocated, counter says {}",
+                zone.nr_allocated
+            ),
+        ));
+    }
+
+    // Pass 2: the lists (invariants 4 and 5).
+    let mut on_list = vec![false; zone.pages.len()];
+    let (mut free_pages, mut cma, mut highatomic) = (0u64, 0u64, 0u64);
+    for order in geo.orders() {
+        let area = &zone.areas[order.idx()];
+        let mut blocks = 0;
+        for mt in MigrateType::ALL {
+            let list = &area.lists[mt.idx()];
+            let mut n = 0u64;
+            let mut prev = None;
+            for idx in list.iter(&zone.pages) {
+                let pfn = zone.pfn(idx);
+                let meta = zone.pages[idx as usize];
+                if !meta.is_free_of_order(order) {
+                    return Err(violation(
+                        4,
+                        zone,
+                        format!("{pfn} on the {mt} list of {order} is {meta:?}"),
+                    ));
+                }
+                if zone.block_migratetype(pfn) != mt {
+                    return Err(violation(
+                        5,
+                        zone,
+                        format!(
+                            "{pfn} on the {mt} list of {order} is in a {} pageblock",
+                            zone.block_migratetype(pfn)
+                        ),
+                    ));
+                }
+                if core::mem::replace(&mut on_list[idx as usize], true) {
+                    return Err(violation(1, zone, format!("{pfn} is on a free list twice")));
+                }
+                let expected_prev = prev.unwrap_or(crate::page::NIL);
+                if meta.prev() != expected_prev {
+                    return Err(violation(4, zone, format!("{pfn} has a broken back link")));
+                }
+                prev = Some(idx);
+                n += 1;
+            }
+            if n != list.len() || list.last() != prev {
+                return Err(violation(
+                    4,
+                    zone,
+                    format!("the {mt} list of {order} holds {n}, says {}", list.len()),
+                ));
+            }
+            if n != heads_free[order.idx()][mt.idx()] {
+                return Err(violation(
+                    5,
+                    zone,
+                    format!(
+                        "{} free heads of {order} in {mt} pageblocks, {n} on that list",
+                        heads_free[order.idx()][mt.idx()]
+                    ),
+                ));
+            }
+            let has_bit = zone.nonempty[mt.idx()] & (1 << order.get()) != 0;
+            if has_bit != (n > 0) {
+                return Err(violation(
+                    4,
+                    zone,
+                    format!("non-empty bit of the {mt} list of {order} is wrong"),
+                ));
+            }
+            let pages = n << order.get();
+            match mt {
+                MigrateType::Isolate => {}
+                MigrateType::Cma => {
+                    cma += pages;
+                    free_pages += pages
+                }
+                MigrateType::HighAtomic => {
+                    highatomic += pages;
+                    free_pages += pages
+                }
+                _ => free_pages += pages,
+            }
+            blocks += n;
+        }
+        if blocks != area.nr_free {
+            return Err(violation(
+                4,
+                zone,
+                format!(
+                    "{order} has {blocks} free blocks, nr_free says {}",
+                    area.nr_free
+                ),
+            ));
+        }
+    }
+    let counters = [
+        ("nr_free_pages", free_pages, zone.nr_free_pages),
+        ("nr_free_cma", cma, zone.nr_free_cma),
+        ("nr_free_highatomic", highatomic, zone.nr_free_highatomic),
+    ];
+    for (name, walked, counter) in counters {
+        if walked != counter {
+            return Err(violation(
+                4,
+                zone,
+                format!("{name} is {counter}, the lists hold {walked}"),
+            ));
+        }
+    }
+    let reserved_blocks = zone
+        .pageblock_starts()
+        .filter(|&p| zone.block_migratetype(p) == MigrateType::HighAtomic)
+        .count() as u64;
+    if reserved_blocks * geo.pageblock_nr_pages() != zone.nr_reserved_highatomic {
+        return Err(violation(
+            4,
+            zone,
+            format!(
+                "{reserved_blocks} high-atomic pageblocks, nr_reserved_highatomic is {}",
+                zone.nr_reserved_highatomic
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Invariant 3: the free block `pfn`/`order` of type `mt` has no free buddy
+/// it could merge with.
+fn check_no_mergeable_buddy(
+    zone: &Zone,
+    pfn: Pfn,
+    order: crate::units::Order,
+    mt: MigrateType,
+) -> Result<(), InvariantViolation> {
+    if order >= zone.geo.max_order {
+        return Ok(());
+    }
+    let buddy = pfn.buddy(order);
+    if !zone.spans(buddy) || !zone.meta(buddy).is_free_of_order(order) {
+        return Ok(());
+    }
+    let buddy_mt = zone.block_migratetype(buddy);
+    let may_merge = order < zone.geo.pageblock
+        || buddy_mt == mt
+        || (mt.is_mergeable() && buddy_mt.is_mergeable());
+    if may_merge {
+        return Err(violation(
+            3,
+            zone,
+            format!("free buddies {pfn} and {buddy} of {order} were not merged"),
+        ));
+    }
+    Ok(())
+}

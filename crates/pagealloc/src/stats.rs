@@ -1,0 +1,61 @@
+//! Event counters, after `/proc/vmstat`.
+
+use crate::fallback::FallbackEvent;
+use crate::units::{Order, MAX_NR_ORDERS};
+
+/// Counters of what the allocator did since it was built.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct VmStats {
+    /// Successful allocations per order.
+    pub alloc_calls: [u64; MAX_NR_ORDERS],
+    /// Pages allocated (`pgalloc_*` summed).
+    pub pgalloc: u64,
+    /// Frees per order.
+    pub free_calls: [u64; MAX_NR_ORDERS],
+    /// Pages freed (`pgfree`).
+    pub pgfree: u64,
+    /// Failed allocations per order.
+    pub alloc_fail: [u64; MAX_NR_ORDERS],
+    /// Allocations served from another migratetype's lists (Linux's
+    /// `mm_page_alloc_extfrag` events).
+    pub extfrag_events: u64,
+    /// Of those, the ones that split a block smaller than a pageblock and so
+    /// mixed types inside a pageblock (`fragmenting=1`).
+    pub extfrag_fragmenting: u64,
+    /// Fallbacks that claimed the pageblock for the requested type
+    /// (`change_ownership=1`).
+    pub pageblock_claims: u64,
+    /// Pageblocks reserved for high-order atomic allocations.
+    pub highatomic_reserved: u64,
+    /// Reserved pageblocks given back.
+    pub highatomic_unreserved: u64,
+    /// Allocated blocks split into order-0 pages by `split_page`.
+    pub split_pages: u64,
+}
+
+impl VmStats {
+    pub(crate) fn count_alloc(&mut self, order: Order) {
+        self.alloc_calls[order.idx()] += 1;
+        self.pgalloc += order.nr_pages().0;
+    }
+
+    pub(crate) fn count_free(&mut self, order: Order) {
+        self.free_calls[order.idx()] += 1;
+        self.pgfree += order.nr_pages().0;
+    }
+
+    pub(crate) fn count_fallback(&mut self, event: &FallbackEvent, pageblock: Order) {
+        self.extfrag_events += 1;
+        if event.fragmenting(pageblock) {
+            self.extfrag_fragmenting += 1;
+        }
+        if event.change_ownership {
+            self.pageblock_claims += 1;
+        }
+    }
+
+    /// Failed allocations, all orders.
+    pub fn total_alloc_fail(&self) -> u64 {
+        self.alloc_fail.iter().sum()
+    }
+}

@@ -1,0 +1,179 @@
+//! Watermarks and lowmem reserves: when a zone is too low to serve a request.
+//!
+//! Formulas follow mm/page_alloc.c (Linux 6.x): `__setup_per_zone_wmarks`,
+//! `setup_per_zone_lowmem_reserve`, `__zone_watermark_ok`, and
+//! `calculate_min_free_kbytes` / khugepaged's recommended value.
+
+use crate::config::{Config, MinFree};
+use crate::units::{MigrateType, Order, ZoneType, NR_PCP_TYPES, NR_ZONE_TYPES};
+use crate::zone::Zone;
+
+/// A zone's watermarks in pages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Watermarks {
+    /// Below this only reserve users allocate.
+    pub min: u64,
+    /// Below this kswapd would wake; the fast path needs it.
+    pub low: u64,
+    /// kswapd reclaims until this is met.
+    pub high: u64,
+    /// Memory-tiering promotion mark (reported, not used for allocation).
+    pub promo: u64,
+}
+
+bitflags::bitflags! {
+    /// How an allocation attempt may use a zone (Linux `ALLOC_*`, from
+    /// mm/internal.h), derived from the caller's [`crate::AllocFlags`].
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub(crate) struct AllocMode: u16 {
+        /// Check against the min watermark (default: low).
+        const WMARK_MIN = 1 << 0;
+        /// Skip watermark checks.
+        const NO_WATERMARKS = 1 << 1;
+        /// `__GFP_HIGH`: half the min reserve.
+        const MIN_RESERVE = 1 << 2;
+        /// Cannot block: a further quarter of the min reserve.
+        const NON_BLOCK = 1 << 3;
+        /// May use, and reserve, high-atomic pageblocks.
+        const HIGHATOMIC = 1 << 4;
+        /// May use CMA pageblocks.
+        const CMA = 1 << 5;
+        /// Do not fragment: only claim whole pageblocks of other types.
+        const NOFRAGMENT = 1 << 6;
+        /// Never fall back to another migratetype.
+        const NO_FALLBACK = 1 << 7;
+    }
+}
+
+impl AllocMode {
+    /// Linux `ALLOC_RESERVES`: any right to the reserves below min.
+    const RESERVES: AllocMode = AllocMode::NON_BLOCK
+        .union(AllocMode::MIN_RESERVE)
+        .union(AllocMode::HIGHATOMIC);
+}
+
+impl Zone {
+    /// Free pages the request cannot count on (Linux
+    /// `__zone_watermark_unusable_free`).
+    fn unusable_free(&self, order: Order, mode: AllocMode) -> u64 {
+        let mut unusable = order.nr_pages().0 - 1;
+        if !mode.intersects(AllocMode::RESERVES) {
+            unusable += self.nr_free_highatomic;
+        }
+        if !mode.contains(AllocMode::CMA) {
+            unusable += self.nr_free_cma;
+        }
+        unusable
+    }
+
+    /// Whether `order` may be taken from this zone by a request whose
+    /// highest allowed zone is `highest` (Linux `__zone_watermark_ok`).
+    /// `extra_free` counts pages the caller knows are free elsewhere (the
+    /// per-CPU lists).
+    pub(crate) fn watermark_ok(&self, order: Order, highest: ZoneType, mode: AllocMode) -> bool {
+        if mode.contains(AllocMode::NO_WATERMARKS) {
+            return true;
+        }
+        let mut min = if mode.contains(AllocMode::WMARK_MIN) {
+            self.watermarks.min
+        } else {
+            self.watermarks.low
+        } as i64;
+        let free = self.nr_free_pages as i64 - self.unusable_free(order, mode) as i64;
+        if mode.intersects(AllocMode::RESERVES) && mode.contains(AllocMode::MIN_RESERVE) {
+            // __GFP_HIGH gets half of the min reserve; a non-blocking
+            // request (GFP_ATOMIC) a further quarter of what is left.
+            min -= min / 2;
+            if mode.contains(AllocMode::NON_BLOCK) {
+                min -= min / 4;
+            }
+        }
+        if free <= min + self.lowmem_reserve[highest.idx()] as i64 {
+            return false;
+        }
+        if order == Order::ZERO {
+            return true;
+        }
+        // A high-order request also needs one suitable free block.
+        let suitable = |mt: MigrateType| self.nonempty[mt.idx()] >> order.get() != 0;
+        MigrateType::ALL[..NR_PCP_TYPES]
+            .iter()
+            .any(|&mt| suitable(mt))
+            || (mode.contains(AllocMode::CMA) && suitable(MigrateType::Cma))
+            || (mode.contains(AllocMode::HIGHATOMIC) && suitable(MigrateType::HighAtomic))
+    }
+}
+
+/// `min_free_kbytes` for a machine whose low zones manage `lowmem_pages`
+/// pages over `nr_lowmem_zones` populated zones up to Normal.
+pub(crate) fn min_free_kbytes(config: &Config, lowmem_pages: u64, nr_lowmem_zones: u64) -> u64 {
+    // calculate_min_free_kbytes: int_sqrt(lowmem_kbytes * 16), clamped.
+    const MIN_KB: u64 = 128;
+    const MAX_KB: u64 = 262_144;
+    let lowmem_kbytes = config.pages_to_kbytes(lowmem_pages);
+    let sqrt = (lowmem_kbytes.saturating_mul(16))
+        .isqrt()
+        .clamp(MIN_KB, MAX_KB);
+    match config.min_free {
+        MinFree::Kbytes(kb) => kb,
+        MinFree::Sqrt => sqrt,
+        MinFree::ThpRecommended => {
+            // set_recommended_min_free_kbytes: two free pageblocks per zone,
+            // plus one per pair of the three mobility types, at most 5% of
+            // lowmem.
+            let pb = config.pageblock_nr_pages();
+            let pcp = NR_PCP_TYPES as u64;
+            let pages = (pb * nr_lowmem_zones * 2 + pb * nr_lowmem_zones * pcp * pcp)
+                .min(lowmem_pages / 20);
+            sqrt.max(config.pages_to_kbytes(pages))
+        }
+    }
+}
+
+/// Sets every zone's watermarks and lowmem reserves.
+pub(crate) fn setup_zone_watermarks(zones: &mut [Zone], config: &Config) {
+    let is_lowmem = |z: &Zone| z.zone_type <= ZoneType::Normal;
+    let lowmem_pages: u64 = zones
+        .iter()
+        .filter(|z| is_lowmem(z))
+        .map(|z| z.nr_present)
+        .sum();
+    let nr_lowmem_zones = zones.iter().filter(|z| is_lowmem(z)).count() as u64;
+    let pages_min = config.kbytes_to_pages(min_free_kbytes(config, lowmem_pages, nr_lowmem_zones));
+    // Linux sizes watermarks against all managed pages except highmem; the
+    // Movable zone counts (it is not highmem on 64-bit).
+    let total: u64 = zones.iter().map(|z| z.nr_present).sum();
+    for zone in zones.iter_mut() {
+        let managed = zone.nr_present;
+        let min = (pages_min as u128 * managed as u128 / total.max(1) as u128) as u64;
+        let gap = (min / 4).max(managed * config.watermark_scale_factor as u64 / 10_000);
+        zone.watermarks = Watermarks {
+            min,
+            low: min + gap,
+            high: min + 2 * gap,
+            promo: min + 3 * gap,
+        };
+    }
+    setup_lowmem_reserve(zones, config);
+}
+
+/// Linux `setup_per_zone_lowmem_reserve`: zone `i` keeps
+/// `managed(i+1..=j) / ratio[i]` pages from requests whose highest zone is
+/// `j`, per node.
+fn setup_lowmem_reserve(zones: &mut [Zone], config: &Config) {
+    for i in 0..zones.len() {
+        let (node, ty) = (zones[i].node, zones[i].zone_type);
+        let mut reserve = [0u64; NR_ZONE_TYPES];
+        let ratio = config.lowmem_reserve_ratio[ty.idx()] as u64;
+        let mut upper = 0;
+        for (j, slot) in reserve.iter_mut().enumerate().skip(ty.idx() + 1) {
+            upper += zones
+                .iter()
+                .filter(|z| z.node == node && z.zone_type.idx() == j)
+                .map(|z| z.nr_present)
+                .sum::<u64>();
+            *slot = upper.checked_div(ratio).unwrap_or(0);
+        }
+        zones[i].lowmem_reserve = reserve;
+    }
+}
