@@ -81,4 +81,4 @@ pub use report::{BuddyInfo, FragIndex, FragIndexKind, PageTypeInfo, ZoneInfo};
 pub use stats::VmStats;
 pub use units::{AllocFlags, MigrateType, NodeId, Order, PageCount, Pfn, ZoneType};
 pub use watermark::Watermarks;
-pub use zone::Zone;
+pub use zone::{BlockInfo, Zone};

@@ -55,6 +55,19 @@ pub(crate) struct FreeArea {
     pub nr_free: u64,
 }
 
+/// One block as [`Zone::blocks`] reports it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BlockInfo {
+    /// First frame.
+    pub pfn: Pfn,
+    /// Order.
+    pub order: Order,
+    /// Free, allocated, per-CPU or offline.
+    pub state: PageState,
+    /// For an allocated block, the migratetype it was allocated as.
+    pub alloc_migratetype: Option<MigrateType>,
+}
+
 /// One zone of one node.
 #[derive(Clone, Debug)]
 pub struct Zone {
@@ -337,6 +350,31 @@ impl Zone {
         }
     }
 
+    /// Every block of the zone (free, allocated, per-CPU or offline), in
+    /// address order: what a census of pageblocks walks.
+    pub fn blocks(&self) -> impl Iterator<Item = BlockInfo> + '_ {
+        let mut pfn = self.start;
+        core::iter::from_fn(move || {
+            while pfn < self.end {
+                let meta = self.meta(pfn);
+                if meta.state() == PageState::Tail {
+                    pfn.0 += 1;
+                    continue;
+                }
+                let info = BlockInfo {
+                    pfn,
+                    order: meta.order(),
+                    state: meta.state(),
+                    alloc_migratetype: (meta.state() == PageState::AllocHead)
+                        .then(|| meta.alloc_migratetype()),
+                };
+                pfn.0 += meta.order().nr_pages().0;
+                return Some(info);
+            }
+            None
+        })
+    }
+
     /// Counts free and movable pages in a pageblock (Linux
     /// `prep_move_freepages_block`), for the claim heuristic.
     pub(crate) fn pageblock_usage(&self, start: Pfn, end: Pfn) -> (u64, u64) {
@@ -382,5 +420,29 @@ impl Zone {
         }
         self.set_block_migratetype(start, to);
         moved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{AllocFlags, Allocator, Config, MemoryMap, Order, PageCount, PageState, Pfn};
+
+    #[test]
+    fn blocks_walk_covers_every_present_page() {
+        let map = MemoryMap::contiguous(Pfn(0x1000), PageCount(3000)).unwrap();
+        let mut a = Allocator::new(map, Config::default()).unwrap();
+        let p = a.alloc(Order::new(2).unwrap(), AllocFlags::KERNEL).unwrap();
+        let zone = &a.zones()[0];
+        let total: u64 = zone.blocks().map(|b| b.order.nr_pages().0).sum();
+        assert_eq!(total, 3000);
+        let mine = zone.blocks().find(|b| b.pfn == p).unwrap();
+        assert_eq!(mine.state, PageState::AllocHead);
+        assert_eq!(mine.alloc_migratetype, Some(crate::MigrateType::Unmovable));
+        assert_eq!(
+            zone.blocks()
+                .filter(|b| b.state == PageState::AllocHead)
+                .count(),
+            1
+        );
     }
 }
