@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         range(0x100, 0xc0000),
         range(0x100000, 0x140000),
     ])?;
-    let mut a = Allocator::new(map, Config::default())?;
+    let a: Allocator = Allocator::new(map, Config::default())?;
     let mut held = Vec::new();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for i in 0..200_000u32 {

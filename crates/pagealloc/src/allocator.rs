@@ -1,55 +1,164 @@
-//! The allocator: zones of all nodes, zonelists, and the allocation and free
-//! entry points (Linux `__alloc_pages` / `__free_pages`).
+//! The allocator: zones of all nodes, per-CPU lists, zonelists, and the
+//! allocation and free entry points (Linux `__alloc_pages` /
+//! `free_frozen_pages`).
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+
+use lock_api::{Mutex, RawMutex};
 
 use crate::buddy::FreePlacement;
-use crate::config::{CmaSupport, Config};
+use crate::config::{CmaSupport, Config, PcpMode};
 use crate::error::{AllocError, BlockError, ConfigError};
-use crate::fallback::FallbackEvent;
 use crate::layout::{zone_spans, MemoryMap};
 use crate::page::{PageMeta, PageState};
+use crate::pcp::{pcp_index, pcp_migratetype, Pcp};
 use crate::stats::VmStats;
-use crate::units::{AllocFlags, MigrateType, NodeId, Order, Pfn, ZoneType, NR_ZONE_TYPES};
+use crate::units::{
+    AllocFlags, CpuId, MigrateType, NodeId, Order, Pfn, ZoneType, MAX_NR_ORDERS, NR_ZONE_TYPES,
+};
 use crate::watermark::{setup_zone_watermarks, AllocMode};
 use crate::zone::Zone;
 
+/// The lock used when none is named: a spinlock that works without `std`.
+/// A kernel names its own (anything implementing `lock_api::RawMutex`).
+pub type DefaultLock = spin::Mutex<()>;
+
 /// A physical page allocator over one machine's memory map.
 ///
-/// All state lives in this value: zones, free lists, counters and tunables.
-/// Every method that changes state validates its arguments first, so a
-/// failed call changes nothing.
-#[derive(Clone, Debug)]
-pub struct Allocator {
+/// All state lives in this value: zones, per-CPU lists, counters and
+/// tunables. It is `Send + Sync`: each zone's free lists sit behind their own
+/// lock `R`, each CPU's lists behind theirs. Every method that changes state
+/// validates its arguments first, so a failed call changes nothing.
+pub struct Allocator<R: RawMutex = DefaultLock> {
     pub(crate) config: Config,
     pub(crate) map: MemoryMap,
     /// Populated zones, sorted by start frame.
-    pub(crate) zones: Vec<Zone>,
-    /// Per node, zone indices in fallback order: the node's own zones from
-    /// the highest down, then the nearest other node's, and so on.
+    pub(crate) zones: Vec<Zone<R>>,
+    /// Per-CPU lists, `[cpu][zone]`.
+    pub(crate) pcps: Vec<Box<[Mutex<R, Pcp>]>>,
+    /// Per node, zone indices in fallback order.
     zonelists: Vec<NodeZonelists>,
-    pub(crate) stats: VmStats,
+    /// Each CPU's home node.
+    cpu_nodes: Vec<NodeId>,
+    /// Failed allocations per order (counted outside any lock).
+    failures: [AtomicU64; MAX_NR_ORDERS],
+    /// `split_page` calls.
+    split_pages: AtomicU64,
+    /// The next CPU slot [`Allocator::this_cpu`] hands to a new thread.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    next_slot: AtomicU16,
 }
 
-impl Allocator {
+impl<R: RawMutex> Clone for Allocator<R> {
+    /// A snapshot: every lock is taken (per-CPU lists, then zones) and the
+    /// whole state copied, so what-if probes can run on the copy.
+    fn clone(&self) -> Allocator<R> {
+        let pcps: Vec<Vec<_>> = self
+            .pcps
+            .iter()
+            .map(|c| c.iter().map(|p| p.lock()).collect())
+            .collect();
+        let zones = self
+            .zones
+            .iter()
+            .map(|z| {
+                let free = z.free.lock();
+                Zone {
+                    core: z.core.clone(),
+                    free: Mutex::new(free.clone()),
+                }
+            })
+            .collect();
+        let pcp_copy = pcps
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .map(|p| Mutex::new((**p).clone()))
+                    .collect::<Box<[_]>>()
+            })
+            .collect();
+        drop(pcps);
+        Allocator {
+            config: self.config.clone(),
+            map: self.map.clone(),
+            zones,
+            pcps: pcp_copy,
+            zonelists: self.zonelists.clone(),
+            cpu_nodes: self.cpu_nodes.clone(),
+            failures: self
+                .failures
+                .each_ref()
+                .map(|f| AtomicU64::new(f.load(Ordering::Relaxed))),
+            split_pages: AtomicU64::new(self.split_pages.load(Ordering::Relaxed)),
+            next_slot: AtomicU16::new(0),
+        }
+    }
+}
+
+impl<R: RawMutex> core::fmt::Debug for Allocator<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Allocator")
+            .field("config", &self.config)
+            .field("zones", &self.zones)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: RawMutex> Allocator<R> {
     /// Builds the allocator with every usable page free.
-    pub fn new(map: MemoryMap, config: Config) -> Result<Allocator, ConfigError> {
+    pub fn new(map: MemoryMap, config: Config) -> Result<Allocator<R>, ConfigError> {
         config.validate()?;
         let spans = zone_spans(&map, &config)?;
-        let mut zones: Vec<Zone> = spans.iter().map(|s| Zone::new(s, &config)).collect();
+        let mut zones: Vec<Zone<R>> = spans.iter().map(|s| Zone::new(s, &config)).collect();
         for zone in zones.iter_mut() {
-            for (start, end) in zone.present.clone() {
-                zone.populate(start, end);
+            let present = zone.core.present.clone();
+            let mut guard = zone.lock();
+            let mut ops = guard.ops();
+            for (start, end) in present {
+                ops.populate(start, end);
             }
         }
         setup_zone_watermarks(&mut zones, &config);
         let zonelists = build_zonelists(&zones);
+        let nodes: Vec<NodeId> = zonelists.iter().map(|z| z.node).collect();
+        let nr_cpus = config.nr_cpus as usize;
+        // CPUs spread evenly over the nodes, in order.
+        let cpu_nodes = (0..nr_cpus)
+            .map(|c| nodes[c * nodes.len() / nr_cpus])
+            .collect::<Vec<_>>();
+        let pcps = cpu_nodes
+            .iter()
+            .map(|&home| {
+                let cpus_here = cpu_nodes.iter().filter(|&&n| n == home).count() as u64;
+                zones
+                    .iter()
+                    .map(|z| {
+                        // Linux splits high over the CPUs local to the zone's
+                        // node (all CPUs for a CPU-less node).
+                        let local = cpu_nodes.iter().filter(|&&n| n == z.core.node).count() as u64;
+                        let split = if local == 0 { cpus_here.max(1) } else { local };
+                        Mutex::new(Pcp::new(
+                            z.core.nr_present,
+                            z.core.watermarks.low,
+                            split,
+                            &config,
+                        ))
+                    })
+                    .collect::<Box<[_]>>()
+            })
+            .collect();
         Ok(Allocator {
             config,
             map,
             zones,
+            pcps,
             zonelists,
-            stats: VmStats::default(),
+            cpu_nodes,
+            failures: Default::default(),
+            split_pages: AtomicU64::new(0),
+            next_slot: AtomicU16::new(0),
         })
     }
 
@@ -64,50 +173,109 @@ impl Allocator {
     }
 
     /// The populated zones, by start frame.
-    pub fn zones(&self) -> &[Zone] {
+    pub fn zones(&self) -> &[Zone<R>] {
         &self.zones
     }
 
-    /// The counters.
-    pub fn stats(&self) -> &VmStats {
-        &self.stats
+    /// The counters, summed over zones and CPUs.
+    pub fn stats(&self) -> VmStats {
+        let mut total = VmStats::default();
+        for zone in &self.zones {
+            total.merge(&zone.free.lock().stats);
+        }
+        for cpu in &self.pcps {
+            for pcp in cpu.iter() {
+                total.merge(&pcp.lock().stats);
+            }
+        }
+        for (slot, failed) in total.alloc_fail.iter_mut().zip(&self.failures) {
+            *slot += failed.load(Ordering::Relaxed);
+        }
+        total.split_pages += self.split_pages.load(Ordering::Relaxed);
+        total
     }
 
-    /// Free pages in all zones (isolated ones excepted).
+    /// Free pages on the buddy lists of all zones (isolated ones excepted).
     pub fn nr_free_pages(&self) -> u64 {
-        self.zones.iter().map(|z| z.nr_free_pages).sum()
+        self.zones.iter().map(|z| z.free.lock().nr_free_pages).sum()
     }
 
-    /// Pages in allocated blocks in all zones.
+    /// Pages sitting on per-CPU lists.
+    pub fn nr_pcp_pages(&self) -> u64 {
+        self.pcps
+            .iter()
+            .flat_map(|c| c.iter())
+            .map(|p| p.lock().count)
+            .sum()
+    }
+
+    /// Pages in allocated blocks: everything present that is neither on a
+    /// free list nor on a per-CPU list.
     pub fn nr_allocated_pages(&self) -> u64 {
-        self.zones.iter().map(|z| z.nr_allocated).sum()
+        let free_anywhere: u64 = self.zones.iter().map(|z| z.free.lock().nr_free_all()).sum();
+        let present: u64 = self.zones.iter().map(|z| z.core.nr_present).sum();
+        present - free_anywhere - self.nr_pcp_pages()
     }
 
     /// The index of the zone spanning `pfn`.
     #[inline]
     pub(crate) fn zone_index(&self, pfn: Pfn) -> Option<usize> {
         // Few zones: a linear scan beats a binary search.
-        self.zones.iter().position(|z| z.spans(pfn))
+        self.zones.iter().position(|z| z.core.spans(pfn))
     }
 
     /// The zone spanning `pfn`.
-    pub fn zone_of(&self, pfn: Pfn) -> Option<&Zone> {
+    pub fn zone_of(&self, pfn: Pfn) -> Option<&Zone<R>> {
         self.zone_index(pfn).map(|i| &self.zones[i])
     }
 
-    /// Allocates a block of `order` on the first node.
-    pub fn alloc(&mut self, order: Order, flags: AllocFlags) -> Result<Pfn, AllocError> {
-        let node = self.zonelists.first().map_or(NodeId(0), |z| z.node);
-        self.alloc_on(node, order, flags)
+    /// The home node of `cpu`.
+    pub(crate) fn cpu_home(&self, cpu: CpuId) -> Option<NodeId> {
+        self.cpu_nodes.get(cpu.0 as usize).copied()
     }
 
-    /// Allocates a block of `order`, preferring `node` (Linux
-    /// `__alloc_pages`): a fast pass at the low watermark, then a slow pass
-    /// at the min watermark with whatever reserves the flags allow, then one
-    /// more after giving back a high-atomic pageblock. There is no reclaim or
-    /// compaction here: a caller that can reclaim does so and retries.
+    fn check_cpu(&self, cpu: CpuId) -> bool {
+        (cpu.0 as usize) < self.pcps.len()
+    }
+
+    /// Allocates a block of `order` on CPU 0 from its node.
+    #[inline]
+    pub fn alloc(&self, order: Order, flags: AllocFlags) -> Result<Pfn, AllocError> {
+        self.alloc_on_cpu(CpuId(0), order, flags)
+    }
+
+    /// Allocates a block of `order` on CPU 0, preferring `node`.
     pub fn alloc_on(
-        &mut self,
+        &self,
+        node: NodeId,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError> {
+        self.alloc_inner(CpuId(0), node, order, flags)
+    }
+
+    /// Allocates a block of `order` through `cpu`'s lists, from its node.
+    #[inline]
+    pub fn alloc_on_cpu(
+        &self,
+        cpu: CpuId,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError> {
+        let Some(&node) = self.cpu_nodes.get(cpu.0 as usize) else {
+            return Err(AllocError::InvalidCpu { cpu: cpu.0 });
+        };
+        self.alloc_inner(cpu, node, order, flags)
+    }
+
+    /// Linux `__alloc_pages`: a fast pass at the low watermark, then a slow
+    /// pass at the min watermark with whatever reserves the flags allow, and
+    /// before failing one more after draining per-CPU lists and giving back
+    /// high-atomic pageblocks. There is no reclaim or compaction here: a
+    /// caller that can reclaim does so and retries.
+    fn alloc_inner(
+        &self,
+        cpu: CpuId,
         node: NodeId,
         order: Order,
         flags: AllocFlags,
@@ -115,6 +283,9 @@ impl Allocator {
         let max = self.config.max_order();
         if order > max {
             return Err(AllocError::InvalidOrder { order, max });
+        }
+        if !self.check_cpu(cpu) {
+            return Err(AllocError::InvalidCpu { cpu: cpu.0 });
         }
         let highest = flags.highest_zone();
         let mt = flags.migratetype();
@@ -134,8 +305,14 @@ impl Allocator {
         if flags.contains(AllocFlags::NO_WATERMARKS) {
             base |= AllocMode::NO_WATERMARKS;
         }
+        let request = Request {
+            cpu,
+            order,
+            mt,
+            highest,
+        };
         let fast = base | self.nofragment(preferred);
-        if let Some(pfn) = self.get_page_from_freelist(zonelist, order, mt, highest, fast) {
+        if let Some(pfn) = self.get_page_from_freelist(zonelist, request, fast) {
             return Ok(pfn);
         }
         let mut slow = base | AllocMode::WMARK_MIN;
@@ -148,17 +325,19 @@ impl Allocator {
                 slow |= AllocMode::HIGHATOMIC;
             }
         }
-        if let Some(pfn) = self.get_page_from_freelist(zonelist, order, mt, highest, slow) {
+        if let Some(pfn) = self.get_page_from_freelist(zonelist, request, slow) {
             return Ok(pfn);
         }
-        // Before failing, Linux gives high-atomic pageblocks back to the
-        // ordinary types (after direct reclaim made no progress).
-        if self.unreserve_highatomic(zonelist, mt) {
-            if let Some(pfn) = self.get_page_from_freelist(zonelist, order, mt, highest, slow) {
+        // "pages are pinned on the per-cpu lists or in high alloc reserves:
+        // shrink them and try again" (after direct reclaim, in Linux).
+        let unreserved = self.unreserve_highatomic(zonelist, mt);
+        let drained = self.drain_zonelist(zonelist);
+        if unreserved || drained {
+            if let Some(pfn) = self.get_page_from_freelist(zonelist, request, slow) {
                 return Ok(pfn);
             }
         }
-        self.stats.alloc_fail[order.idx()] += 1;
+        self.failures[order.idx()].fetch_add(1, Ordering::Relaxed);
         Err(AllocError::NoMemory { order })
     }
 
@@ -193,7 +372,7 @@ impl Allocator {
     /// a DMA32 zone could take the request instead, first try every zone
     /// without splitting another type's pageblock.
     fn nofragment(&self, preferred: usize) -> AllocMode {
-        let zone = &self.zones[preferred];
+        let zone = &self.zones[preferred].core;
         if zone.zone_type != ZoneType::Normal {
             return AllocMode::empty();
         }
@@ -201,7 +380,7 @@ impl Allocator {
         let has_dma32 = self
             .zones
             .iter()
-            .any(|z| z.node == zone.node && z.zone_type == ZoneType::Dma32);
+            .any(|z| z.core.node == zone.node && z.core.zone_type == ZoneType::Dma32);
         if multi_node && !has_dma32 {
             return AllocMode::empty();
         }
@@ -211,35 +390,28 @@ impl Allocator {
     /// One pass over the zonelist (Linux `get_page_from_freelist`), repeated
     /// without `NOFRAGMENT` if that found nothing.
     fn get_page_from_freelist(
-        &mut self,
+        &self,
         zonelist: ZonelistId,
-        order: Order,
-        mt: MigrateType,
-        highest: ZoneType,
+        req: Request,
         mut mode: AllocMode,
     ) -> Option<Pfn> {
         loop {
-            for k in 0..self.zonelist(zonelist).len() {
-                let zi = self.zonelist(zonelist)[k];
-                let zone = &mut self.zones[zi];
-                if !zone.watermark_ok(order, highest, mode) {
+            for &zi in self.zonelist(zonelist) {
+                let zone = &self.zones[zi];
+                if self.config.pcp == PcpMode::Enabled && !zone.core.is_below_high() {
+                    // Linux notes here when a zone drops below its high
+                    // watermark, so per-CPU lists stop hoarding.
+                    let high = (mode - AllocMode::WMARK_MIN) | AllocMode::WMARK_HIGH;
+                    if !zone.core.watermark_ok(req.order, req.highest, high) {
+                        zone.core.set_below_high(true);
+                    }
+                }
+                if !zone.core.watermark_ok(req.order, req.highest, mode) {
                     continue;
                 }
-                let Some((idx, event)) = zone.rmqueue(order, mt, mode) else {
-                    continue;
-                };
-                zone.mark_allocated(idx, order, mt);
-                let pfn = zone.pfn(idx);
-                if mode.contains(AllocMode::HIGHATOMIC)
-                    && zone.reserve_highatomic(pfn, order, self.config.highatomic)
-                {
-                    self.stats.highatomic_reserved += 1;
+                if let Some(pfn) = self.rmqueue(zi, req, mode) {
+                    return Some(pfn);
                 }
-                if let Some(event) = event {
-                    self.stats.count_fallback(&event, self.config.pageblock());
-                }
-                self.stats.count_alloc(order);
-                return Some(pfn);
             }
             if !mode.contains(AllocMode::NOFRAGMENT) {
                 return None;
@@ -248,16 +420,101 @@ impl Allocator {
         }
     }
 
-    fn unreserve_highatomic(&mut self, zonelist: ZonelistId, mt: MigrateType) -> bool {
+    /// Takes a block from zone `zi`: through the CPU's lists when the order
+    /// is cached and the list lock is free, else from the buddy lists.
+    #[inline]
+    fn rmqueue(&self, zi: usize, req: Request, mode: AllocMode) -> Option<Pfn> {
+        let zone = &self.zones[zi];
+        let pb = zone.core.geo.pageblock;
+        if self.config.pcp == PcpMode::Enabled && pcp_index(req.order, req.mt, pb).is_some() {
+            if let Some(mut pcp) = self.pcps[req.cpu.0 as usize][zi].try_lock() {
+                if let Some(idx) = pcp.alloc(zone, req.order, req.mt, mode) {
+                    drop(pcp);
+                    let pfn = zone.core.pfn(idx);
+                    if mode.contains(AllocMode::HIGHATOMIC) {
+                        let mut guard = zone.lock();
+                        let mut ops = guard.ops();
+                        if ops.reserve_highatomic(pfn, req.order, self.config.highatomic) {
+                            ops.f.stats.highatomic_reserved += 1;
+                        }
+                    }
+                    return Some(pfn);
+                }
+            }
+        }
+        let mut guard = zone.lock();
+        let mut ops = guard.ops();
+        let (idx, event) = ops.rmqueue(req.order, req.mt, mode)?;
+        ops.mark_allocated(idx, req.order, req.mt);
+        let pfn = ops.z.pfn(idx);
+        if mode.contains(AllocMode::HIGHATOMIC)
+            && ops.reserve_highatomic(pfn, req.order, self.config.highatomic)
+        {
+            ops.f.stats.highatomic_reserved += 1;
+        }
+        if let Some(event) = event {
+            ops.f.stats.count_fallback(&event, pb);
+        }
+        ops.f.stats.count_alloc(req.order);
+        Some(pfn)
+    }
+
+    fn unreserve_highatomic(&self, zonelist: ZonelistId, mt: MigrateType) -> bool {
         let mut any = false;
-        for k in 0..self.zonelist(zonelist).len() {
-            let zi = self.zonelist(zonelist)[k];
-            if self.zones[zi].unreserve_highatomic(mt, false) {
-                self.stats.highatomic_unreserved += 1;
+        for &zi in self.zonelist(zonelist) {
+            let mut guard = self.zones[zi].lock();
+            let mut ops = guard.ops();
+            if ops.unreserve_highatomic(mt, false) {
+                ops.f.stats.highatomic_unreserved += 1;
                 any = true;
             }
         }
         any
+    }
+
+    /// Drains every CPU's lists for the zones of a zonelist. Returns whether
+    /// any page came back.
+    fn drain_zonelist(&self, zonelist: ZonelistId) -> bool {
+        let mut any = false;
+        for &zi in self.zonelist(zonelist) {
+            for cpu in 0..self.pcps.len() {
+                any |= self.drain_one(cpu, zi) > 0;
+            }
+        }
+        any
+    }
+
+    /// Drains one CPU's lists of one zone; returns the pages drained.
+    pub(crate) fn drain_one(&self, cpu: usize, zi: usize) -> u64 {
+        let mut pcp = self.pcps[cpu][zi].lock();
+        if pcp.count == 0 {
+            return 0;
+        }
+        let count = pcp.count;
+        let mut guard = self.zones[zi].lock();
+        pcp.drain(&mut guard.ops(), count, 0);
+        count
+    }
+
+    /// Returns every page on `cpu`'s lists to the buddy lists (Linux
+    /// `drain_local_pages`). Returns the pages drained.
+    pub fn drain_local(&self, cpu: CpuId) -> Result<u64, AllocError> {
+        if !self.check_cpu(cpu) {
+            return Err(AllocError::InvalidCpu { cpu: cpu.0 });
+        }
+        Ok((0..self.zones.len())
+            .map(|zi| self.drain_one(cpu.0 as usize, zi))
+            .sum())
+    }
+
+    /// Returns every page on every CPU's lists to the buddy lists (Linux
+    /// `drain_all_pages`), as isolation and contiguous allocation need.
+    /// Returns the pages drained.
+    pub fn drain_all(&self) -> u64 {
+        (0..self.pcps.len())
+            .flat_map(|cpu| (0..self.zones.len()).map(move |zi| (cpu, zi)))
+            .map(|(cpu, zi)| self.drain_one(cpu, zi))
+            .sum()
     }
 
     /// Finds the allocated block `pfn`/`order`, or says precisely why it is
@@ -272,7 +529,7 @@ impl Allocator {
             return Err(BlockError::InvalidOrder { order, max });
         }
         let zi = self.zone_index(pfn).ok_or(BlockError::OutOfRange { pfn })?;
-        let zone = &self.zones[zi];
+        let zone = &self.zones[zi].core;
         if !zone.is_present(pfn) {
             return Err(BlockError::InHole { pfn });
         }
@@ -298,87 +555,115 @@ impl Allocator {
         }
     }
 
-    /// Frees the allocated block `pfn`/`order` (Linux `__free_pages`).
-    pub fn free(&mut self, pfn: Pfn, order: Order) -> Result<(), BlockError> {
-        let (zi, _) = self.find_allocated(pfn, order)?;
-        let zone = &mut self.zones[zi];
-        let idx = zone.idx(pfn);
-        zone.pages[idx as usize] = PageMeta::TAIL;
-        zone.nr_allocated -= order.nr_pages().0;
-        zone.free_block(pfn, order, FreePlacement::Auto);
-        self.stats.count_free(order);
+    /// Why taking over the head of `pfn` failed: another thread changed it
+    /// between the check and the swap.
+    fn lost_race(&self, pfn: Pfn, order: Order) -> BlockError {
+        self.find_allocated(pfn, order)
+            .err()
+            .unwrap_or(BlockError::DoubleFree { pfn })
+    }
+
+    /// Frees the allocated block `pfn`/`order` through CPU 0's lists.
+    #[inline]
+    pub fn free(&self, pfn: Pfn, order: Order) -> Result<(), BlockError> {
+        self.free_on_cpu(CpuId(0), pfn, order)
+    }
+
+    /// Frees the allocated block `pfn`/`order` (Linux `__free_pages`):
+    /// onto `cpu`'s lists when the order is cached there and the list lock
+    /// is free, else straight to the buddy lists.
+    #[inline]
+    pub fn free_on_cpu(&self, cpu: CpuId, pfn: Pfn, order: Order) -> Result<(), BlockError> {
+        if !self.check_cpu(cpu) {
+            return Err(BlockError::InvalidCpu { cpu: cpu.0 });
+        }
+        let (zi, meta) = self.find_allocated(pfn, order)?;
+        let zone = &self.zones[zi];
+        let z = &zone.core;
+        let idx = z.idx(pfn);
+        if self.config.pcp == PcpMode::Enabled {
+            let pcp_mt = pcp_migratetype(z.block_mt(pfn));
+            if let Some(mt) = pcp_mt.filter(|&mt| pcp_index(order, mt, z.geo.pageblock).is_some()) {
+                if let Some(mut pcp) = self.pcps[cpu.0 as usize][zi].try_lock() {
+                    let cached = PageMeta::head(PageState::PcpHead, order);
+                    z.pages
+                        .replace(idx, meta, cached)
+                        .map_err(|_| self.lost_race(pfn, order))?;
+                    pcp.free(zone, idx, order, mt);
+                    return Ok(());
+                }
+            }
+        }
+        let mut guard = zone.lock();
+        z.pages
+            .replace(idx, meta, PageMeta::TAIL)
+            .map_err(|_| self.lost_race(pfn, order))?;
+        let mut ops = guard.ops();
+        ops.free_block(pfn, order, FreePlacement::Auto);
+        ops.f.stats.count_free(order);
         Ok(())
     }
 
     /// Turns the allocated block `pfn`/`order` into `2^order` order-0
     /// allocations that can be freed one by one (Linux `split_page`).
-    pub fn split_page(&mut self, pfn: Pfn, order: Order) -> Result<(), BlockError> {
+    pub fn split_page(&self, pfn: Pfn, order: Order) -> Result<(), BlockError> {
         let (zi, meta) = self.find_allocated(pfn, order)?;
-        let zone = &mut self.zones[zi];
-        let idx = zone.idx(pfn) as usize;
+        let z = &self.zones[zi].core;
+        let idx = z.idx(pfn);
         let page = PageMeta::allocated(Order::ZERO, meta.alloc_migratetype());
-        zone.pages[idx..idx + order.nr_pages().0 as usize].fill(page);
-        self.stats.split_pages += 1;
+        z.pages
+            .replace(idx, meta, page)
+            .map_err(|_| self.lost_race(pfn, order))?;
+        for k in 1..order.nr_pages().0 as u32 {
+            z.pages.set(idx + k, page);
+        }
+        self.split_pages.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// The allocated block that starts at `pfn`, as its order and
     /// migratetype, or `None` if `pfn` does not start one.
     pub fn allocated_block(&self, pfn: Pfn) -> Option<(Order, MigrateType)> {
-        let zone = self.zone_of(pfn)?;
+        let zone = &self.zone_of(pfn)?.core;
         let meta = zone.meta(pfn);
         (meta.state() == PageState::AllocHead).then(|| (meta.order(), meta.alloc_migratetype()))
     }
 
     /// The migratetype of the pageblock holding `pfn`.
     pub fn pageblock_migratetype(&self, pfn: Pfn) -> Option<MigrateType> {
-        self.zone_of(pfn).map(|z| z.block_migratetype(pfn))
+        self.zone_of(pfn).map(|z| z.core.block_mt(pfn))
+    }
+
+    /// The CPU slot of the calling thread: threads get slots round-robin the
+    /// first time they ask, per allocator.
+    #[cfg(feature = "std")]
+    pub fn this_cpu(&self) -> CpuId {
+        use core::cell::Cell;
+        std::thread_local! {
+            /// (allocator address, slot) of the last allocator this thread used.
+            static SLOT: Cell<(usize, u16)> = const { Cell::new((0, 0)) };
+        }
+        let me = self as *const Self as usize;
+        let nr_cpus = self.pcps.len() as u16;
+        SLOT.with(|slot| {
+            let (owner, cpu) = slot.get();
+            if owner == me {
+                return CpuId(cpu);
+            }
+            let cpu = self.next_slot.fetch_add(1, Ordering::Relaxed) % nr_cpus;
+            slot.set((me, cpu));
+            CpuId(cpu)
+        })
     }
 }
 
-impl Zone {
-    /// Takes a block of `order` for `mt` (Linux `rmqueue_buddy` +
-    /// `__rmqueue`): the high-atomic reserve first for high-order atomic
-    /// requests, CMA when it holds over half the free memory, the
-    /// requested type, CMA, then fallback; last, order-0 atomic requests may
-    /// use the high-atomic reserve rather than fail.
-    pub(crate) fn rmqueue(
-        &mut self,
-        order: Order,
-        mt: MigrateType,
-        mode: AllocMode,
-    ) -> Option<(u32, Option<FallbackEvent>)> {
-        if mode.contains(AllocMode::HIGHATOMIC) {
-            if let Some(idx) = self.rmqueue_smallest(order, MigrateType::HighAtomic) {
-                return Some((idx, None));
-            }
-        }
-        let cma = mode.contains(AllocMode::CMA);
-        if cma && self.nr_free_cma > self.nr_free_pages / 2 {
-            if let Some(idx) = self.rmqueue_smallest(order, MigrateType::Cma) {
-                return Some((idx, None));
-            }
-        }
-        if let Some(idx) = self.rmqueue_smallest(order, mt) {
-            return Some((idx, None));
-        }
-        if cma {
-            if let Some(idx) = self.rmqueue_smallest(order, MigrateType::Cma) {
-                return Some((idx, None));
-            }
-        }
-        if !mode.contains(AllocMode::NO_FALLBACK) {
-            if let Some((idx, event)) = self.rmqueue_fallback(order, mt, mode) {
-                return Some((idx, Some(event)));
-            }
-        }
-        if mode.contains(AllocMode::NON_BLOCK) {
-            return self
-                .rmqueue_smallest(order, MigrateType::HighAtomic)
-                .map(|idx| (idx, None));
-        }
-        None
-    }
+/// What one allocation asks for.
+#[derive(Clone, Copy, Debug)]
+struct Request {
+    cpu: CpuId,
+    order: Order,
+    mt: MigrateType,
+    highest: ZoneType,
 }
 
 /// Whether an allocation may leave its preferred node.
@@ -408,8 +693,8 @@ struct NodeZonelists {
 /// Zonelists per node: own zones highest first, then other nodes by
 /// distance (here: by how far their ids are), each highest first (Linux's
 /// node-ordered `ZONELIST_FALLBACK`).
-fn build_zonelists(zones: &[Zone]) -> Vec<NodeZonelists> {
-    let mut nodes: Vec<NodeId> = zones.iter().map(|z| z.node).collect();
+fn build_zonelists<R: RawMutex>(zones: &[Zone<R>]) -> Vec<NodeZonelists> {
+    let mut nodes: Vec<NodeId> = zones.iter().map(|z| z.core.node).collect();
     nodes.dedup();
     nodes
         .iter()
@@ -419,17 +704,18 @@ fn build_zonelists(zones: &[Zone]) -> Vec<NodeZonelists> {
             let full: Vec<usize> = order
                 .iter()
                 .flat_map(|&n| {
-                    let mut own: Vec<usize> =
-                        (0..zones.len()).filter(|&i| zones[i].node == n).collect();
-                    own.sort_by_key(|&i| core::cmp::Reverse(zones[i].zone_type));
+                    let mut own: Vec<usize> = (0..zones.len())
+                        .filter(|&i| zones[i].core.node == n)
+                        .collect();
+                    own.sort_by_key(|&i| core::cmp::Reverse(zones[i].core.zone_type));
                     own
                 })
                 .collect();
             let select = |scope: NodeScope, highest: ZoneType| -> Vec<usize> {
                 full.iter()
                     .copied()
-                    .filter(|&i| zones[i].zone_type <= highest)
-                    .filter(|&i| scope == NodeScope::AllNodes || zones[i].node == node)
+                    .filter(|&i| zones[i].core.zone_type <= highest)
+                    .filter(|&i| scope == NodeScope::AllNodes || zones[i].core.node == node)
                     .collect()
             };
             let lists = [NodeScope::AllNodes, NodeScope::ThisNode]

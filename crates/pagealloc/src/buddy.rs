@@ -5,9 +5,9 @@
 //! never stored per page; it is read from the pageblock.
 
 use crate::free_list::Placement;
-use crate::page::{PageMeta, PageState};
+use crate::page::PageMeta;
 use crate::units::{MigrateType, Order, Pfn};
-use crate::zone::Zone;
+use crate::zone::ZoneOps;
 
 /// Where a freed block goes on its list.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -20,7 +20,7 @@ pub enum FreePlacement {
     Tail,
 }
 
-impl Zone {
+impl ZoneOps<'_> {
     /// Frees the present range `start..end` into the buddy lists as the
     /// largest aligned blocks that fit, at the tail, in address order (Linux
     /// `memblock_free_all` → `__free_pages_core` with `FPI_TO_TAIL`). The
@@ -28,13 +28,13 @@ impl Zone {
     pub(crate) fn populate(&mut self, start: Pfn, end: Pfn) {
         let mut pfn = start;
         while pfn < end {
-            let mut order = self.geo.max_order.get().min(pfn.0.trailing_zeros() as u8);
+            let mut order = self.z.geo.max_order.get().min(pfn.0.trailing_zeros() as u8);
             while pfn.0 + (1 << order) > end.0 {
                 order -= 1;
             }
             let order = Order::new(order).unwrap_or(Order::ZERO);
-            let mt = self.block_migratetype(pfn);
-            self.add_free(self.idx(pfn), order, mt, Placement::Tail);
+            let mt = self.z.block_mt(pfn);
+            self.add_free(self.z.idx(pfn), order, mt, Placement::Tail);
             pfn.0 += order.nr_pages().0;
         }
     }
@@ -59,7 +59,7 @@ impl Zone {
     /// Returns the zone-relative index of the block's head.
     #[inline]
     pub(crate) fn rmqueue_smallest(&mut self, order: Order, mt: MigrateType) -> Option<u32> {
-        let mask = self.nonempty[mt.idx()] >> order.get();
+        let mask = self.f.nonempty[mt.idx()] >> order.get();
         if mask == 0 {
             return None;
         }
@@ -73,24 +73,23 @@ impl Zone {
     /// Marks the block at `idx` allocated as `mt`.
     #[inline]
     pub(crate) fn mark_allocated(&mut self, idx: u32, order: Order, mt: MigrateType) {
-        self.pages[idx as usize] = PageMeta::allocated(order, mt);
-        self.nr_allocated += order.nr_pages().0;
+        self.z.pages.set(idx, PageMeta::allocated(order, mt));
     }
 
     /// Frees an allocated (or otherwise taken) block back to the buddy
     /// lists. A block larger than a pageblock is freed pageblock by
     /// pageblock, each with its own migratetype (Linux `split_large_buddy`).
     pub(crate) fn free_block(&mut self, pfn: Pfn, order: Order, placement: FreePlacement) {
-        let pb = self.geo.pageblock;
+        let pb = self.z.geo.pageblock;
         if order <= pb {
-            let mt = self.block_migratetype(pfn);
+            let mt = self.z.block_mt(pfn);
             self.free_one(pfn, order, mt, placement);
             return;
         }
         let step = pb.nr_pages().0;
         for k in 0..(order.nr_pages().0 / step) {
             let p = Pfn(pfn.0 + k * step);
-            let mt = self.block_migratetype(p);
+            let mt = self.z.block_mt(p);
             self.free_one(p, pb, mt, placement);
         }
     }
@@ -105,23 +104,23 @@ impl Zone {
         mt: MigrateType,
         placement: FreePlacement,
     ) {
-        let max = self.geo.max_order;
-        let pb = self.geo.pageblock;
+        let max = self.z.geo.max_order;
+        let pb = self.z.geo.pageblock;
         while order < max {
             let buddy = pfn.buddy(order);
-            if !self.spans(buddy) || !self.meta(buddy).is_free_of_order(order) {
+            if !self.z.spans(buddy) || !self.z.meta(buddy).is_free_of_order(order) {
                 break;
             }
             let mut buddy_mt = mt;
             if order >= pb {
                 // Across pageblocks only ordinary types merge with each
                 // other; isolated, CMA and high-atomic blocks keep apart.
-                buddy_mt = self.block_migratetype(buddy);
+                buddy_mt = self.z.block_mt(buddy);
                 if buddy_mt != mt && (!mt.is_mergeable() || !buddy_mt.is_mergeable()) {
                     break;
                 }
             }
-            self.del_free(self.idx(buddy), order, buddy_mt);
+            self.del_free(self.z.idx(buddy), order, buddy_mt);
             if buddy_mt != mt {
                 // Match the buddy's pageblocks to ours so the merged block's
                 // pieces land on the right lists when it is split again.
@@ -139,34 +138,18 @@ impl Zone {
         } else {
             Placement::Head
         };
-        self.add_free(self.idx(pfn), order, mt, placement);
+        self.add_free(self.z.idx(pfn), order, mt, placement);
     }
 
     /// Whether the block one order up from `pfn`/`order` has a free buddy,
     /// so this block will likely merge soon (Linux `buddy_merge_likely`).
     fn buddy_merge_likely(&self, pfn: Pfn, order: Order) -> bool {
-        if order.get() + 1 >= self.geo.max_order.get() {
+        if order.get() + 1 >= self.z.geo.max_order.get() {
             return false;
         }
         let higher = Pfn(pfn.0 & pfn.buddy(order).0);
         let higher_order = order.higher();
         let higher_buddy = higher.buddy(higher_order);
-        self.spans(higher_buddy) && self.meta(higher_buddy).is_free_of_order(higher_order)
-    }
-
-    /// The head of the block (free, allocated, per-CPU or offline) that
-    /// holds `pfn`, if any: the nearest head below whose block reaches it.
-    pub(crate) fn containing_head(&self, pfn: Pfn) -> Option<(Pfn, PageMeta)> {
-        for order in self.geo.orders() {
-            let head = pfn.align_down(order);
-            if !self.spans(head) {
-                break;
-            }
-            let meta = self.meta(head);
-            if meta.state() != PageState::Tail {
-                return (meta.order() >= order).then_some((head, meta));
-            }
-        }
-        None
+        self.z.spans(higher_buddy) && self.z.meta(higher_buddy).is_free_of_order(higher_order)
     }
 }

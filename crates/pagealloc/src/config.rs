@@ -50,6 +50,26 @@ pub enum HighAtomicReserve {
     Disabled,
 }
 
+/// Whether small-order pages go through per-CPU lists (seed 004).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PcpMode {
+    /// Per-CPU lists for orders 0..=3 and the pageblock order, as Linux.
+    Enabled,
+    /// Every allocation and free takes the zone lock (Linux's boot
+    /// pageset behaviour).
+    Disabled,
+}
+
+/// How a per-CPU list's high mark moves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PcpHigh {
+    /// Linux 6.7+: grow towards `high_max` while the CPU keeps refilling,
+    /// shrink towards `high_min` when the zone runs low or frees pile up.
+    AutoTune,
+    /// Stay at `high_min` (Linux before 6.7).
+    Fixed,
+}
+
 /// The physical address bounds of the low zones.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ZoneBounds {
@@ -101,6 +121,12 @@ pub struct Config {
     pub highatomic: HighAtomicReserve,
     /// CMA support in the modelled kernel.
     pub cma: CmaSupport,
+    /// Number of CPUs, each with its own per-CPU lists (1..=4096).
+    pub nr_cpus: u16,
+    /// Whether per-CPU lists are used.
+    pub pcp: PcpMode,
+    /// How per-CPU high marks are tuned.
+    pub pcp_high: PcpHigh,
 }
 
 impl Default for Config {
@@ -117,6 +143,9 @@ impl Default for Config {
             lowmem_reserve_ratio: [256, 256, 32, 0],
             highatomic: HighAtomicReserve::Linux,
             cma: CmaSupport::Disabled,
+            nr_cpus: 1,
+            pcp: PcpMode::Enabled,
+            pcp_high: PcpHigh::AutoTune,
         }
     }
 }
@@ -125,6 +154,8 @@ impl Default for Config {
 const MAX_PAGE_SIZE_BYTES: u64 = 1 << 20;
 /// The smallest page size accepted.
 const MIN_PAGE_SIZE_BYTES: u64 = 4096;
+/// The most CPUs a configuration may have.
+pub const MAX_CPUS: u16 = 4096;
 /// Linux's bounds on `vm.watermark_scale_factor`.
 const WATERMARK_SCALE_RANGE: core::ops::RangeInclusive<u32> = 1..=3000;
 
@@ -161,6 +192,11 @@ impl Config {
                 return Err(ConfigError::ZoneBounds { bytes });
             }
             prev = bytes;
+        }
+        if !(1..=MAX_CPUS).contains(&self.nr_cpus) {
+            return Err(ConfigError::NrCpus {
+                nr_cpus: self.nr_cpus,
+            });
         }
         if MAX_ZONE_PAGES >> self.max_order().get() == 0 {
             return Err(ConfigError::NrOrders {

@@ -38,6 +38,11 @@ pub enum ConfigError {
         /// The offending bound in bytes.
         bytes: u64,
     },
+    /// The number of CPUs is zero or above the supported maximum.
+    NrCpus {
+        /// The number given.
+        nr_cpus: u16,
+    },
     /// The memory map has no usable range.
     EmptyMap,
     /// A range is empty or reversed.
@@ -95,6 +100,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "zone bound {bytes:#x} is not page-aligned or lies below the previous bound"
             ),
+            ConfigError::NrCpus { nr_cpus } => write!(f, "{nr_cpus} CPUs requested; 1 to 4096 are supported"),
             ConfigError::EmptyMap => f.write_str("the memory map has no usable range"),
             ConfigError::EmptyRange { start, end } => {
                 write!(f, "memory range {start}..{end} is empty")
@@ -143,6 +149,11 @@ pub enum AllocError {
     },
     /// The flags allow no zone that exists on this machine.
     NoZone,
+    /// The CPU number is not below the configured number of CPUs.
+    InvalidCpu {
+        /// The CPU given.
+        cpu: u16,
+    },
 }
 
 impl fmt::Display for AllocError {
@@ -157,6 +168,7 @@ impl fmt::Display for AllocError {
             AllocError::NoZone => {
                 f.write_str("no zone on this machine satisfies the allocation flags")
             }
+            AllocError::InvalidCpu { cpu } => write!(f, "CPU {cpu} does not exist"),
         }
     }
 }
@@ -201,6 +213,11 @@ pub enum BlockError {
         /// The frame.
         pfn: Pfn,
     },
+    /// The CPU number is not below the configured number of CPUs.
+    InvalidCpu {
+        /// The CPU given.
+        cpu: u16,
+    },
     /// The frame starts an allocated block of another order.
     WrongOrder {
         /// The frame.
@@ -224,6 +241,7 @@ impl fmt::Display for BlockError {
                 write!(f, "frame {pfn} is not aligned to {order}")
             }
             BlockError::DoubleFree { pfn } => write!(f, "frame {pfn} is already free"),
+            BlockError::InvalidCpu { cpu } => write!(f, "CPU {cpu} does not exist"),
             BlockError::NotAllocated { pfn } => {
                 write!(f, "frame {pfn} is not the start of an allocated block")
             }

@@ -10,7 +10,7 @@
 
 use crate::units::{MigrateType, Order, Pfn};
 use crate::watermark::AllocMode;
-use crate::zone::Zone;
+use crate::zone::ZoneOps;
 
 /// Which lists each ordinary type falls back to, in order (Linux
 /// `fallbacks[]`).
@@ -46,11 +46,11 @@ impl FallbackEvent {
 }
 
 /// The first fallback type of `mt` with a free block on `order`'s lists.
-fn suitable_fallback(zone: &Zone, order: Order, mt: MigrateType) -> Option<MigrateType> {
+fn suitable_fallback(nonempty: &[u16], order: Order, mt: MigrateType) -> Option<MigrateType> {
     let row = FALLBACKS.get(mt.idx())?;
     row.iter()
         .copied()
-        .find(|f| zone.nonempty[f.idx()] & (1 << order.get()) != 0)
+        .find(|f| nonempty[f.idx()] & (1 << order.get()) != 0)
 }
 
 /// Whether a fallback from a block of `order` should try to claim the whole
@@ -63,7 +63,7 @@ fn should_try_claim(order: Order, start: MigrateType, pageblock: Order) -> bool 
         || matches!(start, MigrateType::Unmovable | MigrateType::Reclaimable)
 }
 
-impl Zone {
+impl ZoneOps<'_> {
     /// Allocates `order` for `start` from another type's lists, claiming a
     /// pageblock when Linux would. Returns the block and the event.
     pub(crate) fn rmqueue_fallback(
@@ -88,13 +88,13 @@ impl Zone {
         start: MigrateType,
         mode: AllocMode,
     ) -> Option<(u32, FallbackEvent)> {
-        let pb = self.geo.pageblock;
+        let pb = self.z.geo.pageblock;
         let min_order = if order < pb && mode.contains(AllocMode::NOFRAGMENT) {
             pb
         } else {
             order
         };
-        for current in self.geo.orders().rev() {
+        for current in self.z.geo.orders().rev() {
             if current < min_order {
                 break;
             }
@@ -102,18 +102,18 @@ impl Zone {
                 // Orders only get smaller from here: nothing more to claim.
                 break;
             }
-            let Some(fallback_mt) = suitable_fallback(self, current, start) else {
+            let Some(fallback_mt) = suitable_fallback(&self.f.nonempty, current, start) else {
                 continue;
             };
             let idx = self.first_free(current, fallback_mt)?;
             if let Some(got) = self.try_claim_block(idx, current, order, start, fallback_mt) {
                 let event = FallbackEvent {
-                    pfn: self.pfn(got),
+                    pfn: self.z.pfn(got),
                     alloc_order: order,
                     fallback_order: current,
                     alloc_migratetype: start,
                     fallback_migratetype: fallback_mt,
-                    change_ownership: self.block_migratetype(self.pfn(got)) == start,
+                    change_ownership: self.z.block_mt(self.z.pfn(got)) == start,
                 };
                 return Some((got, event));
             }
@@ -132,17 +132,17 @@ impl Zone {
         start: MigrateType,
         block_type: MigrateType,
     ) -> Option<u32> {
-        let pb = self.geo.pageblock;
-        let pfn = self.pfn(idx);
+        let pb = self.z.geo.pageblock;
+        let pfn = self.z.pfn(idx);
         if current >= pb {
             self.del_free(idx, current, block_type);
             self.set_range_migratetype(pfn, current, start);
             self.expand(idx, order, current, start);
             return Some(idx);
         }
-        let (block_start, block_end) = self.whole_pageblock(pfn)?;
+        let (block_start, block_end) = self.z.whole_pageblock(pfn)?;
         let (free, movable) = self.pageblock_usage(block_start, block_end);
-        let pb_pages = self.geo.pageblock_nr_pages();
+        let pb_pages = self.z.geo.pageblock_nr_pages();
         // For a movable request, movable pages are alike. For unmovable or
         // reclaimable falling back to a movable block, every non-movable
         // page counts as alike; between unmovable and reclaimable nothing
@@ -163,15 +163,15 @@ impl Zone {
     /// pageblock's type unchanged: the split pieces stay on that type's
     /// lists (Linux `__rmqueue_steal`).
     fn rmqueue_steal(&mut self, order: Order, start: MigrateType) -> Option<(u32, FallbackEvent)> {
-        for current in self.geo.orders().filter(|o| *o >= order) {
-            let Some(fallback_mt) = suitable_fallback(self, current, start) else {
+        for current in self.z.geo.orders().filter(|o| *o >= order) {
+            let Some(fallback_mt) = suitable_fallback(&self.f.nonempty, current, start) else {
                 continue;
             };
             let idx = self.first_free(current, fallback_mt)?;
             self.del_free(idx, current, fallback_mt);
             self.expand(idx, order, current, fallback_mt);
             let event = FallbackEvent {
-                pfn: self.pfn(idx),
+                pfn: self.z.pfn(idx),
                 alloc_order: order,
                 fallback_order: current,
                 alloc_migratetype: start,
@@ -179,6 +179,51 @@ impl Zone {
                 change_ownership: false,
             };
             return Some((idx, event));
+        }
+        None
+    }
+}
+
+impl ZoneOps<'_> {
+    /// Takes a block of `order` for `mt` (Linux `rmqueue_buddy` +
+    /// `__rmqueue`): the high-atomic reserve first for high-order atomic
+    /// requests, CMA when it holds over half the free memory, the requested
+    /// type, CMA, then fallback; last, atomic requests may use the
+    /// high-atomic reserve rather than fail.
+    pub(crate) fn rmqueue(
+        &mut self,
+        order: Order,
+        mt: MigrateType,
+        mode: AllocMode,
+    ) -> Option<(u32, Option<FallbackEvent>)> {
+        if mode.contains(AllocMode::HIGHATOMIC) {
+            if let Some(idx) = self.rmqueue_smallest(order, MigrateType::HighAtomic) {
+                return Some((idx, None));
+            }
+        }
+        let cma = mode.contains(AllocMode::CMA);
+        if cma && self.f.nr_free_cma > self.f.nr_free_pages / 2 {
+            if let Some(idx) = self.rmqueue_smallest(order, MigrateType::Cma) {
+                return Some((idx, None));
+            }
+        }
+        if let Some(idx) = self.rmqueue_smallest(order, mt) {
+            return Some((idx, None));
+        }
+        if cma {
+            if let Some(idx) = self.rmqueue_smallest(order, MigrateType::Cma) {
+                return Some((idx, None));
+            }
+        }
+        if !mode.contains(AllocMode::NO_FALLBACK) {
+            if let Some((idx, event)) = self.rmqueue_fallback(order, mt, mode) {
+                return Some((idx, Some(event)));
+            }
+        }
+        if mode.contains(AllocMode::NON_BLOCK) {
+            return self
+                .rmqueue_smallest(order, MigrateType::HighAtomic)
+                .map(|idx| (idx, None));
         }
         None
     }

@@ -7,7 +7,7 @@
 //! how reported pages (seed 002) and "likely to merge soon" blocks are kept
 //! for last.
 
-use crate::page::{PageMeta, NIL};
+use crate::page::{PageTable, NIL};
 
 /// Where a block goes on its list.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -62,25 +62,31 @@ impl ListHead {
 
     /// Links `idx` in at `placement`. The record must not be on any list.
     #[inline]
-    pub(crate) fn insert(&mut self, pages: &mut [PageMeta], idx: u32, placement: Placement) {
+    pub(crate) fn insert(&mut self, pages: &PageTable, idx: u32, placement: Placement) {
         match placement {
             Placement::Head => {
-                pages[idx as usize].set_prev(NIL);
-                pages[idx as usize].set_next(self.first);
-                if self.first == NIL {
+                let first = self.first;
+                pages.update(idx, |m| {
+                    m.set_prev(NIL);
+                    m.set_next(first);
+                });
+                if first == NIL {
                     self.last = idx;
                 } else {
-                    pages[self.first as usize].set_prev(idx);
+                    pages.update(first, |m| m.set_prev(idx));
                 }
                 self.first = idx;
             }
             Placement::Tail => {
-                pages[idx as usize].set_next(NIL);
-                pages[idx as usize].set_prev(self.last);
-                if self.last == NIL {
+                let last = self.last;
+                pages.update(idx, |m| {
+                    m.set_next(NIL);
+                    m.set_prev(last);
+                });
+                if last == NIL {
                     self.first = idx;
                 } else {
-                    pages[self.last as usize].set_next(idx);
+                    pages.update(last, |m| m.set_next(idx));
                 }
                 self.last = idx;
             }
@@ -90,25 +96,25 @@ impl ListHead {
 
     /// Unlinks `idx`, which must be on this list.
     #[inline]
-    pub(crate) fn remove(&mut self, pages: &mut [PageMeta], idx: u32) {
-        let meta = pages[idx as usize];
+    pub(crate) fn remove(&mut self, pages: &PageTable, idx: u32) {
+        let meta = pages.get(idx);
         let (prev, next) = (meta.prev(), meta.next());
         if prev == NIL {
             self.first = next;
         } else {
-            pages[prev as usize].set_next(next);
+            pages.update(prev, |m| m.set_next(next));
         }
         if next == NIL {
             self.last = prev;
         } else {
-            pages[next as usize].set_prev(prev);
+            pages.update(next, |m| m.set_prev(prev));
         }
         self.len -= 1;
     }
 
     /// Iterates the entries from first to last. The walk is bounded by the
     /// list's length, so a corrupted (cyclic) list cannot loop forever.
-    pub fn iter<'a>(&self, pages: &'a [PageMeta]) -> ListIter<'a> {
+    pub(crate) fn iter<'a>(&self, pages: &'a PageTable) -> ListIter<'a> {
         ListIter {
             pages,
             cur: self.first,
@@ -118,8 +124,8 @@ impl ListHead {
 }
 
 /// Iterator over a list's indices.
-pub struct ListIter<'a> {
-    pages: &'a [PageMeta],
+pub(crate) struct ListIter<'a> {
+    pages: &'a PageTable,
     cur: u32,
     left: u64,
 }
@@ -132,7 +138,11 @@ impl Iterator for ListIter<'_> {
             return None;
         }
         let idx = self.cur;
-        self.cur = self.pages.get(idx as usize).map_or(NIL, |m| m.next());
+        self.cur = if (idx as usize) < self.pages.len() {
+            self.pages.get(idx).next()
+        } else {
+            NIL
+        };
         self.left -= 1;
         Some(idx)
     }
@@ -141,28 +151,21 @@ impl Iterator for ListIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::page::PageState;
-    use crate::units::Order;
-    use alloc::vec;
     use alloc::vec::Vec;
-
-    fn pages(n: usize) -> Vec<PageMeta> {
-        vec![PageMeta::head(PageState::FreeHead, Order::ZERO); n]
-    }
 
     #[test]
     fn head_tail_and_unlink() {
-        let mut p = pages(8);
+        let p = PageTable::new(8);
         let mut l = ListHead::EMPTY;
-        l.insert(&mut p, 1, Placement::Head);
-        l.insert(&mut p, 2, Placement::Tail);
-        l.insert(&mut p, 3, Placement::Head);
+        l.insert(&p, 1, Placement::Head);
+        l.insert(&p, 2, Placement::Tail);
+        l.insert(&p, 3, Placement::Head);
         assert_eq!(l.iter(&p).collect::<Vec<_>>(), [3, 1, 2]);
-        l.remove(&mut p, 1);
+        l.remove(&p, 1);
         assert_eq!(l.iter(&p).collect::<Vec<_>>(), [3, 2]);
-        l.remove(&mut p, 3);
+        l.remove(&p, 3);
         assert_eq!((l.first(), l.last(), l.len()), (Some(2), Some(2), 1));
-        l.remove(&mut p, 2);
+        l.remove(&p, 2);
         assert!(l.is_empty());
         assert_eq!((l.first(), l.last()), (None, None));
     }

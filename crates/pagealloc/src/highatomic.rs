@@ -5,9 +5,9 @@
 
 use crate::config::HighAtomicReserve;
 use crate::units::{MigrateType, Order, Pfn};
-use crate::zone::Zone;
+use crate::zone::ZoneOps;
 
-impl Zone {
+impl ZoneOps<'_> {
     /// Reserves the pageblock holding the just-allocated `pfn`/`order` for
     /// high-order atomic allocations, within the limit of about 1% of the
     /// zone. Returns whether a pageblock was reserved.
@@ -20,30 +20,30 @@ impl Zone {
         if rule == HighAtomicReserve::Disabled {
             return false;
         }
-        let pb = self.geo.pageblock_nr_pages();
+        let pb = self.z.geo.pageblock_nr_pages();
         // At most ~1% of the zone, rounded up to whole pageblocks; nothing if
         // 1% is less than one pageblock.
-        let one_percent = self.nr_present / 100;
+        let one_percent = self.z.nr_present / 100;
         if one_percent < pb {
             return false;
         }
         let max = one_percent.div_ceil(pb) * pb;
-        if self.nr_reserved_highatomic >= max {
+        if self.f.nr_reserved_highatomic >= max {
             return false;
         }
-        let mt = self.block_migratetype(pfn);
+        let mt = self.z.block_mt(pfn);
         if !mt.is_mergeable() {
             return false;
         }
-        if order < self.geo.pageblock {
-            let Some((start, end)) = self.whole_pageblock(pfn) else {
+        if order < self.z.geo.pageblock {
+            let Some((start, end)) = self.z.whole_pageblock(pfn) else {
                 return false;
             };
             self.move_pageblock(start, end, mt, MigrateType::HighAtomic);
-            self.nr_reserved_highatomic += pb;
+            self.f.nr_reserved_highatomic += pb;
         } else {
             self.set_range_migratetype(pfn, order, MigrateType::HighAtomic);
-            self.nr_reserved_highatomic += order.nr_pages().0;
+            self.f.nr_reserved_highatomic += order.nr_pages().0;
         }
         true
     }
@@ -52,24 +52,26 @@ impl Zone {
     /// Unless `force`, the last reserved pageblock is kept. Returns whether
     /// a pageblock was given back.
     pub(crate) fn unreserve_highatomic(&mut self, mt: MigrateType, force: bool) -> bool {
-        let pb = self.geo.pageblock_nr_pages();
-        if !force && self.nr_reserved_highatomic <= pb {
+        let pb = self.z.geo.pageblock_nr_pages();
+        if !force && self.f.nr_reserved_highatomic <= pb {
             return false;
         }
-        for order in self.geo.orders() {
+        for order in self.z.geo.orders() {
             let Some(idx) = self.first_free(order, MigrateType::HighAtomic) else {
                 continue;
             };
-            let pfn = self.pfn(idx);
-            let size = pb.max(order.nr_pages().0).min(self.nr_reserved_highatomic);
-            if order < self.geo.pageblock {
-                let Some((start, end)) = self.whole_pageblock(pfn) else {
+            let pfn = self.z.pfn(idx);
+            let size = pb
+                .max(order.nr_pages().0)
+                .min(self.f.nr_reserved_highatomic);
+            if order < self.z.geo.pageblock {
+                let Some((start, end)) = self.z.whole_pageblock(pfn) else {
                     continue;
                 };
-                self.nr_reserved_highatomic -= size;
+                self.f.nr_reserved_highatomic -= size;
                 self.move_pageblock(start, end, MigrateType::HighAtomic, mt);
             } else {
-                self.nr_reserved_highatomic -= size;
+                self.f.nr_reserved_highatomic -= size;
                 self.set_range_migratetype(pfn, order, mt);
                 self.move_free(idx, order, MigrateType::HighAtomic, mt);
             }

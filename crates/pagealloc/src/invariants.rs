@@ -10,17 +10,20 @@ use alloc::vec;
 use crate::allocator::Allocator;
 use crate::error::InvariantViolation;
 use crate::page::PageState;
+use crate::pcp::Pcp;
 use crate::units::{MigrateType, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
-use crate::zone::Zone;
+use crate::zone::{FreeAreas, ZoneCore};
+use alloc::vec::Vec;
+use lock_api::RawMutex;
 
-fn violation(invariant: u8, zone: &Zone, detail: String) -> InvariantViolation {
+fn violation(invariant: u8, zone: &ZoneCore, detail: String) -> InvariantViolation {
     InvariantViolation {
         invariant,
         detail: format!("node {} zone {}: {detail}", zone.node.0, zone.zone_type),
     }
 }
 
-impl Allocator {
+impl<R: RawMutex> Allocator<R> {
     /// Walks every page, list and counter and checks the invariants of
     /// docs/DESIGN.md:
     ///
@@ -31,12 +34,24 @@ impl Allocator {
     /// 3. no two free buddies that could merge are both left free;
     /// 4. every counter equals what the walk finds;
     /// 5. a free block is on the list of its pageblocks' migratetype.
+    ///
+    /// It takes every lock (per-CPU lists first, then zones, the order the
+    /// allocation path uses), so it sees a quiescent state.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        for zone in &self.zones {
-            check_zone(zone)?;
+        let pcps: Vec<Vec<_>> = self
+            .pcps
+            .iter()
+            .map(|cpu| cpu.iter().map(|p| p.lock()).collect())
+            .collect();
+        let mut allocated = 0;
+        for (zi, zone) in self.zones.iter().enumerate() {
+            let free = zone.free.lock();
+            let zone_pcps: Vec<&Pcp> = pcps.iter().map(|cpu| &*cpu[zi]).collect();
+            allocated += check_zone(&zone.core, &free, &zone_pcps)?;
         }
-        let allocated = self.nr_allocated_pages();
-        let outstanding = self.stats.pgalloc.wrapping_sub(self.stats.pgfree);
+        drop(pcps);
+        let stats = self.stats();
+        let outstanding = stats.pgalloc.wrapping_sub(stats.pgfree);
         if outstanding != allocated {
             return Err(InvariantViolation {
                 invariant: 4,
@@ -49,11 +64,13 @@ impl Allocator {
     }
 }
 
-fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
+/// Checks one zone; returns the pages it found allocated.
+fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, InvariantViolation> {
     let geo = zone.geo;
     // Pass 1: the linear walk (invariants 1, 2, 3, and counts for 4).
     let mut heads_free = [[0u64; NR_MIGRATE_TYPES]; MAX_NR_ORDERS];
     let mut allocated = 0u64;
+    let mut cached = 0u64;
     let mut covered = 0u64;
     let mut pfn = zone.start;
     while pfn < zone.end {
@@ -105,10 +122,10 @@ fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
         covered += nr;
         match meta.state() {
             PageState::FreeHead => {
-                let mt = zone.block_migratetype(pfn);
+                let mt = zone.block_mt(pfn);
                 let pb = geo.pageblock_nr_pages();
                 for k in 0..(nr / pb).max(1) {
-                    let other = zone.block_migratetype(Pfn(pfn.0 + k * pb));
+                    let other = zone.block_mt(Pfn(pfn.0 + k * pb));
                     if other != mt {
                         return Err(violation(
                             5,
@@ -123,7 +140,8 @@ fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
                 check_no_mergeable_buddy(zone, pfn, order, mt)?;
             }
             PageState::AllocHead => allocated += nr,
-            PageState::PcpHead | PageState::OfflineHead | PageState::Tail => {}
+            PageState::PcpHead => cached += nr,
+            PageState::OfflineHead | PageState::Tail => {}
         }
         pfn.0 += nr;
     }
@@ -134,22 +152,51 @@ fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
             format!("{covered} pages in blocks, {} present", zone.nr_present),
         ));
     }
-    if allocated != zone.nr_allocated {
+    // The per-CPU lists (invariants 1 and 4).
+    let mut on_list = vec![false; zone.pages.len()];
+    let mut listed = 0u64;
+    for pcp in pcps {
+        let mut pages = 0;
+        for (idx, order) in pcp.blocks(zone) {
+            let pfn = zone.pfn(idx);
+            let meta = zone.pages.get(idx);
+            if meta.state() != PageState::PcpHead || meta.order() != order {
+                return Err(violation(
+                    4,
+                    zone,
+                    format!("{pfn} on a per-CPU list of {order} is {meta:?}"),
+                ));
+            }
+            if core::mem::replace(&mut on_list[idx as usize], true) {
+                return Err(violation(
+                    1,
+                    zone,
+                    format!("{pfn} is on per-CPU lists twice"),
+                ));
+            }
+            pages += order.nr_pages().0;
+        }
+        if pages != pcp.count {
+            return Err(violation(
+                4,
+                zone,
+                format!("a per-CPU list set holds {pages} pages, says {}", pcp.count),
+            ));
+        }
+        listed += pages;
+    }
+    if listed != cached {
         return Err(violation(
-            4,
+            1,
             zone,
-            format!(
-                "{allocated} pages allocated, counter says {}",
-                zone.nr_allocated
-            ),
+            format!("{cached} pages marked per-CPU, {listed} on per-CPU lists"),
         ));
     }
 
-    // Pass 2: the lists (invariants 4 and 5).
-    let mut on_list = vec![false; zone.pages.len()];
+    // Pass 2: the free lists (invariants 4 and 5).
     let (mut free_pages, mut cma, mut highatomic) = (0u64, 0u64, 0u64);
     for order in geo.orders() {
-        let area = &zone.areas[order.idx()];
+        let area = &free.areas[order.idx()];
         let mut blocks = 0;
         for mt in MigrateType::ALL {
             let list = &area.lists[mt.idx()];
@@ -157,7 +204,7 @@ fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
             let mut prev = None;
             for idx in list.iter(&zone.pages) {
                 let pfn = zone.pfn(idx);
-                let meta = zone.pages[idx as usize];
+                let meta = zone.pages.get(idx);
                 if !meta.is_free_of_order(order) {
                     return Err(violation(
                         4,
@@ -165,13 +212,13 @@ fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
                         format!("{pfn} on the {mt} list of {order} is {meta:?}"),
                     ));
                 }
-                if zone.block_migratetype(pfn) != mt {
+                if zone.block_mt(pfn) != mt {
                     return Err(violation(
                         5,
                         zone,
                         format!(
                             "{pfn} on the {mt} list of {order} is in a {} pageblock",
-                            zone.block_migratetype(pfn)
+                            zone.block_mt(pfn)
                         ),
                     ));
                 }
@@ -202,7 +249,7 @@ fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
                     ),
                 ));
             }
-            let has_bit = zone.nonempty[mt.idx()] & (1 << order.get()) != 0;
+            let has_bit = free.nonempty[mt.idx()] & (1 << order.get()) != 0;
             if has_bit != (n > 0) {
                 return Err(violation(
                     4,
@@ -237,9 +284,9 @@ fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
         }
     }
     let counters = [
-        ("nr_free_pages", free_pages, zone.nr_free_pages),
-        ("nr_free_cma", cma, zone.nr_free_cma),
-        ("nr_free_highatomic", highatomic, zone.nr_free_highatomic),
+        ("nr_free_pages", free_pages, free.nr_free_pages),
+        ("nr_free_cma", cma, free.nr_free_cma),
+        ("nr_free_highatomic", highatomic, free.nr_free_highatomic),
     ];
     for (name, walked, counter) in counters {
         if walked != counter {
@@ -252,25 +299,25 @@ fn check_zone(zone: &Zone) -> Result<(), InvariantViolation> {
     }
     let reserved_blocks = zone
         .pageblock_starts()
-        .filter(|&p| zone.block_migratetype(p) == MigrateType::HighAtomic)
+        .filter(|&p| zone.block_mt(p) == MigrateType::HighAtomic)
         .count() as u64;
-    if reserved_blocks * geo.pageblock_nr_pages() != zone.nr_reserved_highatomic {
+    if reserved_blocks * geo.pageblock_nr_pages() != free.nr_reserved_highatomic {
         return Err(violation(
             4,
             zone,
             format!(
                 "{reserved_blocks} high-atomic pageblocks, nr_reserved_highatomic is {}",
-                zone.nr_reserved_highatomic
+                free.nr_reserved_highatomic
             ),
         ));
     }
-    Ok(())
+    Ok(allocated)
 }
 
 /// Invariant 3: the free block `pfn`/`order` of type `mt` has no free buddy
 /// it could merge with.
 fn check_no_mergeable_buddy(
-    zone: &Zone,
+    zone: &ZoneCore,
     pfn: Pfn,
     order: crate::units::Order,
     mt: MigrateType,
@@ -282,7 +329,7 @@ fn check_no_mergeable_buddy(
     if !zone.spans(buddy) || !zone.meta(buddy).is_free_of_order(order) {
         return Ok(());
     }
-    let buddy_mt = zone.block_migratetype(buddy);
+    let buddy_mt = zone.block_mt(buddy);
     let may_merge = order < zone.geo.pageblock
         || buddy_mt == mt
         || (mt.is_mergeable() && buddy_mt.is_mergeable());

@@ -37,7 +37,7 @@
 //!
 //! // 64 MiB of 4 KiB pages starting at 16 MiB: one DMA32 zone.
 //! let map = MemoryMap::contiguous(Pfn(0x1000), PageCount(16384)).unwrap();
-//! let mut a = Allocator::new(map, Config::default()).unwrap();
+//! let a: Allocator = Allocator::new(map, Config::default()).unwrap();
 //!
 //! let page = a.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap();
 //! let huge = a.alloc(Order::new(9).unwrap(), AllocFlags::HIGHUSER_MOVABLE).unwrap();
@@ -56,6 +56,7 @@ extern crate std;
 
 mod allocator;
 mod buddy;
+mod bulk;
 pub mod config;
 pub mod error;
 mod fallback;
@@ -64,21 +65,24 @@ mod highatomic;
 mod invariants;
 pub mod layout;
 mod page;
+mod pcp;
 pub mod report;
 pub mod stats;
 pub mod units;
 mod watermark;
 mod zone;
 
-pub use allocator::Allocator;
+pub use allocator::{Allocator, DefaultLock};
 pub use buddy::FreePlacement;
-pub use config::{CmaSupport, Config, HighAtomicReserve, MinFree, ZoneBounds};
+pub use bulk::BulkFreeError;
+pub use config::{CmaSupport, Config, HighAtomicReserve, MinFree, PcpHigh, PcpMode, ZoneBounds};
 pub use error::{AllocError, BlockError, ConfigError, InvariantViolation};
 pub use fallback::FallbackEvent;
 pub use layout::{MemRange, MemoryMap};
 pub use page::{PageMeta, PageState, MAX_ZONE_PAGES};
+pub use pcp::Pcp;
 pub use report::{BuddyInfo, FragIndex, FragIndexKind, PageTypeInfo, ZoneInfo};
 pub use stats::VmStats;
-pub use units::{AllocFlags, MigrateType, NodeId, Order, PageCount, Pfn, ZoneType};
+pub use units::{AllocFlags, CpuId, MigrateType, NodeId, Order, PageCount, Pfn, ZoneType};
 pub use watermark::Watermarks;
-pub use zone::{BlockInfo, Zone};
+pub use zone::{BlockInfo, FreeAreas, Zone, ZoneCore};

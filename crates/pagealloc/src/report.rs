@@ -14,7 +14,8 @@ use crate::allocator::Allocator;
 use crate::config::CmaSupport;
 use crate::units::{MigrateType, NodeId, Order, ZoneType, NR_ZONE_TYPES};
 use crate::watermark::Watermarks;
-use crate::zone::Zone;
+use crate::zone::{FreeAreas, Zone, ZoneCore};
+use lock_api::RawMutex;
 
 /// `/proc/pagetypeinfo` stops counting a free list at this many entries and
 /// prints `>100000`.
@@ -292,14 +293,14 @@ impl fmt::Display for FragIndex {
     }
 }
 
-fn free_counts(zone: &Zone) -> Vec<u64> {
+fn free_counts(zone: &ZoneCore, free: &FreeAreas) -> Vec<u64> {
     zone.geo
         .orders()
-        .map(|o| zone.nr_free_blocks_of_order(o))
+        .map(|o| free.areas[o.idx()].nr_free)
         .collect()
 }
 
-impl Allocator {
+impl<R: RawMutex> Allocator<R> {
     /// The migratetypes `/proc/pagetypeinfo` shows for this configuration.
     fn shown_migratetypes(&self) -> Vec<MigrateType> {
         MigrateType::ALL
@@ -316,9 +317,9 @@ impl Allocator {
                 .zones
                 .iter()
                 .map(|z| ZoneFreeCounts {
-                    node: z.node,
-                    zone: z.zone_type,
-                    nr_free: free_counts(z),
+                    node: z.core.node,
+                    zone: z.core.zone_type,
+                    nr_free: free_counts(&z.core, &z.free.lock()),
                 })
                 .collect(),
         }
@@ -330,11 +331,19 @@ impl Allocator {
         let zones = self
             .zones
             .iter()
-            .map(|z| {
+            .map(|zone: &Zone<R>| {
+                let locked = zone.free.lock();
+                let z = &zone.core;
                 let free = shown
                     .iter()
-                    .map(|&mt| z.geo.orders().map(|o| z.nr_free_blocks(o, mt)).collect())
+                    .map(|&mt| {
+                        z.geo
+                            .orders()
+                            .map(|o| locked.nr_free_blocks(o, mt))
+                            .collect()
+                    })
                     .collect();
+                drop(locked);
                 let mut blocks = alloc::vec![0u64; shown.len()];
                 for pfn in z.pageblock_starts() {
                     let (s, e) = (
@@ -345,7 +354,7 @@ impl Allocator {
                     if !has_present {
                         continue;
                     }
-                    let mt = z.block_migratetype(pfn);
+                    let mt = z.block_mt(pfn);
                     if let Some(i) = shown.iter().position(|m| *m == mt) {
                         blocks[i] += 1;
                     }
@@ -372,17 +381,21 @@ impl Allocator {
             zones: self
                 .zones
                 .iter()
-                .map(|z| ZoneInfoZone {
-                    node: z.node,
-                    zone: z.zone_type,
-                    pages_free: z.nr_free_pages,
-                    watermarks: z.watermarks,
-                    spanned: z.nr_spanned().0,
-                    present: z.nr_present,
-                    managed: z.nr_managed().0,
-                    cma: z.nr_free_cma,
-                    protection: z.lowmem_reserve,
-                    start_pfn: z.start.0,
+                .map(|zone| {
+                    let free = zone.free.lock();
+                    let z = &zone.core;
+                    ZoneInfoZone {
+                        node: z.node,
+                        zone: z.zone_type,
+                        pages_free: free.nr_free_pages,
+                        watermarks: z.watermarks,
+                        spanned: zone.nr_spanned().0,
+                        present: z.nr_present,
+                        managed: zone.nr_managed().0,
+                        cma: free.nr_free_cma,
+                        protection: z.lowmem_reserve,
+                        start_pfn: z.start.0,
+                    }
                 })
                 .collect(),
         }
@@ -393,8 +406,9 @@ impl Allocator {
         let zones = self
             .zones
             .iter()
-            .map(|z| {
-                let counts = free_counts(z);
+            .map(|zone| {
+                let counts = free_counts(&zone.core, &zone.free.lock());
+                let z = &zone.core;
                 let values = z
                     .geo
                     .orders()

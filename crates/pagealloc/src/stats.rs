@@ -31,6 +31,9 @@ pub struct VmStats {
     pub highatomic_unreserved: u64,
     /// Allocated blocks split into order-0 pages by `split_page`.
     pub split_pages: u64,
+    /// Pages moved from per-CPU lists back to the buddy lists (Linux's
+    /// `mm_page_pcpu_drain` events, counted in pages).
+    pub pcp_drained: u64,
 }
 
 impl VmStats {
@@ -52,6 +55,28 @@ impl VmStats {
         if event.change_ownership {
             self.pageblock_claims += 1;
         }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &VmStats) {
+        for (a, b) in self.alloc_calls.iter_mut().zip(other.alloc_calls) {
+            *a += b;
+        }
+        for (a, b) in self.free_calls.iter_mut().zip(other.free_calls) {
+            *a += b;
+        }
+        for (a, b) in self.alloc_fail.iter_mut().zip(other.alloc_fail) {
+            *a += b;
+        }
+        self.pgalloc += other.pgalloc;
+        self.pgfree += other.pgfree;
+        self.extfrag_events += other.extfrag_events;
+        self.extfrag_fragmenting += other.extfrag_fragmenting;
+        self.pageblock_claims += other.pageblock_claims;
+        self.highatomic_reserved += other.highatomic_reserved;
+        self.highatomic_unreserved += other.highatomic_unreserved;
+        self.split_pages += other.split_pages;
+        self.pcp_drained += other.pcp_drained;
     }
 
     /// Failed allocations, all orders.

@@ -253,6 +253,12 @@ impl fmt::Display for ZoneType {
     }
 }
 
+/// A CPU number: whose per-CPU lists an operation uses. A kernel passes its
+/// own CPU id; the std convenience [`crate::Allocator::this_cpu`] maps
+/// threads to slots.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct CpuId(pub u16);
+
 /// A NUMA node number.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct NodeId(pub u16);

@@ -5,8 +5,12 @@
 //! `calculate_min_free_kbytes` / khugepaged's recommended value.
 
 use crate::config::{Config, MinFree};
-use crate::units::{MigrateType, Order, ZoneType, NR_PCP_TYPES, NR_ZONE_TYPES};
-use crate::zone::Zone;
+use crate::units::{MigrateType, Order, ZoneType, NR_MIGRATE_TYPES, NR_PCP_TYPES, NR_ZONE_TYPES};
+use core::sync::atomic::Ordering;
+
+use lock_api::RawMutex;
+
+use crate::zone::{Zone, ZoneCore, ZoneOps};
 
 /// A zone's watermarks in pages.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -42,66 +46,142 @@ bitflags::bitflags! {
         const NOFRAGMENT = 1 << 6;
         /// Never fall back to another migratetype.
         const NO_FALLBACK = 1 << 7;
+        /// Check against the high watermark.
+        const WMARK_HIGH = 1 << 8;
     }
 }
 
 impl AllocMode {
     /// Linux `ALLOC_RESERVES`: any right to the reserves below min.
-    const RESERVES: AllocMode = AllocMode::NON_BLOCK
+    pub(crate) const RESERVES: AllocMode = AllocMode::NON_BLOCK
         .union(AllocMode::MIN_RESERVE)
         .union(AllocMode::HIGHATOMIC);
 }
 
-impl Zone {
-    /// Free pages the request cannot count on (Linux
-    /// `__zone_watermark_unusable_free`).
-    fn unusable_free(&self, order: Order, mode: AllocMode) -> u64 {
-        let mut unusable = order.nr_pages().0 - 1;
-        if !mode.intersects(AllocMode::RESERVES) {
-            unusable += self.nr_free_highatomic;
+/// The free counters a watermark check reads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FreeCounts {
+    pub free: u64,
+    pub cma: u64,
+    pub highatomic: u64,
+}
+
+impl ZoneCore {
+    /// The free counters as last published by a zone-lock holder: what a
+    /// lockless check reads.
+    #[inline]
+    pub(crate) fn published_counts(&self) -> FreeCounts {
+        FreeCounts {
+            free: self.published_free.load(Ordering::Relaxed),
+            cma: self.published_free_cma.load(Ordering::Relaxed),
+            highatomic: self.published_free_highatomic.load(Ordering::Relaxed),
         }
-        if !mode.contains(AllocMode::CMA) {
-            unusable += self.nr_free_cma;
-        }
-        unusable
     }
 
-    /// Whether `order` may be taken from this zone by a request whose
-    /// highest allowed zone is `highest` (Linux `__zone_watermark_ok`).
-    /// `extra_free` counts pages the caller knows are free elsewhere (the
-    /// per-CPU lists).
+    /// Whether `order` may be taken by a request whose highest allowed zone
+    /// is `highest`, read without the zone lock from the counters the last
+    /// lock holder published (Linux `zone_watermark_fast`).
+    #[inline]
     pub(crate) fn watermark_ok(&self, order: Order, highest: ZoneType, mode: AllocMode) -> bool {
-        if mode.contains(AllocMode::NO_WATERMARKS) {
-            return true;
-        }
-        let mut min = if mode.contains(AllocMode::WMARK_MIN) {
-            self.watermarks.min
-        } else {
-            self.watermarks.low
-        } as i64;
-        let free = self.nr_free_pages as i64 - self.unusable_free(order, mode) as i64;
-        if mode.intersects(AllocMode::RESERVES) && mode.contains(AllocMode::MIN_RESERVE) {
-            // __GFP_HIGH gets half of the min reserve; a non-blocking
-            // request (GFP_ATOMIC) a further quarter of what is left.
-            min -= min / 2;
-            if mode.contains(AllocMode::NON_BLOCK) {
-                min -= min / 4;
-            }
-        }
-        if free <= min + self.lowmem_reserve[highest.idx()] as i64 {
-            return false;
-        }
-        if order == Order::ZERO {
-            return true;
-        }
-        // A high-order request also needs one suitable free block.
-        let suitable = |mt: MigrateType| self.nonempty[mt.idx()] >> order.get() != 0;
-        MigrateType::ALL[..NR_PCP_TYPES]
-            .iter()
-            .any(|&mt| suitable(mt))
-            || (mode.contains(AllocMode::CMA) && suitable(MigrateType::Cma))
-            || (mode.contains(AllocMode::HIGHATOMIC) && suitable(MigrateType::HighAtomic))
+        let nonempty = self
+            .published_nonempty
+            .each_ref()
+            .map(|b| b.load(Ordering::Relaxed));
+        watermark_ok(
+            self,
+            self.published_counts(),
+            &nonempty,
+            order,
+            highest,
+            mode,
+        )
     }
+
+    /// Whether `nr` order-0 pages may be taken at once (Linux
+    /// `__alloc_pages_bulk` raises the mark by the request).
+    pub(crate) fn watermark_ok_bulk(&self, nr: u64, highest: ZoneType, mode: AllocMode) -> bool {
+        let mut counts = self.published_counts();
+        counts.free = counts.free.saturating_sub(nr);
+        let nonempty = self
+            .published_nonempty
+            .each_ref()
+            .map(|b| b.load(Ordering::Relaxed));
+        watermark_ok(self, counts, &nonempty, Order::ZERO, highest, mode)
+    }
+}
+
+impl ZoneOps<'_> {
+    /// Whether free memory is back above the high watermark (Linux
+    /// `zone_watermark_ok(zone, 0, high_wmark_pages(zone), ZONE_MOVABLE, 0)`).
+    pub(crate) fn high_watermark_met(&self) -> bool {
+        let counts = FreeCounts {
+            free: self.f.nr_free_pages,
+            cma: self.f.nr_free_cma,
+            highatomic: self.f.nr_free_highatomic,
+        };
+        let high = AllocMode::WMARK_HIGH;
+        watermark_ok(
+            self.z,
+            counts,
+            &self.f.nonempty,
+            Order::ZERO,
+            ZoneType::Movable,
+            high,
+        )
+    }
+}
+
+/// Linux `__zone_watermark_ok`. `nonempty` (the free-list bitmaps) is
+/// needed for orders above 0.
+fn watermark_ok(
+    z: &ZoneCore,
+    counts: FreeCounts,
+    nonempty: &[u16; NR_MIGRATE_TYPES],
+    order: Order,
+    highest: ZoneType,
+    mode: AllocMode,
+) -> bool {
+    if mode.contains(AllocMode::NO_WATERMARKS) {
+        return true;
+    }
+    let mut min = if mode.contains(AllocMode::WMARK_MIN) {
+        z.watermarks.min
+    } else if mode.contains(AllocMode::WMARK_HIGH) {
+        z.watermarks.high
+    } else {
+        z.watermarks.low
+    } as i64;
+    // Free pages the request cannot count on (Linux
+    // `__zone_watermark_unusable_free`).
+    let mut unusable = order.nr_pages().0 - 1;
+    if !mode.intersects(AllocMode::RESERVES) {
+        unusable += counts.highatomic;
+    }
+    if !mode.contains(AllocMode::CMA) {
+        unusable += counts.cma;
+    }
+    let free = counts.free as i64 - unusable as i64;
+    if mode.contains(AllocMode::MIN_RESERVE) {
+        // __GFP_HIGH gets half of the min reserve; a non-blocking request
+        // (GFP_ATOMIC) a further quarter of what is left.
+        min -= min / 2;
+        if mode.contains(AllocMode::NON_BLOCK) {
+            min -= min / 4;
+        }
+    }
+    if free <= min + z.lowmem_reserve[highest.idx()] as i64 {
+        return false;
+    }
+    if order == Order::ZERO {
+        return true;
+    }
+    // A high-order request also needs one suitable free block.
+    let suitable = |mt: MigrateType| nonempty[mt.idx()] >> order.get() != 0;
+    MigrateType::ALL[..NR_PCP_TYPES]
+        .iter()
+        .any(|&mt| suitable(mt))
+        || (mode.contains(AllocMode::CMA) && suitable(MigrateType::Cma))
+        || (mode.contains(AllocMode::HIGHATOMIC) && suitable(MigrateType::HighAtomic))
 }
 
 /// `min_free_kbytes` for a machine whose low zones manage `lowmem_pages`
@@ -131,19 +211,20 @@ pub(crate) fn min_free_kbytes(config: &Config, lowmem_pages: u64, nr_lowmem_zone
 }
 
 /// Sets every zone's watermarks and lowmem reserves.
-pub(crate) fn setup_zone_watermarks(zones: &mut [Zone], config: &Config) {
-    let is_lowmem = |z: &Zone| z.zone_type <= ZoneType::Normal;
+pub(crate) fn setup_zone_watermarks<R: RawMutex>(zones: &mut [Zone<R>], config: &Config) {
+    let is_lowmem = |z: &&Zone<R>| z.core.zone_type <= ZoneType::Normal;
     let lowmem_pages: u64 = zones
         .iter()
-        .filter(|z| is_lowmem(z))
-        .map(|z| z.nr_present)
+        .filter(is_lowmem)
+        .map(|z| z.core.nr_present)
         .sum();
-    let nr_lowmem_zones = zones.iter().filter(|z| is_lowmem(z)).count() as u64;
+    let nr_lowmem_zones = zones.iter().filter(is_lowmem).count() as u64;
     let pages_min = config.kbytes_to_pages(min_free_kbytes(config, lowmem_pages, nr_lowmem_zones));
     // Linux sizes watermarks against all managed pages except highmem; the
     // Movable zone counts (it is not highmem on 64-bit).
-    let total: u64 = zones.iter().map(|z| z.nr_present).sum();
+    let total: u64 = zones.iter().map(|z| z.core.nr_present).sum();
     for zone in zones.iter_mut() {
+        let zone = &mut zone.core;
         let managed = zone.nr_present;
         let min = (pages_min as u128 * managed as u128 / total.max(1) as u128) as u64;
         let gap = (min / 4).max(managed * config.watermark_scale_factor as u64 / 10_000);
@@ -160,20 +241,20 @@ pub(crate) fn setup_zone_watermarks(zones: &mut [Zone], config: &Config) {
 /// Linux `setup_per_zone_lowmem_reserve`: zone `i` keeps
 /// `managed(i+1..=j) / ratio[i]` pages from requests whose highest zone is
 /// `j`, per node.
-fn setup_lowmem_reserve(zones: &mut [Zone], config: &Config) {
+fn setup_lowmem_reserve<R: RawMutex>(zones: &mut [Zone<R>], config: &Config) {
     for i in 0..zones.len() {
-        let (node, ty) = (zones[i].node, zones[i].zone_type);
+        let (node, ty) = (zones[i].core.node, zones[i].core.zone_type);
         let mut reserve = [0u64; NR_ZONE_TYPES];
         let ratio = config.lowmem_reserve_ratio[ty.idx()] as u64;
         let mut upper = 0;
         for (j, slot) in reserve.iter_mut().enumerate().skip(ty.idx() + 1) {
             upper += zones
                 .iter()
-                .filter(|z| z.node == node && z.zone_type.idx() == j)
-                .map(|z| z.nr_present)
+                .filter(|z| z.core.node == node && z.core.zone_type.idx() == j)
+                .map(|z| z.core.nr_present)
                 .sum::<u64>();
             *slot = upper.checked_div(ratio).unwrap_or(0);
         }
-        zones[i].lowmem_reserve = reserve;
+        zones[i].core.lowmem_reserve = reserve;
     }
 }

@@ -1,18 +1,25 @@
 //! A zone: its page records, pageblock migratetypes, free areas and counters.
 //!
-//! The methods here are the zone's primitives: put a free block on a list,
-//! take it off, move it between lists, change a pageblock's type. Everything
-//! under a `&mut Zone` is what Linux does under `zone->lock`; the buddy
-//! engine ([`crate::buddy`]), fallback ([`crate::fallback`]) and the
-//! high-atomic reserve ([`crate::highatomic`]) are built from them.
+//! A zone has two halves. The [`ZoneCore`] never needs the zone lock: the
+//! geometry, the watermarks, and the page records and pageblock types, which
+//! are atomics whose every slot is written only by the owner of the block it
+//! describes. The [`FreeAreas`] (free lists and their counters) live behind
+//! the zone's lock. A [`ZoneOps`] pairs the core with the locked half: holding
+//! one is the proof that the lock is held (Linux's `zone->lock` context), and
+//! the buddy engine ([`crate::buddy`]), fallback ([`crate::fallback`]) and the
+//! high-atomic reserve ([`crate::highatomic`]) are its methods.
 
-use alloc::vec;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
+
+use lock_api::{Mutex, MutexGuard, RawMutex};
 
 use crate::config::Config;
 use crate::free_list::{ListHead, Placement};
 use crate::layout::ZoneSpan;
-use crate::page::{PageMeta, PageState};
+use crate::page::{PageMeta, PageState, PageTable};
+use crate::stats::VmStats;
 use crate::units::{
     MigrateType, NodeId, Order, PageCount, Pfn, ZoneType, MAX_NR_ORDERS, NR_MIGRATE_TYPES,
     NR_ZONE_TYPES,
@@ -47,6 +54,110 @@ impl Geometry {
     }
 }
 
+/// One migratetype per pageblock, readable without the zone lock (Linux reads
+/// `get_pfnblock_migratetype` locklessly too); written under it.
+pub(crate) struct BlockTable {
+    types: Box<[AtomicU8]>,
+    base: u64,
+    shift: u8,
+}
+
+impl Clone for BlockTable {
+    fn clone(&self) -> BlockTable {
+        BlockTable {
+            types: self
+                .types
+                .iter()
+                .map(|a| AtomicU8::new(a.load(Ordering::Relaxed)))
+                .collect(),
+            base: self.base,
+            shift: self.shift,
+        }
+    }
+}
+
+impl BlockTable {
+    #[inline]
+    fn slot(&self, pfn: Pfn) -> &AtomicU8 {
+        &self.types[((pfn.0 >> self.shift) - self.base) as usize]
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, pfn: Pfn) -> MigrateType {
+        MigrateType::from_index(self.slot(pfn).load(Ordering::Relaxed) as usize)
+            .unwrap_or(MigrateType::Movable)
+    }
+
+    #[inline]
+    pub(crate) fn set(&self, pfn: Pfn, mt: MigrateType) {
+        self.slot(pfn).store(mt as u8, Ordering::Relaxed)
+    }
+}
+
+/// The part of a zone that needs no lock.
+pub struct ZoneCore {
+    pub(crate) node: NodeId,
+    pub(crate) zone_type: ZoneType,
+    pub(crate) start: Pfn,
+    pub(crate) end: Pfn,
+    pub(crate) present: Vec<(Pfn, Pfn)>,
+    pub(crate) nr_present: u64,
+    pub(crate) geo: Geometry,
+    pub(crate) pages: PageTable,
+    pub(crate) blocks: BlockTable,
+    pub(crate) watermarks: Watermarks,
+    /// Pages kept from allocations whose highest allowed zone is the index.
+    pub(crate) lowmem_reserve: [u64; NR_ZONE_TYPES],
+    /// Copies of the free counters, published whenever the zone lock is
+    /// released, for lockless watermark checks (Linux reads
+    /// `NR_FREE_PAGES` without the lock too).
+    pub(crate) published_free: AtomicU64,
+    pub(crate) published_free_cma: AtomicU64,
+    pub(crate) published_free_highatomic: AtomicU64,
+    pub(crate) published_nonempty: [AtomicU16; NR_MIGRATE_TYPES],
+    /// Free memory fell below the high watermark (Linux `ZONE_BELOW_HIGH`):
+    /// per-CPU lists shrink their high marks while it is set.
+    pub(crate) below_high: AtomicBool,
+}
+
+impl Clone for ZoneCore {
+    fn clone(&self) -> ZoneCore {
+        let copy64 = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
+        ZoneCore {
+            node: self.node,
+            zone_type: self.zone_type,
+            start: self.start,
+            end: self.end,
+            present: self.present.clone(),
+            nr_present: self.nr_present,
+            geo: self.geo,
+            pages: self.pages.clone(),
+            blocks: self.blocks.clone(),
+            watermarks: self.watermarks,
+            lowmem_reserve: self.lowmem_reserve,
+            published_free: copy64(&self.published_free),
+            published_free_cma: copy64(&self.published_free_cma),
+            published_free_highatomic: copy64(&self.published_free_highatomic),
+            published_nonempty: self
+                .published_nonempty
+                .each_ref()
+                .map(|a| AtomicU16::new(a.load(Ordering::Relaxed))),
+            below_high: AtomicBool::new(self.is_below_high()),
+        }
+    }
+}
+
+impl core::fmt::Debug for ZoneCore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ZoneCore")
+            .field("node", &self.node)
+            .field("zone_type", &self.zone_type)
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Per order: one list per migratetype and the number of free blocks (Linux
 /// `struct free_area`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -55,34 +166,9 @@ pub(crate) struct FreeArea {
     pub nr_free: u64,
 }
 
-/// One block as [`Zone::blocks`] reports it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct BlockInfo {
-    /// First frame.
-    pub pfn: Pfn,
-    /// Order.
-    pub order: Order,
-    /// Free, allocated, per-CPU or offline.
-    pub state: PageState,
-    /// For an allocated block, the migratetype it was allocated as.
-    pub alloc_migratetype: Option<MigrateType>,
-}
-
-/// One zone of one node.
+/// The part of a zone behind its lock.
 #[derive(Clone, Debug)]
-pub struct Zone {
-    pub(crate) node: NodeId,
-    pub(crate) zone_type: ZoneType,
-    pub(crate) start: Pfn,
-    pub(crate) end: Pfn,
-    pub(crate) present: Vec<(Pfn, Pfn)>,
-    pub(crate) nr_present: u64,
-    pub(crate) geo: Geometry,
-    /// One record per spanned page, index = pfn - start.
-    pub(crate) pages: Vec<PageMeta>,
-    /// One migratetype per pageblock, index = (pfn >> pageblock) - block_base.
-    pub(crate) blocks: Vec<MigrateType>,
-    pub(crate) block_base: u64,
+pub struct FreeAreas {
     pub(crate) areas: [FreeArea; MAX_NR_ORDERS],
     /// Bit `o` of `nonempty[mt]` is set when `areas[o].lists[mt]` is not
     /// empty: the smallest usable order is one `trailing_zeros` away.
@@ -96,22 +182,90 @@ pub struct Zone {
     pub(crate) nr_free_highatomic: u64,
     /// Pages in pageblocks reserved for high-order atomic allocations.
     pub(crate) nr_reserved_highatomic: u64,
-    /// Pages in allocated blocks.
-    pub(crate) nr_allocated: u64,
-    pub(crate) watermarks: Watermarks,
-    /// Pages kept from allocations whose highest allowed zone is the index.
-    pub(crate) lowmem_reserve: [u64; NR_ZONE_TYPES],
+    /// What happened under this lock.
+    pub(crate) stats: VmStats,
 }
 
-impl Zone {
-    /// An empty zone (no free block yet) over `span`; every pageblock starts
-    /// movable, as Linux's `memmap_init` leaves them.
-    pub(crate) fn new(span: &ZoneSpan, config: &Config) -> Zone {
+/// One zone of one node. `R` is the raw lock guarding its free lists.
+pub struct Zone<R: RawMutex = crate::DefaultLock> {
+    pub(crate) core: ZoneCore,
+    pub(crate) free: Mutex<R, FreeAreas>,
+}
+
+impl<R: RawMutex> core::fmt::Debug for Zone<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+/// The zone lock held: the core plus the locked free areas. Publishes the
+/// free counters for lockless readers when dropped.
+pub(crate) struct ZoneGuard<'a, R: RawMutex> {
+    core: &'a ZoneCore,
+    free: MutexGuard<'a, R, FreeAreas>,
+}
+
+impl<R: RawMutex> ZoneGuard<'_, R> {
+    /// The operations that need the lock.
+    #[inline]
+    pub(crate) fn ops(&mut self) -> ZoneOps<'_> {
+        ZoneOps {
+            z: self.core,
+            f: &mut self.free,
+        }
+    }
+}
+
+impl<R: RawMutex> Drop for ZoneGuard<'_, R> {
+    #[inline]
+    fn drop(&mut self) {
+        self.core.publish(&self.free);
+    }
+}
+
+/// A zone with its lock held (see the module docs).
+pub(crate) struct ZoneOps<'a> {
+    pub z: &'a ZoneCore,
+    pub f: &'a mut FreeAreas,
+}
+
+impl FreeAreas {
+    fn new() -> FreeAreas {
+        FreeAreas {
+            areas: [FreeArea::default(); MAX_NR_ORDERS],
+            nonempty: [0; NR_MIGRATE_TYPES],
+            nr_free_pages: 0,
+            nr_free_cma: 0,
+            nr_free_highatomic: 0,
+            nr_reserved_highatomic: 0,
+            stats: VmStats::default(),
+        }
+    }
+
+    /// Free pages on all lists, isolated ones included.
+    pub(crate) fn nr_free_all(&self) -> u64 {
+        self.areas
+            .iter()
+            .enumerate()
+            .map(|(o, a)| a.lists.iter().map(ListHead::len).sum::<u64>() << o)
+            .sum()
+    }
+
+    /// Free blocks of `order` on the list of `mt`.
+    pub(crate) fn nr_free_blocks(&self, order: Order, mt: MigrateType) -> u64 {
+        self.areas[order.idx()].lists[mt.idx()].len()
+    }
+}
+
+impl ZoneCore {
+    /// An empty zone core over `span`; every pageblock starts movable, as
+    /// Linux's `memmap_init` leaves them.
+    fn new(span: &ZoneSpan, config: &Config) -> ZoneCore {
         let geo = Geometry::of(config);
         let pb = geo.pageblock;
-        let block_base = span.start.align_down(pb).0 >> pb.get();
+        let base = span.start.align_down(pb).0 >> pb.get();
         let block_end = span.end.align_up(pb).unwrap_or(span.end).0 >> pb.get();
-        Zone {
+        ZoneCore {
             node: span.node,
             zone_type: span.zone_type,
             start: span.start,
@@ -119,85 +273,55 @@ impl Zone {
             nr_present: span.nr_present(),
             present: span.present.clone(),
             geo,
-            pages: vec![PageMeta::TAIL; span.nr_spanned() as usize],
-            blocks: vec![MigrateType::Movable; (block_end - block_base) as usize],
-            block_base,
-            areas: [FreeArea::default(); MAX_NR_ORDERS],
-            nonempty: [0; NR_MIGRATE_TYPES],
-            nr_free_pages: 0,
-            nr_free_cma: 0,
-            nr_free_highatomic: 0,
-            nr_reserved_highatomic: 0,
-            nr_allocated: 0,
+            pages: PageTable::new(span.nr_spanned() as usize),
+            blocks: BlockTable {
+                types: (base..block_end)
+                    .map(|_| AtomicU8::new(MigrateType::Movable as u8))
+                    .collect(),
+                base,
+                shift: pb.get(),
+            },
             watermarks: Watermarks::default(),
             lowmem_reserve: [0; NR_ZONE_TYPES],
+            published_free: AtomicU64::new(0),
+            published_free_cma: AtomicU64::new(0),
+            published_free_highatomic: AtomicU64::new(0),
+            published_nonempty: Default::default(),
+            below_high: AtomicBool::new(false),
         }
     }
 
-    /// The node.
-    pub fn node(&self) -> NodeId {
-        self.node
+    #[inline]
+    fn publish(&self, f: &FreeAreas) {
+        self.published_free
+            .store(f.nr_free_pages, Ordering::Relaxed);
+        self.published_free_cma
+            .store(f.nr_free_cma, Ordering::Relaxed);
+        self.published_free_highatomic
+            .store(f.nr_free_highatomic, Ordering::Relaxed);
+        for (slot, bits) in self.published_nonempty.iter().zip(f.nonempty) {
+            slot.store(bits, Ordering::Relaxed);
+        }
     }
 
-    /// The zone type.
-    pub fn zone_type(&self) -> ZoneType {
-        self.zone_type
+    /// Whether the zone is flagged below its high watermark.
+    #[inline]
+    pub(crate) fn is_below_high(&self) -> bool {
+        self.below_high.load(Ordering::Relaxed)
     }
 
-    /// First spanned frame.
-    pub fn start_pfn(&self) -> Pfn {
-        self.start
-    }
-
-    /// One past the last spanned frame.
-    pub fn end_pfn(&self) -> Pfn {
-        self.end
-    }
-
-    /// Pages spanned, holes included.
-    pub fn nr_spanned(&self) -> PageCount {
-        PageCount(self.end.0 - self.start.0)
-    }
-
-    /// Usable pages.
-    pub fn nr_present(&self) -> PageCount {
-        PageCount(self.nr_present)
-    }
-
-    /// Pages the allocator manages (all present pages: nothing is reserved
-    /// at boot here).
-    pub fn nr_managed(&self) -> PageCount {
-        PageCount(self.nr_present)
-    }
-
-    /// Free pages on the buddy lists, isolated ones excepted.
-    pub fn nr_free(&self) -> PageCount {
-        PageCount(self.nr_free_pages)
-    }
-
-    /// The watermarks.
-    pub fn watermarks(&self) -> Watermarks {
-        self.watermarks
-    }
-
-    /// Free blocks of `order` on the list of `mt`.
-    pub fn nr_free_blocks(&self, order: Order, mt: MigrateType) -> u64 {
-        self.areas[order.idx()].lists[mt.idx()].len()
-    }
-
-    /// Free blocks of `order`, all migratetypes.
-    pub fn nr_free_blocks_of_order(&self, order: Order) -> u64 {
-        self.areas[order.idx()].nr_free
+    pub(crate) fn set_below_high(&self, below: bool) {
+        self.below_high.store(below, Ordering::Relaxed)
     }
 
     /// Whether the zone spans `pfn`.
     #[inline]
-    pub fn spans(&self, pfn: Pfn) -> bool {
+    pub(crate) fn spans(&self, pfn: Pfn) -> bool {
         self.start <= pfn && pfn < self.end
     }
 
     /// Whether `pfn` is a usable page of this zone.
-    pub fn is_present(&self, pfn: Pfn) -> bool {
+    pub(crate) fn is_present(&self, pfn: Pfn) -> bool {
         let i = self.present.partition_point(|r| r.1 <= pfn);
         self.present.get(i).is_some_and(|r| r.0 <= pfn)
     }
@@ -225,29 +349,13 @@ impl Zone {
     /// The record of a spanned frame.
     #[inline]
     pub(crate) fn meta(&self, pfn: Pfn) -> PageMeta {
-        self.pages[self.idx(pfn) as usize]
+        self.pages.get(self.idx(pfn))
     }
 
     /// The migratetype of the pageblock holding `pfn`.
     #[inline]
-    pub fn block_migratetype(&self, pfn: Pfn) -> MigrateType {
-        self.blocks[((pfn.0 >> self.geo.pageblock.get()) - self.block_base) as usize]
-    }
-
-    #[inline]
-    pub(crate) fn set_block_migratetype(&mut self, pfn: Pfn, mt: MigrateType) {
-        let i = ((pfn.0 >> self.geo.pageblock.get()) - self.block_base) as usize;
-        self.blocks[i] = mt;
-    }
-
-    /// Sets every pageblock of the block `pfn`/`order` (at least the one
-    /// holding it) to `mt` (Linux `change_pageblock_range`).
-    pub(crate) fn set_range_migratetype(&mut self, pfn: Pfn, order: Order, mt: MigrateType) {
-        let pb = self.geo.pageblock_nr_pages();
-        let n = (order.nr_pages().0 / pb).max(1);
-        for k in 0..n {
-            self.set_block_migratetype(Pfn(pfn.0 + k * pb), mt);
-        }
+    pub(crate) fn block_mt(&self, pfn: Pfn) -> MigrateType {
+        self.blocks.get(pfn)
     }
 
     /// Pageblocks of the zone, as the first frame of each that the zone
@@ -256,75 +364,6 @@ impl Zone {
     pub(crate) fn pageblock_starts(&self) -> impl Iterator<Item = Pfn> + '_ {
         let step = self.geo.pageblock_nr_pages();
         (self.start.0..self.end.0).step_by(step as usize).map(Pfn)
-    }
-
-    /// Adjusts the free-page counters for `nr` pages joining (`delta > 0`) or
-    /// leaving the lists of `mt` (Linux `account_freepages`).
-    #[inline]
-    fn account_free(&mut self, mt: MigrateType, nr: u64, joining: bool) {
-        let apply = |v: &mut u64| {
-            if joining {
-                *v += nr
-            } else {
-                *v -= nr
-            }
-        };
-        if mt == MigrateType::Isolate {
-            return;
-        }
-        apply(&mut self.nr_free_pages);
-        match mt {
-            MigrateType::Cma => apply(&mut self.nr_free_cma),
-            MigrateType::HighAtomic => apply(&mut self.nr_free_highatomic),
-            _ => {}
-        }
-    }
-
-    /// Puts the free block at `idx` of `order` on the list of `mt`.
-    #[inline]
-    pub(crate) fn add_free(
-        &mut self,
-        idx: u32,
-        order: Order,
-        mt: MigrateType,
-        placement: Placement,
-    ) {
-        self.pages[idx as usize] = PageMeta::head(PageState::FreeHead, order);
-        let area = &mut self.areas[order.idx()];
-        area.lists[mt.idx()].insert(&mut self.pages, idx, placement);
-        area.nr_free += 1;
-        self.nonempty[mt.idx()] |= 1 << order.get();
-        self.account_free(mt, order.nr_pages().0, true);
-    }
-
-    /// Takes the free block at `idx` of `order` off the list of `mt`; its
-    /// head becomes a plain tail for the caller to re-label.
-    #[inline]
-    pub(crate) fn del_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
-        let area = &mut self.areas[order.idx()];
-        let list = &mut area.lists[mt.idx()];
-        list.remove(&mut self.pages, idx);
-        if list.is_empty() {
-            self.nonempty[mt.idx()] &= !(1 << order.get());
-        }
-        area.nr_free -= 1;
-        self.pages[idx as usize] = PageMeta::TAIL;
-        self.account_free(mt, order.nr_pages().0, false);
-    }
-
-    /// Moves a free block from the list of `from` to the tail of the list of
-    /// `to`, keeping its reported flag (Linux `move_to_free_list`).
-    pub(crate) fn move_free(&mut self, idx: u32, order: Order, from: MigrateType, to: MigrateType) {
-        let reported = self.pages[idx as usize].flag();
-        self.del_free(idx, order, from);
-        self.add_free(idx, order, to, Placement::Tail);
-        self.pages[idx as usize].set_flag(reported);
-    }
-
-    /// The first free block on the list of `order` and `mt`.
-    #[inline]
-    pub(crate) fn first_free(&self, order: Order, mt: MigrateType) -> Option<u32> {
-        self.areas[order.idx()].lists[mt.idx()].first()
     }
 
     /// The pageblock holding `pfn`, as `start..end`, if the zone spans all
@@ -350,13 +389,137 @@ impl Zone {
         }
     }
 
+    /// The head of the block (free, allocated, per-CPU or offline) that
+    /// holds `pfn`, if any: the nearest head below whose block reaches it.
+    pub(crate) fn containing_head(&self, pfn: Pfn) -> Option<(Pfn, PageMeta)> {
+        for order in self.geo.orders() {
+            let head = pfn.align_down(order);
+            if !self.spans(head) {
+                break;
+            }
+            let meta = self.meta(head);
+            if meta.state() != PageState::Tail {
+                return (meta.order() >= order).then_some((head, meta));
+            }
+        }
+        None
+    }
+}
+
+/// One block as [`Zone::blocks`] reports it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BlockInfo {
+    /// First frame.
+    pub pfn: Pfn,
+    /// Order.
+    pub order: Order,
+    /// Free, allocated, per-CPU or offline.
+    pub state: PageState,
+    /// For an allocated block, the migratetype it was allocated as.
+    pub alloc_migratetype: Option<MigrateType>,
+}
+
+impl<R: RawMutex> Zone<R> {
+    /// An empty zone (no free block yet) over `span`.
+    pub(crate) fn new(span: &ZoneSpan, config: &Config) -> Zone<R> {
+        Zone {
+            core: ZoneCore::new(span, config),
+            free: Mutex::new(FreeAreas::new()),
+        }
+    }
+
+    /// Takes the zone lock.
+    #[inline]
+    pub(crate) fn lock(&self) -> ZoneGuard<'_, R> {
+        ZoneGuard {
+            core: &self.core,
+            free: self.free.lock(),
+        }
+    }
+
+    /// The node.
+    pub fn node(&self) -> NodeId {
+        self.core.node
+    }
+
+    /// The zone type.
+    pub fn zone_type(&self) -> ZoneType {
+        self.core.zone_type
+    }
+
+    /// First spanned frame.
+    pub fn start_pfn(&self) -> Pfn {
+        self.core.start
+    }
+
+    /// One past the last spanned frame.
+    pub fn end_pfn(&self) -> Pfn {
+        self.core.end
+    }
+
+    /// Pages spanned, holes included.
+    pub fn nr_spanned(&self) -> PageCount {
+        PageCount(self.core.end.0 - self.core.start.0)
+    }
+
+    /// Usable pages.
+    pub fn nr_present(&self) -> PageCount {
+        PageCount(self.core.nr_present)
+    }
+
+    /// Pages the allocator manages (all present pages: nothing is reserved
+    /// at boot here).
+    pub fn nr_managed(&self) -> PageCount {
+        PageCount(self.core.nr_present)
+    }
+
+    /// Free pages on the buddy lists, isolated ones excepted.
+    pub fn nr_free(&self) -> PageCount {
+        PageCount(self.free.lock().nr_free_pages)
+    }
+
+    /// The watermarks.
+    pub fn watermarks(&self) -> Watermarks {
+        self.core.watermarks
+    }
+
+    /// Free blocks of `order` on the list of `mt`.
+    pub fn nr_free_blocks(&self, order: Order, mt: MigrateType) -> u64 {
+        self.free.lock().nr_free_blocks(order, mt)
+    }
+
+    /// Free blocks of `order`, all migratetypes.
+    pub fn nr_free_blocks_of_order(&self, order: Order) -> u64 {
+        self.free.lock().areas[order.idx()].nr_free
+    }
+
+    /// Whether the zone spans `pfn`.
+    #[inline]
+    pub fn spans(&self, pfn: Pfn) -> bool {
+        self.core.spans(pfn)
+    }
+
+    /// Whether `pfn` is a usable page of this zone.
+    pub fn is_present(&self, pfn: Pfn) -> bool {
+        self.core.is_present(pfn)
+    }
+
+    /// The migratetype of the pageblock holding `pfn` (which the zone must
+    /// span).
+    #[inline]
+    pub fn block_migratetype(&self, pfn: Pfn) -> MigrateType {
+        self.core.block_mt(pfn)
+    }
+
     /// Every block of the zone (free, allocated, per-CPU or offline), in
-    /// address order: what a census of pageblocks walks.
+    /// address order: what a census of pageblocks walks. Read without the
+    /// lock: exact when the allocator is quiescent.
     pub fn blocks(&self) -> impl Iterator<Item = BlockInfo> + '_ {
-        let mut pfn = self.start;
+        let core = &self.core;
+        let mut pfn = core.start;
         core::iter::from_fn(move || {
-            while pfn < self.end {
-                let meta = self.meta(pfn);
+            while pfn < core.end {
+                let meta = core.meta(pfn);
                 if meta.state() == PageState::Tail {
                     pfn.0 += 1;
                     continue;
@@ -374,12 +537,95 @@ impl Zone {
             None
         })
     }
+}
+
+impl ZoneOps<'_> {
+    /// Adjusts the free-page counters for `nr` pages joining or leaving the
+    /// lists of `mt` (Linux `account_freepages`).
+    #[inline]
+    fn account_free(&mut self, mt: MigrateType, nr: u64, joining: bool) {
+        let apply = |v: &mut u64| {
+            if joining {
+                *v += nr
+            } else {
+                *v -= nr
+            }
+        };
+        if mt == MigrateType::Isolate {
+            return;
+        }
+        apply(&mut self.f.nr_free_pages);
+        match mt {
+            MigrateType::Cma => apply(&mut self.f.nr_free_cma),
+            MigrateType::HighAtomic => apply(&mut self.f.nr_free_highatomic),
+            _ => {}
+        }
+    }
+
+    /// Puts the free block at `idx` of `order` on the list of `mt`.
+    #[inline]
+    pub(crate) fn add_free(
+        &mut self,
+        idx: u32,
+        order: Order,
+        mt: MigrateType,
+        placement: Placement,
+    ) {
+        self.z
+            .pages
+            .set(idx, PageMeta::head(PageState::FreeHead, order));
+        let area = &mut self.f.areas[order.idx()];
+        area.lists[mt.idx()].insert(&self.z.pages, idx, placement);
+        area.nr_free += 1;
+        self.f.nonempty[mt.idx()] |= 1 << order.get();
+        self.account_free(mt, order.nr_pages().0, true);
+    }
+
+    /// Takes the free block at `idx` of `order` off the list of `mt`; its
+    /// head becomes a plain tail for the caller to re-label.
+    #[inline]
+    pub(crate) fn del_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
+        let area = &mut self.f.areas[order.idx()];
+        let list = &mut area.lists[mt.idx()];
+        list.remove(&self.z.pages, idx);
+        if list.is_empty() {
+            self.f.nonempty[mt.idx()] &= !(1 << order.get());
+        }
+        area.nr_free -= 1;
+        self.z.pages.set(idx, PageMeta::TAIL);
+        self.account_free(mt, order.nr_pages().0, false);
+    }
+
+    /// Moves a free block from the list of `from` to the tail of the list of
+    /// `to`, keeping its reported flag (Linux `move_to_free_list`).
+    pub(crate) fn move_free(&mut self, idx: u32, order: Order, from: MigrateType, to: MigrateType) {
+        let reported = self.z.pages.get(idx).flag();
+        self.del_free(idx, order, from);
+        self.add_free(idx, order, to, Placement::Tail);
+        self.z.pages.update(idx, |m| m.set_flag(reported));
+    }
+
+    /// The first free block on the list of `order` and `mt`.
+    #[inline]
+    pub(crate) fn first_free(&self, order: Order, mt: MigrateType) -> Option<u32> {
+        self.f.areas[order.idx()].lists[mt.idx()].first()
+    }
+
+    /// Sets every pageblock of the block `pfn`/`order` (at least the one
+    /// holding it) to `mt` (Linux `change_pageblock_range`).
+    pub(crate) fn set_range_migratetype(&mut self, pfn: Pfn, order: Order, mt: MigrateType) {
+        let pb = self.z.geo.pageblock_nr_pages();
+        let n = (order.nr_pages().0 / pb).max(1);
+        for k in 0..n {
+            self.z.blocks.set(Pfn(pfn.0 + k * pb), mt);
+        }
+    }
 
     /// Counts free and movable pages in a pageblock (Linux
     /// `prep_move_freepages_block`), for the claim heuristic.
     pub(crate) fn pageblock_usage(&self, start: Pfn, end: Pfn) -> (u64, u64) {
         let (mut free, mut movable) = (0, 0);
-        self.for_each_head(start, end, |_, meta| {
+        self.z.for_each_head(start, end, |_, meta| {
             let nr = meta.order().nr_pages().0;
             match meta.state() {
                 PageState::FreeHead => free += nr,
@@ -406,19 +652,19 @@ impl Zone {
         let mut moved = 0;
         let mut pfn = start;
         while pfn < end {
-            let meta = self.meta(pfn);
+            let meta = self.z.meta(pfn);
             match meta.state() {
                 PageState::Tail => pfn.0 += 1,
                 PageState::FreeHead => {
                     let order = meta.order();
-                    self.move_free(self.idx(pfn), order, from, to);
+                    self.move_free(self.z.idx(pfn), order, from, to);
                     moved += order.nr_pages().0;
                     pfn.0 += order.nr_pages().0;
                 }
                 _ => pfn.0 += meta.order().nr_pages().0,
             }
         }
-        self.set_block_migratetype(start, to);
+        self.z.blocks.set(start, to);
         moved
     }
 }
@@ -430,7 +676,7 @@ mod tests {
     #[test]
     fn blocks_walk_covers_every_present_page() {
         let map = MemoryMap::contiguous(Pfn(0x1000), PageCount(3000)).unwrap();
-        let mut a = Allocator::new(map, Config::default()).unwrap();
+        let a: Allocator = Allocator::new(map, Config::default()).unwrap();
         let p = a.alloc(Order::new(2).unwrap(), AllocFlags::KERNEL).unwrap();
         let zone = &a.zones()[0];
         let total: u64 = zone.blocks().map(|b| b.order.nr_pages().0).sum();

@@ -1,0 +1,430 @@
+//! Per-CPU page lists (seed 004): small-order pages kept per CPU so that most
+//! allocations and frees never take the zone lock.
+//!
+//! Each (CPU, zone) pair has a [`Pcp`] under its own lock. The allocation
+//! fast path only *tries* that lock: if it is held (an interrupt re-entered
+//! the allocator on this CPU, or a remote drain is running) the request goes
+//! to the zone instead, which is how Linux keeps per-CPU lists safe since
+//! 5.14. An empty list is refilled with a batch taken under one zone-lock
+//! acquisition; a list above `high` is drained, a batch at a time, the same
+//! way. Lists hold orders `0..=3` per ordinary migratetype and the pageblock
+//! order (Linux `NR_PCP_LISTS` with THP), threaded through the same page
+//! records as the buddy lists.
+//!
+//! Sizing follows mm/page_alloc.c (Linux 6.7+): `zone_batchsize`,
+//! `zone_highsize`, and the auto-tuning of `high` between `high_min` and
+//! `high_max` (`nr_pcp_alloc`, `nr_pcp_high`, `nr_pcp_free`).
+
+use crate::buddy::FreePlacement;
+use crate::config::{Config, PcpHigh};
+use crate::free_list::{ListHead, Placement};
+use crate::page::{PageMeta, PageState};
+use crate::stats::VmStats;
+use crate::units::{MigrateType, Order, NR_PCP_TYPES};
+use crate::watermark::AllocMode;
+use lock_api::RawMutex;
+
+use crate::zone::{Zone, ZoneCore, ZoneOps};
+
+/// The highest order kept per migratetype (Linux `PAGE_ALLOC_COSTLY_ORDER`).
+pub(crate) const COSTLY_ORDER: u8 = 3;
+/// Lists for orders `0..=COSTLY_ORDER`, per ordinary migratetype.
+const NR_LOWORDER_LISTS: usize = NR_PCP_TYPES * (COSTLY_ORDER as usize + 1);
+/// Plus two for the pageblock order: movable and the rest (Linux
+/// `NR_PCP_THP`).
+pub(crate) const NR_PCP_LISTS: usize = NR_LOWORDER_LISTS + 2;
+/// How far batches scale up under sustained one-way traffic (Linux
+/// `CONFIG_PCP_BATCH_SCALE_MAX`).
+const BATCH_SCALE_MAX: u32 = 5;
+/// Upper bound of the batch in bytes (Linux: 1 MiB, then divided by 4).
+const BATCH_MAX_BYTES: u64 = 1 << 20;
+/// `high_max` is the zone divided by this (Linux
+/// `MIN_PERCPU_PAGELIST_HIGH_FRACTION`).
+const HIGH_MAX_FRACTION: u64 = 8;
+
+/// Which list a block of `order` and `mt` goes on, if any.
+#[inline]
+pub(crate) fn pcp_index(order: Order, mt: MigrateType, pageblock: Order) -> Option<usize> {
+    if order.get() <= COSTLY_ORDER {
+        return Some(NR_PCP_TYPES * order.idx() + mt.idx());
+    }
+    (order == pageblock).then_some(NR_LOWORDER_LISTS + (mt == MigrateType::Movable) as usize)
+}
+
+/// The order of the blocks on list `index`.
+fn list_order(index: usize, pageblock: Order) -> Order {
+    if index < NR_LOWORDER_LISTS {
+        Order::new((index / NR_PCP_TYPES) as u8).unwrap_or(Order::ZERO)
+    } else {
+        pageblock
+    }
+}
+
+/// The list migratetype a block of pageblock type `mt` is freed to: CMA and
+/// high-atomic pages go on the movable lists (Linux `free_frozen_pages`);
+/// isolated ones must not be cached at all (`None`).
+#[inline]
+pub(crate) fn pcp_migratetype(mt: MigrateType) -> Option<MigrateType> {
+    match mt {
+        MigrateType::Isolate => None,
+        MigrateType::HighAtomic | MigrateType::Cma => Some(MigrateType::Movable),
+        other => Some(other),
+    }
+}
+
+/// Linux `zone_batchsize`: ~0.1% of the zone or 1 MiB, whichever is
+/// smaller, divided by 4 and clamped to `2^n - 1`, at least 1.
+pub(crate) fn zone_batchsize(managed: u64, config: &Config) -> u64 {
+    let max = BATCH_MAX_BYTES / config.page_size_bytes;
+    let batch = ((managed >> 10).min(max) / 4).max(1);
+    let scaled = batch + batch / 2;
+    let pow2 = 1u64 << (63 - scaled.leading_zeros());
+    (pow2 - 1).max(1)
+}
+
+/// Linux `zone_highsize`: `total / cpus`, at least four batches. The
+/// minimum is sized from the low watermark, the maximum from an eighth of
+/// the zone.
+pub(crate) fn zone_highsize(total: u64, nr_cpus: u64, batch: u64) -> u64 {
+    (total / nr_cpus.max(1)).max(batch << 2)
+}
+
+/// One CPU's lists for one zone (Linux `struct per_cpu_pages`).
+#[derive(Clone, Debug)]
+pub struct Pcp {
+    pub(crate) lists: [ListHead; NR_PCP_LISTS],
+    /// Pages on all lists.
+    pub(crate) count: u64,
+    pub(crate) high: u64,
+    pub(crate) high_min: u64,
+    pub(crate) high_max: u64,
+    pub(crate) batch: u64,
+    /// Doubles the refill batch while the CPU keeps allocating without
+    /// freeing.
+    alloc_factor: u32,
+    /// Pages freed in a row, halved by every allocation: grows the drain
+    /// batch under sustained freeing.
+    free_count: u64,
+    /// The previous free was of order `1..=COSTLY_ORDER`.
+    prev_free_high_order: bool,
+    /// What happened under this lock.
+    pub(crate) stats: VmStats,
+}
+
+impl Pcp {
+    pub(crate) fn new(managed: u64, low_wmark: u64, nr_cpus: u64, config: &Config) -> Pcp {
+        let batch = zone_batchsize(managed, config);
+        let high_min = zone_highsize(low_wmark, nr_cpus, batch);
+        let high_max = match config.pcp_high {
+            PcpHigh::AutoTune => zone_highsize(managed / HIGH_MAX_FRACTION, nr_cpus, batch),
+            PcpHigh::Fixed => high_min,
+        };
+        Pcp {
+            lists: [ListHead::EMPTY; NR_PCP_LISTS],
+            count: 0,
+            high: high_min,
+            high_min,
+            high_max,
+            batch,
+            alloc_factor: 0,
+            free_count: 0,
+            prev_free_high_order: false,
+            stats: VmStats::default(),
+        }
+    }
+
+    /// Pages on this CPU's lists.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The current high mark.
+    pub fn high(&self) -> u64 {
+        self.high
+    }
+
+    /// The refill and drain batch.
+    pub fn batch(&self) -> u64 {
+        self.batch
+    }
+
+    /// How many blocks to refill with (Linux `nr_pcp_alloc`), growing
+    /// `high` when the CPU keeps refilling.
+    fn refill_batch(&mut self, order: Order, below_high: bool) -> u64 {
+        let base = self.batch;
+        self.high = self.high.clamp(self.high_min, self.high_max);
+        if self.high < base {
+            return 1;
+        }
+        let mut batch = if order == Order::ZERO {
+            base << self.alloc_factor
+        } else {
+            base
+        };
+        if self.high_min != self.high_max && !below_high {
+            self.high = (self.high + batch).min(self.high_max);
+        }
+        if order == Order::ZERO {
+            let max_nr_alloc = self.high.saturating_sub(self.count + base).max(base);
+            if batch <= max_nr_alloc && self.alloc_factor < BATCH_SCALE_MAX {
+                self.alloc_factor += 1;
+            }
+            batch = batch.min(max_nr_alloc);
+        }
+        if batch > 1 {
+            batch = (batch >> order.get()).max(2);
+        }
+        batch
+    }
+
+    /// The high mark after a free (Linux `nr_pcp_high`), shrinking it when
+    /// the zone is below its high watermark or a burst of high-order frees
+    /// is under way.
+    fn high_after_free(&mut self, free_high: bool, below_high: bool) -> u64 {
+        self.high = self.high.clamp(self.high_min, self.high_max);
+        if self.high == 0 {
+            return 0;
+        }
+        if free_high {
+            self.high = self
+                .high
+                .saturating_sub(self.batch << BATCH_SCALE_MAX)
+                .max(self.high_min);
+            return 0;
+        }
+        if self.high_min == self.high_max {
+            return self.high;
+        }
+        if below_high {
+            let shrink = self.free_count.max(self.batch);
+            self.high = self.high.saturating_sub(shrink).max(self.high_min);
+            return self.count.max(self.high_min);
+        }
+        if self.count >= self.high {
+            let need = self.free_count + self.batch;
+            if self.high < need {
+                self.high = need.clamp(self.high_min, self.high_max);
+            }
+        }
+        self.high
+    }
+
+    /// How many pages to drain once over `high` (Linux `nr_pcp_free`).
+    fn drain_amount(&self, high: u64, free_high: bool) -> u64 {
+        if free_high {
+            return self.count.min(self.batch << BATCH_SCALE_MAX);
+        }
+        if high < self.batch {
+            return 1;
+        }
+        self.free_count
+            .clamp(self.batch, (high - self.batch).max(self.batch))
+    }
+
+    /// Pops the first block of list `index`.
+    #[inline]
+    fn pop(&mut self, z: &ZoneCore, index: usize, order: Order) -> Option<u32> {
+        let idx = self.lists[index].first()?;
+        self.lists[index].remove(&z.pages, idx);
+        self.count -= order.nr_pages().0;
+        Some(idx)
+    }
+
+    /// Takes a block of `order` for `mt` from this CPU's lists, refilling an
+    /// empty list from the zone (Linux `__rmqueue_pcplist`). The block is
+    /// left marked allocated.
+    #[inline]
+    pub(crate) fn alloc<R: RawMutex>(
+        &mut self,
+        zone: &Zone<R>,
+        order: Order,
+        mt: MigrateType,
+        mode: AllocMode,
+    ) -> Option<u32> {
+        let z = &zone.core;
+        let index = pcp_index(order, mt, z.geo.pageblock)?;
+        if self.lists[index].is_empty() {
+            let batch = self.refill_batch(order, z.is_below_high());
+            let mut guard = zone.lock();
+            let mut ops = guard.ops();
+            let got = ops.rmqueue_bulk(
+                order,
+                mt,
+                mode,
+                batch,
+                &mut self.lists[index],
+                &mut self.stats,
+            );
+            self.count += got * order.nr_pages().0;
+        }
+        let idx = self.pop(z, index, order)?;
+        z.pages.set(idx, PageMeta::allocated(order, mt));
+        self.free_count >>= 1;
+        self.stats.count_alloc(order);
+        Some(idx)
+    }
+
+    /// Puts a block the caller owns (its head already marked per-CPU) on
+    /// this CPU's lists and drains a batch if the lists grew past `high`
+    /// (Linux `free_frozen_page_commit`).
+    #[inline]
+    pub(crate) fn free<R: RawMutex>(
+        &mut self,
+        zone: &Zone<R>,
+        idx: u32,
+        order: Order,
+        mt: MigrateType,
+    ) {
+        let z = &zone.core;
+        self.alloc_factor >>= 1;
+        let Some(index) = pcp_index(order, mt, z.geo.pageblock) else {
+            return;
+        };
+        self.lists[index].insert(&z.pages, idx, Placement::Head);
+        self.count += order.nr_pages().0;
+        self.stats.count_free(order);
+        let mut free_high = false;
+        if order > Order::ZERO && order.get() <= COSTLY_ORDER {
+            free_high =
+                self.free_count >= self.batch + self.high_min / 2 && self.prev_free_high_order;
+            self.prev_free_high_order = true;
+        } else {
+            self.prev_free_high_order = false;
+        }
+        if self.free_count < self.batch << BATCH_SCALE_MAX {
+            self.free_count += order.nr_pages().0;
+        }
+        let high = self.high_after_free(free_high, z.is_below_high());
+        if self.count >= high {
+            let amount = self.drain_amount(high, free_high);
+            let mut guard = zone.lock();
+            self.drain(&mut guard.ops(), amount, index);
+            if z.is_below_high() && guard.ops().high_watermark_met() {
+                z.set_below_high(false);
+            }
+        }
+    }
+
+    /// Returns at least `amount` pages (or all) to the buddy lists, oldest
+    /// first, visiting the lists round-robin from `start` (Linux
+    /// `free_pcppages_bulk`).
+    pub(crate) fn drain(&mut self, ops: &mut ZoneOps<'_>, amount: u64, start: usize) {
+        let mut left = amount.min(self.count) as i64;
+        let mut index = start;
+        let pb = ops.z.geo.pageblock;
+        while left > 0 && self.count > 0 {
+            while self.lists[index].is_empty() {
+                index = (index + 1) % NR_PCP_LISTS;
+            }
+            let order = list_order(index, pb);
+            while left > 0 {
+                let Some(idx) = self.lists[index].last() else {
+                    break;
+                };
+                self.lists[index].remove(&ops.z.pages, idx);
+                self.count -= order.nr_pages().0;
+                left -= order.nr_pages().0 as i64;
+                ops.z.pages.set(idx, PageMeta::TAIL);
+                ops.free_block(ops.z.pfn(idx), order, FreePlacement::Auto);
+                ops.f.stats.pcp_drained += order.nr_pages().0;
+            }
+            index = (index + 1) % NR_PCP_LISTS;
+        }
+    }
+
+    /// Every block on the lists, with its order, for the invariant walk.
+    pub(crate) fn blocks<'a>(&'a self, z: &'a ZoneCore) -> impl Iterator<Item = (u32, Order)> + 'a {
+        let pb = z.geo.pageblock;
+        self.lists
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, list)| list.iter(&z.pages).map(move |idx| (idx, list_order(i, pb))))
+    }
+}
+
+impl ZoneOps<'_> {
+    /// Takes up to `count` blocks of `order` for `mt` onto a per-CPU list,
+    /// in one lock round (Linux `rmqueue_bulk`). Returns how many.
+    pub(crate) fn rmqueue_bulk(
+        &mut self,
+        order: Order,
+        mt: MigrateType,
+        mode: AllocMode,
+        count: u64,
+        list: &mut ListHead,
+        cpu_stats: &mut VmStats,
+    ) -> u64 {
+        let mut got = 0;
+        // Refills use `__rmqueue`: no high-atomic reserve.
+        let pcp_mode = mode - AllocMode::HIGHATOMIC - AllocMode::NON_BLOCK;
+        while got < count {
+            let Some((idx, event)) = self.rmqueue(order, mt, pcp_mode) else {
+                break;
+            };
+            if let Some(event) = event {
+                cpu_stats.count_fallback(&event, self.z.geo.pageblock);
+            }
+            self.z
+                .pages
+                .set(idx, PageMeta::head(PageState::PcpHead, order));
+            list.insert(&self.z.pages, idx, Placement::Tail);
+            got += 1;
+        }
+        got
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pagesets of the sample machine's `/proc/zoneinfo` (2 CPUs):
+    /// managed pages and low watermark in, batch/high_min/high_max out.
+    #[test]
+    fn sizing_matches_the_linux_sample() {
+        let config = Config::default();
+        for (managed, low, batch, high_min, high_max) in [
+            (3840, 77, 1, 38, 240),
+            (772_497, 15_710, 63, 7855, 48_281),
+            (262_144, 5331, 63, 2665, 16_384),
+        ] {
+            let pcp = Pcp::new(managed, low, 2, &config);
+            assert_eq!(
+                (pcp.batch, pcp.high_min, pcp.high_max),
+                (batch, high_min, high_max),
+                "managed {managed}"
+            );
+        }
+        let fixed = Config {
+            pcp_high: PcpHigh::Fixed,
+            ..Config::default()
+        };
+        let pcp = Pcp::new(262_144, 5331, 2, &fixed);
+        assert_eq!(pcp.high_max, pcp.high_min);
+    }
+
+    #[test]
+    fn list_indices_round_trip() {
+        let pb = Order::new(9).unwrap();
+        for order in (0..=COSTLY_ORDER).filter_map(Order::new).chain([pb]) {
+            for mt in [
+                MigrateType::Unmovable,
+                MigrateType::Movable,
+                MigrateType::Reclaimable,
+            ] {
+                let i = pcp_index(order, mt, pb).unwrap();
+                assert!(i < NR_PCP_LISTS);
+                assert_eq!(list_order(i, pb), order);
+            }
+        }
+        assert_eq!(
+            pcp_index(Order::new(4).unwrap(), MigrateType::Movable, pb),
+            None
+        );
+        assert_eq!(pcp_migratetype(MigrateType::Isolate), None);
+        assert_eq!(
+            pcp_migratetype(MigrateType::HighAtomic),
+            Some(MigrateType::Movable)
+        );
+    }
+}
