@@ -292,9 +292,9 @@ impl<R: RawMutex> Allocator<R> {
         let Some(zonelist) = self.zonelist_id(node, highest, flags) else {
             return Err(AllocError::NoZone);
         };
-        let Some(&preferred) = self.zonelist(zonelist).first() else {
+        if self.zonelist(zonelist).is_empty() {
             return Err(AllocError::NoZone);
-        };
+        }
         let mut base = AllocMode::empty();
         if mt == MigrateType::Movable && self.config.cma == CmaSupport::Enabled {
             base |= AllocMode::CMA;
@@ -311,7 +311,10 @@ impl<R: RawMutex> Allocator<R> {
             mt,
             highest,
         };
-        let fast = base | self.nofragment(preferred);
+        let fast = base | self.zonelists[zonelist.slot].nofragment[highest.idx()];
+        if let Some(pfn) = self.pcp_fast(zonelist, request, fast) {
+            return Ok(pfn);
+        }
         if let Some(pfn) = self.get_page_from_freelist(zonelist, request, fast) {
             return Ok(pfn);
         }
@@ -368,25 +371,6 @@ impl<R: RawMutex> Allocator<R> {
         &self.zonelists[id.slot].lists[id.scope as usize][id.highest.idx()]
     }
 
-    /// Linux `alloc_flags_nofragment`: when the preferred zone is Normal and
-    /// a DMA32 zone could take the request instead, first try every zone
-    /// without splitting another type's pageblock.
-    fn nofragment(&self, preferred: usize) -> AllocMode {
-        let zone = &self.zones[preferred].core;
-        if zone.zone_type != ZoneType::Normal {
-            return AllocMode::empty();
-        }
-        let multi_node = self.zonelists.len() > 1;
-        let has_dma32 = self
-            .zones
-            .iter()
-            .any(|z| z.core.node == zone.node && z.core.zone_type == ZoneType::Dma32);
-        if multi_node && !has_dma32 {
-            return AllocMode::empty();
-        }
-        AllocMode::NOFRAGMENT
-    }
-
     /// One pass over the zonelist (Linux `get_page_from_freelist`), repeated
     /// without `NOFRAGMENT` if that found nothing.
     fn get_page_from_freelist(
@@ -398,15 +382,7 @@ impl<R: RawMutex> Allocator<R> {
         loop {
             for &zi in self.zonelist(zonelist) {
                 let zone = &self.zones[zi];
-                if self.config.pcp == PcpMode::Enabled && !zone.core.is_below_high() {
-                    // Linux notes here when a zone drops below its high
-                    // watermark, so per-CPU lists stop hoarding.
-                    let high = (mode - AllocMode::WMARK_MIN) | AllocMode::WMARK_HIGH;
-                    if !zone.core.watermark_ok(req.order, req.highest, high) {
-                        zone.core.set_below_high(true);
-                    }
-                }
-                if !zone.core.watermark_ok(req.order, req.highest, mode) {
+                if !self.zone_allows(zone, req, mode) {
                     continue;
                 }
                 if let Some(pfn) = self.rmqueue(zi, req, mode) {
@@ -418,6 +394,42 @@ impl<R: RawMutex> Allocator<R> {
             }
             mode.remove(AllocMode::NOFRAGMENT);
         }
+    }
+
+    /// The common case, decided exactly as `get_page_from_freelist` would
+    /// decide it, without its loop: the first zone of the zonelist passes its
+    /// watermark and this CPU's list has a block cached.
+    #[inline]
+    fn pcp_fast(&self, zonelist: ZonelistId, req: Request, mode: AllocMode) -> Option<Pfn> {
+        if self.config.pcp != PcpMode::Enabled {
+            return None;
+        }
+        let &zi = self.zonelist(zonelist).first()?;
+        let zone = &self.zones[zi];
+        let index = pcp_index(req.order, req.mt, zone.core.geo.pageblock)?;
+        if !self.zone_allows(zone, req, mode) {
+            return None;
+        }
+        let mut pcp = self.pcps[req.cpu.0 as usize][zi].try_lock()?;
+        let idx = pcp.take_cached(&zone.core, index, req.order, req.mt)?;
+        Some(zone.core.pfn(idx))
+    }
+
+    /// The watermark test of `get_page_from_freelist`. With per-CPU lists
+    /// Linux first checks the high watermark: passing it settles the
+    /// question (the real mark is lower); failing it flags the zone as below
+    /// high, so per-CPU lists stop hoarding, before the real check.
+    #[inline]
+    fn zone_allows(&self, zone: &Zone<R>, req: Request, mode: AllocMode) -> bool {
+        let z = &zone.core;
+        if self.config.pcp == PcpMode::Enabled && !z.is_below_high() {
+            let high = (mode - AllocMode::WMARK_MIN) | AllocMode::WMARK_HIGH;
+            if z.watermark_ok(req.order, req.highest, high) {
+                return true;
+            }
+            z.set_below_high(true);
+        }
+        z.watermark_ok(req.order, req.highest, mode)
     }
 
     /// Takes a block from zone `zi`: through the CPU's lists when the order
@@ -530,15 +542,19 @@ impl<R: RawMutex> Allocator<R> {
         }
         let zi = self.zone_index(pfn).ok_or(BlockError::OutOfRange { pfn })?;
         let zone = &self.zones[zi].core;
+        let meta = zone.meta(pfn);
+        // Only present, aligned frames ever head an allocated block: the
+        // common case needs no further check.
+        if meta.state() == PageState::AllocHead && meta.order() == order {
+            return Ok((zi, meta));
+        }
         if !zone.is_present(pfn) {
             return Err(BlockError::InHole { pfn });
         }
         if !pfn.is_aligned(order) {
             return Err(BlockError::Misaligned { pfn, order });
         }
-        let meta = zone.meta(pfn);
         match meta.state() {
-            PageState::AllocHead if meta.order() == order => Ok((zi, meta)),
             PageState::AllocHead => Err(BlockError::WrongOrder {
                 pfn,
                 order,
@@ -688,6 +704,10 @@ struct NodeZonelists {
     node: NodeId,
     /// `[scope][highest zone]` → zone indices in fallback order.
     lists: [[Vec<usize>; NR_ZONE_TYPES]; 2],
+    /// Per highest zone: Linux `alloc_flags_nofragment` for the preferred
+    /// zone. When it is Normal and a DMA32 zone could take the request
+    /// instead, the first pass avoids splitting other types' pageblocks.
+    nofragment: [AllocMode; NR_ZONE_TYPES],
 }
 
 /// Zonelists per node: own zones highest first, then other nodes by
@@ -720,7 +740,24 @@ fn build_zonelists<R: RawMutex>(zones: &[Zone<R>]) -> Vec<NodeZonelists> {
             };
             let lists = [NodeScope::AllNodes, NodeScope::ThisNode]
                 .map(|scope| ZoneType::ALL.map(|t| select(scope, t)));
-            NodeZonelists { node, lists }
+            let has_dma32 = zones
+                .iter()
+                .any(|z| z.core.node == node && z.core.zone_type == ZoneType::Dma32);
+            let nofragment = ZoneType::ALL.map(|t| {
+                let preferred = lists[0][t.idx()].first().map(|&i| zones[i].core.zone_type);
+                let eligible =
+                    preferred == Some(ZoneType::Normal) && (nodes.len() == 1 || has_dma32);
+                if eligible {
+                    AllocMode::NOFRAGMENT
+                } else {
+                    AllocMode::empty()
+                }
+            });
+            NodeZonelists {
+                node,
+                lists,
+                nofragment,
+            }
         })
         .collect()
 }

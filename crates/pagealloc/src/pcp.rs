@@ -257,6 +257,19 @@ impl Pcp {
             );
             self.count += got * order.nr_pages().0;
         }
+        self.take_cached(z, index, order, mt)
+    }
+
+    /// Takes the first block of list `index` if there is one, marked
+    /// allocated as `mt`.
+    #[inline]
+    pub(crate) fn take_cached(
+        &mut self,
+        z: &ZoneCore,
+        index: usize,
+        order: Order,
+        mt: MigrateType,
+    ) -> Option<u32> {
         let idx = self.pop(z, index, order)?;
         z.pages.set(idx, PageMeta::allocated(order, mt));
         self.free_count >>= 1;

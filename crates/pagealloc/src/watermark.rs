@@ -83,18 +83,21 @@ impl ZoneCore {
     /// lock holder published (Linux `zone_watermark_fast`).
     #[inline]
     pub(crate) fn watermark_ok(&self, order: Order, highest: ZoneType, mode: AllocMode) -> bool {
-        let nonempty = self
-            .published_nonempty
-            .each_ref()
-            .map(|b| b.load(Ordering::Relaxed));
         watermark_ok(
             self,
             self.published_counts(),
-            &nonempty,
+            || self.published_bitmaps(),
             order,
             highest,
             mode,
         )
+    }
+
+    /// The published non-empty bitmaps of the free lists.
+    fn published_bitmaps(&self) -> [u16; NR_MIGRATE_TYPES] {
+        self.published_nonempty
+            .each_ref()
+            .map(|b| b.load(Ordering::Relaxed))
     }
 
     /// Whether `nr` order-0 pages may be taken at once (Linux
@@ -102,11 +105,14 @@ impl ZoneCore {
     pub(crate) fn watermark_ok_bulk(&self, nr: u64, highest: ZoneType, mode: AllocMode) -> bool {
         let mut counts = self.published_counts();
         counts.free = counts.free.saturating_sub(nr);
-        let nonempty = self
-            .published_nonempty
-            .each_ref()
-            .map(|b| b.load(Ordering::Relaxed));
-        watermark_ok(self, counts, &nonempty, Order::ZERO, highest, mode)
+        watermark_ok(
+            self,
+            counts,
+            || self.published_bitmaps(),
+            Order::ZERO,
+            highest,
+            mode,
+        )
     }
 }
 
@@ -123,7 +129,7 @@ impl ZoneOps<'_> {
         watermark_ok(
             self.z,
             counts,
-            &self.f.nonempty,
+            || self.f.nonempty,
             Order::ZERO,
             ZoneType::Movable,
             high,
@@ -131,12 +137,13 @@ impl ZoneOps<'_> {
     }
 }
 
-/// Linux `__zone_watermark_ok`. `nonempty` (the free-list bitmaps) is
-/// needed for orders above 0.
+/// Linux `__zone_watermark_ok`. `nonempty` gives the free-list bitmaps,
+/// read only for orders above 0.
+#[inline]
 fn watermark_ok(
     z: &ZoneCore,
     counts: FreeCounts,
-    nonempty: &[u16; NR_MIGRATE_TYPES],
+    nonempty: impl FnOnce() -> [u16; NR_MIGRATE_TYPES],
     order: Order,
     highest: ZoneType,
     mode: AllocMode,
@@ -176,6 +183,7 @@ fn watermark_ok(
         return true;
     }
     // A high-order request also needs one suitable free block.
+    let nonempty = nonempty();
     let suitable = |mt: MigrateType| nonempty[mt.idx()] >> order.get() != 0;
     MigrateType::ALL[..NR_PCP_TYPES]
         .iter()
