@@ -344,6 +344,19 @@ impl<R: RawMutex> Allocator<R> {
         Err(AllocError::NoMemory { order })
     }
 
+    /// The zone indices an allocation on `cpu` tries, in order.
+    pub(crate) fn zonelist_for(
+        &self,
+        cpu: CpuId,
+        highest: ZoneType,
+        flags: AllocFlags,
+    ) -> Vec<usize> {
+        let node = self.cpu_home(cpu).unwrap_or_default();
+        self.zonelist_id(node, highest, flags)
+            .map(|id| self.zonelist(id).to_vec())
+            .unwrap_or_default()
+    }
+
     /// Which precomputed zonelist an allocation uses.
     #[inline]
     fn zonelist_id(

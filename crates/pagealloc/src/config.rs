@@ -2,6 +2,7 @@
 //! switches. Every tunable lives here, in the allocator value; there are no
 //! globals. Defaults are Linux 6.x on x86-64.
 
+use crate::compact::Packing;
 use crate::error::ConfigError;
 use crate::page::MAX_ZONE_PAGES;
 use crate::units::{Order, MAX_NR_ORDERS, NR_ZONE_TYPES};
@@ -127,6 +128,9 @@ pub struct Config {
     pub pcp: PcpMode,
     /// How per-CPU high marks are tuned.
     pub pcp_high: PcpHigh,
+    /// Which order-0 allocations are packed into owned pageblocks (seed
+    /// 001); Linux's placement is [`Packing::Off`].
+    pub packing: Packing,
 }
 
 impl Default for Config {
@@ -146,6 +150,7 @@ impl Default for Config {
             nr_cpus: 1,
             pcp: PcpMode::Enabled,
             pcp_high: PcpHigh::AutoTune,
+            packing: Packing::Off,
         }
     }
 }

@@ -45,6 +45,11 @@ impl FallbackEvent {
     }
 }
 
+/// The types `mt` falls back to, in order (none for the special types).
+pub(crate) fn fallbacks_of(mt: MigrateType) -> impl Iterator<Item = MigrateType> {
+    FALLBACKS.get(mt.idx()).into_iter().flatten().copied()
+}
+
 /// The first fallback type of `mt` with a free block on `order`'s lists.
 fn suitable_fallback(nonempty: &[u16], order: Order, mt: MigrateType) -> Option<MigrateType> {
     let row = FALLBACKS.get(mt.idx())?;
@@ -207,6 +212,11 @@ impl ZoneOps<'_> {
                 return Some((idx, None));
             }
         }
+        if order == Order::ZERO && self.z.packing.packs(mt) {
+            if let Some(found) = self.rmqueue_packed_one(mt) {
+                return Some(found);
+            }
+        }
         if let Some(idx) = self.rmqueue_smallest(order, mt) {
             return Some((idx, None));
         }
@@ -226,5 +236,26 @@ impl ZoneOps<'_> {
                 .map(|idx| (idx, None));
         }
         None
+    }
+}
+
+impl ZoneOps<'_> {
+    /// One packed order-0 page for the packing policy, claiming a free
+    /// pageblock if need be. The page is handed back free-of-state (its head
+    /// a plain tail) for the caller to label, like `rmqueue_smallest`'s.
+    fn rmqueue_packed_one(&mut self, mt: MigrateType) -> Option<(u32, Option<FallbackEvent>)> {
+        let mut found = None;
+        let mut event = None;
+        self.rmqueue_packed(
+            mt,
+            1,
+            crate::compact::PackClaim::ClaimFreePageblocks,
+            crate::compact::POLICY_SCAN_LIMIT,
+            &mut |idx| found = Some(idx),
+            &mut |e| event = Some(e),
+        );
+        let idx = found?;
+        self.z.pages.set(idx, crate::page::PageMeta::TAIL);
+        Some((idx, event))
     }
 }

@@ -69,6 +69,9 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
     let geo = zone.geo;
     // Pass 1: the linear walk (invariants 1, 2, 3, and counts for 4).
     let mut heads_free = [[0u64; NR_MIGRATE_TYPES]; MAX_NR_ORDERS];
+    let first_block = zone.start.0 >> geo.pageblock.get();
+    let last_block = (zone.end.0 - 1) >> geo.pageblock.get();
+    let mut free_per_block = vec![0u64; (last_block - first_block + 1) as usize];
     let mut allocated = 0u64;
     let mut cached = 0u64;
     let mut covered = 0u64;
@@ -137,6 +140,10 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
                     }
                 }
                 heads_free[order.idx()][mt.idx()] += 1;
+                for k in 0..nr {
+                    let block = ((pfn.0 + k) >> geo.pageblock.get()) - first_block;
+                    free_per_block[block as usize] += 1;
+                }
                 check_no_mergeable_buddy(zone, pfn, order, mt)?;
             }
             PageState::AllocHead => allocated += nr,
@@ -294,6 +301,18 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
                 4,
                 zone,
                 format!("{name} is {counter}, the lists hold {walked}"),
+            ));
+        }
+    }
+    let first_block = zone.start.0 >> geo.pageblock.get();
+    for (k, &walked) in free_per_block.iter().enumerate() {
+        let block = Pfn((first_block + k as u64) << geo.pageblock.get());
+        let counted = zone.blocks.free_pages(block.max(zone.start)) as u64;
+        if walked != counted {
+            return Err(violation(
+                4,
+                zone,
+                format!("pageblock {block} has {walked} free pages, its counter says {counted}"),
             ));
         }
     }

@@ -368,6 +368,24 @@ impl ZoneOps<'_> {
         cpu_stats: &mut VmStats,
     ) -> u64 {
         let mut got = 0;
+        if order == Order::ZERO && self.z.packing.packs(mt) {
+            // One scan for candidate pageblocks serves the whole batch.
+            let pages = self.z;
+            let pb = self.z.geo.pageblock;
+            got = self.rmqueue_packed(
+                mt,
+                count as usize,
+                crate::compact::PackClaim::ClaimFreePageblocks,
+                crate::compact::POLICY_SCAN_LIMIT,
+                &mut |idx| {
+                    pages
+                        .pages
+                        .set(idx, PageMeta::head(PageState::PcpHead, order));
+                    list.insert(&pages.pages, idx, Placement::Tail);
+                },
+                &mut |event| cpu_stats.count_fallback(&event, pb),
+            ) as u64;
+        }
         // Refills use `__rmqueue`: no high-atomic reserve.
         let pcp_mode = mode - AllocMode::HIGHATOMIC - AllocMode::NON_BLOCK;
         while got < count {

@@ -11,10 +11,11 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use lock_api::{Mutex, MutexGuard, RawMutex};
 
+use crate::compact::Packing;
 use crate::config::Config;
 use crate::free_list::{ListHead, Placement};
 use crate::layout::ZoneSpan;
@@ -54,21 +55,29 @@ impl Geometry {
     }
 }
 
-/// One migratetype per pageblock, readable without the zone lock (Linux reads
-/// `get_pfnblock_migratetype` locklessly too); written under it.
+/// Per pageblock: its migratetype and how many of its pages are free on the
+/// buddy lists, in one atomic word (`mt | free << 8`). The type is read
+/// without the zone lock (Linux reads `get_pfnblock_migratetype` locklessly
+/// too); both are written under it. The free count is what lets packed
+/// allocation (seed 001) find the fullest pageblocks of a type.
 pub(crate) struct BlockTable {
-    types: Box<[AtomicU8]>,
+    slots: Box<[AtomicU32]>,
     base: u64,
     shift: u8,
 }
 
+/// Bits of a [`BlockTable`] slot holding the migratetype.
+const BLOCK_MT_MASK: u32 = 0xff;
+/// Shift of the free-page count in a [`BlockTable`] slot.
+const BLOCK_FREE_SHIFT: u32 = 8;
+
 impl Clone for BlockTable {
     fn clone(&self) -> BlockTable {
         BlockTable {
-            types: self
-                .types
+            slots: self
+                .slots
                 .iter()
-                .map(|a| AtomicU8::new(a.load(Ordering::Relaxed)))
+                .map(|a| AtomicU32::new(a.load(Ordering::Relaxed)))
                 .collect(),
             base: self.base,
             shift: self.shift,
@@ -78,19 +87,39 @@ impl Clone for BlockTable {
 
 impl BlockTable {
     #[inline]
-    fn slot(&self, pfn: Pfn) -> &AtomicU8 {
-        &self.types[((pfn.0 >> self.shift) - self.base) as usize]
+    fn slot(&self, pfn: Pfn) -> &AtomicU32 {
+        &self.slots[((pfn.0 >> self.shift) - self.base) as usize]
     }
 
     #[inline]
     pub(crate) fn get(&self, pfn: Pfn) -> MigrateType {
-        MigrateType::from_index(self.slot(pfn).load(Ordering::Relaxed) as usize)
-            .unwrap_or(MigrateType::Movable)
+        let bits = self.slot(pfn).load(Ordering::Relaxed) & BLOCK_MT_MASK;
+        MigrateType::from_index(bits as usize).unwrap_or(MigrateType::Movable)
     }
 
+    /// Sets the type, keeping the free count (zone lock held).
     #[inline]
     pub(crate) fn set(&self, pfn: Pfn, mt: MigrateType) {
-        self.slot(pfn).store(mt as u8, Ordering::Relaxed)
+        let slot = self.slot(pfn);
+        let old = slot.load(Ordering::Relaxed);
+        slot.store((old & !BLOCK_MT_MASK) | mt as u32, Ordering::Relaxed)
+    }
+
+    /// Free pages of the pageblock holding `pfn` on the buddy lists.
+    #[inline]
+    pub(crate) fn free_pages(&self, pfn: Pfn) -> u32 {
+        self.slot(pfn).load(Ordering::Relaxed) >> BLOCK_FREE_SHIFT
+    }
+
+    /// Adds or removes `nr` free pages of the pageblock holding `pfn` (zone
+    /// lock held).
+    #[inline]
+    fn account(&self, pfn: Pfn, nr: u32, joining: bool) {
+        let slot = self.slot(pfn);
+        let old = slot.load(Ordering::Relaxed);
+        let delta = nr << BLOCK_FREE_SHIFT;
+        let new = if joining { old + delta } else { old - delta };
+        slot.store(new, Ordering::Relaxed)
     }
 }
 
@@ -103,6 +132,8 @@ pub struct ZoneCore {
     pub(crate) present: Vec<(Pfn, Pfn)>,
     pub(crate) nr_present: u64,
     pub(crate) geo: Geometry,
+    /// Which order-0 allocations are packed (a policy from the config).
+    pub(crate) packing: Packing,
     pub(crate) pages: PageTable,
     pub(crate) blocks: BlockTable,
     pub(crate) watermarks: Watermarks,
@@ -131,6 +162,7 @@ impl Clone for ZoneCore {
             present: self.present.clone(),
             nr_present: self.nr_present,
             geo: self.geo,
+            packing: self.packing,
             pages: self.pages.clone(),
             blocks: self.blocks.clone(),
             watermarks: self.watermarks,
@@ -273,10 +305,11 @@ impl ZoneCore {
             nr_present: span.nr_present(),
             present: span.present.clone(),
             geo,
+            packing: config.packing,
             pages: PageTable::new(span.nr_spanned() as usize),
             blocks: BlockTable {
-                types: (base..block_end)
-                    .map(|_| AtomicU8::new(MigrateType::Movable as u8))
+                slots: (base..block_end)
+                    .map(|_| AtomicU32::new(MigrateType::Movable as u32))
                     .collect(),
                 base,
                 shift: pb.get(),
@@ -543,7 +576,19 @@ impl ZoneOps<'_> {
     /// Adjusts the free-page counters for `nr` pages joining or leaving the
     /// lists of `mt` (Linux `account_freepages`).
     #[inline]
-    fn account_free(&mut self, mt: MigrateType, nr: u64, joining: bool) {
+    fn account_free(&mut self, idx: u32, order: Order, mt: MigrateType, joining: bool) {
+        let nr = order.nr_pages().0;
+        let pb = self.z.geo.pageblock;
+        if order <= pb {
+            self.z.blocks.account(self.z.pfn(idx), nr as u32, joining);
+        } else {
+            let step = pb.nr_pages().0;
+            for k in 0..nr / step {
+                self.z
+                    .blocks
+                    .account(Pfn(self.z.pfn(idx).0 + k * step), step as u32, joining);
+            }
+        }
         let apply = |v: &mut u64| {
             if joining {
                 *v += nr
@@ -578,7 +623,7 @@ impl ZoneOps<'_> {
         area.lists[mt.idx()].insert(&self.z.pages, idx, placement);
         area.nr_free += 1;
         self.f.nonempty[mt.idx()] |= 1 << order.get();
-        self.account_free(mt, order.nr_pages().0, true);
+        self.account_free(idx, order, mt, true);
     }
 
     /// Takes the free block at `idx` of `order` off the list of `mt`; its
@@ -593,7 +638,7 @@ impl ZoneOps<'_> {
         }
         area.nr_free -= 1;
         self.z.pages.set(idx, PageMeta::TAIL);
-        self.account_free(mt, order.nr_pages().0, false);
+        self.account_free(idx, order, mt, false);
     }
 
     /// Moves a free block from the list of `from` to the tail of the list of
