@@ -3,6 +3,7 @@
 //! `free_frozen_pages`).
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
@@ -11,6 +12,7 @@ use lock_api::{Mutex, RawMutex};
 use crate::buddy::FreePlacement;
 use crate::config::{CmaSupport, Config, PcpMode};
 use crate::error::{AllocError, BlockError, ConfigError};
+use crate::events::{AllocEvent, AllocKind, EventSink, FreeEvent, FreeKind};
 use crate::layout::{zone_spans, MemoryMap};
 use crate::page::{PageMeta, PageState};
 use crate::pcp::{pcp_index, pcp_migratetype, Pcp};
@@ -46,6 +48,8 @@ pub struct Allocator<R: RawMutex = DefaultLock> {
     failures: [AtomicU64; MAX_NR_ORDERS],
     /// `split_page` calls.
     split_pages: AtomicU64,
+    /// Where events go, if anywhere.
+    events: Option<Arc<dyn EventSink>>,
     /// The next CPU slot [`Allocator::this_cpu`] hands to a new thread.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     next_slot: AtomicU16,
@@ -92,6 +96,7 @@ impl<R: RawMutex> Clone for Allocator<R> {
                 .each_ref()
                 .map(|f| AtomicU64::new(f.load(Ordering::Relaxed))),
             split_pages: AtomicU64::new(self.split_pages.load(Ordering::Relaxed)),
+            events: self.events.clone(),
             next_slot: AtomicU16::new(0),
         }
     }
@@ -158,6 +163,7 @@ impl<R: RawMutex> Allocator<R> {
             cpu_nodes,
             failures: Default::default(),
             split_pages: AtomicU64::new(0),
+            events: None,
             next_slot: AtomicU16::new(0),
         })
     }
@@ -268,12 +274,70 @@ impl<R: RawMutex> Allocator<R> {
         self.alloc_inner(cpu, node, order, flags)
     }
 
+    /// Allocates and reports the allocation to the event sink.
+    #[inline]
+    fn alloc_inner(
+        &self,
+        cpu: CpuId,
+        node: NodeId,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError> {
+        let pfn = self.alloc_pages(cpu, node, order, flags)?;
+        self.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
+        Ok(pfn)
+    }
+
+    /// Reports an allocation to the event sink, if any.
+    #[inline]
+    pub(crate) fn emit_alloc(
+        &self,
+        pfn: Pfn,
+        order: Order,
+        flags: AllocFlags,
+        cpu: CpuId,
+        kind: AllocKind,
+    ) {
+        if let Some(sink) = &self.events {
+            sink.alloc(&AllocEvent {
+                pfn,
+                order,
+                migratetype: flags.migratetype(),
+                flags,
+                cpu,
+                kind,
+            });
+        }
+    }
+
+    /// Reports a free to the event sink, if any.
+    #[inline]
+    pub(crate) fn emit_free(&self, pfn: Pfn, order: Order, cpu: CpuId, kind: FreeKind) {
+        if let Some(sink) = &self.events {
+            sink.free(&FreeEvent {
+                pfn,
+                order,
+                cpu,
+                kind,
+            });
+        }
+    }
+
+    /// Installs (or, with `None`, removes) the sink that receives
+    /// allocation events.
+    pub fn set_event_sink(&mut self, sink: Option<Arc<dyn EventSink>>) {
+        for zone in &mut self.zones {
+            zone.core.events = sink.clone();
+        }
+        self.events = sink;
+    }
+
     /// Linux `__alloc_pages`: a fast pass at the low watermark, then a slow
     /// pass at the min watermark with whatever reserves the flags allow, and
     /// before failing one more after draining per-CPU lists and giving back
     /// high-atomic pageblocks. There is no reclaim or compaction here: a
     /// caller that can reclaim does so and retries.
-    fn alloc_inner(
+    fn alloc_pages(
         &self,
         cpu: CpuId,
         node: NodeId,
@@ -603,6 +667,13 @@ impl<R: RawMutex> Allocator<R> {
     /// is free, else straight to the buddy lists.
     #[inline]
     pub fn free_on_cpu(&self, cpu: CpuId, pfn: Pfn, order: Order) -> Result<(), BlockError> {
+        self.free_pages(cpu, pfn, order)?;
+        self.emit_free(pfn, order, cpu, FreeKind::Single);
+        Ok(())
+    }
+
+    #[inline]
+    fn free_pages(&self, cpu: CpuId, pfn: Pfn, order: Order) -> Result<(), BlockError> {
         if !self.check_cpu(cpu) {
             return Err(BlockError::InvalidCpu { cpu: cpu.0 });
         }

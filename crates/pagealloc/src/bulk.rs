@@ -10,6 +10,7 @@ use lock_api::RawMutex;
 use crate::allocator::Allocator;
 use crate::config::PcpMode;
 use crate::error::{AllocError, BlockError};
+use crate::events::{AllocKind, FreeKind};
 use crate::page::{PageMeta, PageState};
 use crate::pcp::{pcp_index, pcp_migratetype};
 use crate::units::{AllocFlags, CpuId, Order, Pfn};
@@ -66,6 +67,7 @@ impl<R: RawMutex> Allocator<R> {
                             break;
                         };
                         out[got] = zone.core.pfn(idx);
+                        self.emit_alloc(out[got], Order::ZERO, flags, cpu, AllocKind::Bulk);
                         got += 1;
                     }
                 }
@@ -155,6 +157,9 @@ impl<R: RawMutex> Allocator<R> {
             let run = checked[i..].iter().take_while(|c| c.1 == zi).count();
             self.free_run(cpu, zi, &checked[i..i + run])?;
             i += run;
+        }
+        for &pfn in pfns {
+            self.emit_free(pfn, Order::ZERO, cpu, FreeKind::Batched);
         }
         Ok(())
     }

@@ -148,14 +148,16 @@ impl ZoneOps<'_> {
             self.set_range_migratetype(pfn, order, mt);
             self.add_free(idx, order, mt, crate::free_list::Placement::Head);
             if from != mt {
-                claims(FallbackEvent {
+                let event = FallbackEvent {
                     pfn,
                     alloc_order: Order::ZERO,
                     fallback_order: order,
                     alloc_migratetype: mt,
                     fallback_migratetype: from,
                     change_ownership: true,
-                });
+                };
+                self.z.emit_fallback(&event);
+                claims(event);
             }
             got += self.take_from_pageblock(pfn, mt, None, want - got, take);
         }
@@ -270,6 +272,16 @@ impl<R: RawMutex> Allocator<R> {
             for (slot, &idx) in out[got..].iter_mut().zip(&taken) {
                 *slot = ops.z.pfn(idx);
                 ops.f.stats.count_alloc(Order::ZERO);
+            }
+            drop(guard);
+            for &pfn in &out[got..got + taken.len()] {
+                self.emit_alloc(
+                    pfn,
+                    Order::ZERO,
+                    flags,
+                    cpu,
+                    crate::events::AllocKind::Packed,
+                );
             }
             got += taken.len();
         }

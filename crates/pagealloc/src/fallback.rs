@@ -120,6 +120,7 @@ impl ZoneOps<'_> {
                     fallback_migratetype: fallback_mt,
                     change_ownership: self.z.block_mt(self.z.pfn(got)) == start,
                 };
+                self.z.emit_fallback(&event);
                 return Some((got, event));
             }
         }
@@ -183,6 +184,7 @@ impl ZoneOps<'_> {
                 fallback_migratetype: fallback_mt,
                 change_ownership: false,
             };
+            self.z.emit_fallback(&event);
             return Some((idx, event));
         }
         None

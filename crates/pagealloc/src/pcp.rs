@@ -340,6 +340,7 @@ impl Pcp {
                 ops.z.pages.set(idx, PageMeta::TAIL);
                 ops.free_block(ops.z.pfn(idx), order, FreePlacement::Auto);
                 ops.f.stats.pcp_drained += order.nr_pages().0;
+                ops.z.emit_drain(ops.z.pfn(idx), order);
             }
             index = (index + 1) % NR_PCP_LISTS;
         }

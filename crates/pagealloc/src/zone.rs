@@ -10,6 +10,7 @@
 //! high-atomic reserve ([`crate::highatomic`]) are its methods.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
@@ -17,6 +18,8 @@ use lock_api::{Mutex, MutexGuard, RawMutex};
 
 use crate::compact::Packing;
 use crate::config::Config;
+use crate::events::{DrainEvent, EventSink};
+use crate::fallback::FallbackEvent;
 use crate::free_list::{ListHead, Placement};
 use crate::layout::ZoneSpan;
 use crate::page::{PageMeta, PageState, PageTable};
@@ -146,6 +149,8 @@ pub struct ZoneCore {
     pub(crate) published_free_cma: AtomicU64,
     pub(crate) published_free_highatomic: AtomicU64,
     pub(crate) published_nonempty: [AtomicU16; NR_MIGRATE_TYPES],
+    /// Where events go, if anywhere.
+    pub(crate) events: Option<Arc<dyn EventSink>>,
     /// Free memory fell below the high watermark (Linux `ZONE_BELOW_HIGH`):
     /// per-CPU lists shrink their high marks while it is set.
     pub(crate) below_high: AtomicBool,
@@ -174,6 +179,7 @@ impl Clone for ZoneCore {
                 .published_nonempty
                 .each_ref()
                 .map(|a| AtomicU16::new(a.load(Ordering::Relaxed))),
+            events: self.events.clone(),
             below_high: AtomicBool::new(self.is_below_high()),
         }
     }
@@ -320,6 +326,7 @@ impl ZoneCore {
             published_free_cma: AtomicU64::new(0),
             published_free_highatomic: AtomicU64::new(0),
             published_nonempty: Default::default(),
+            events: None,
             below_high: AtomicBool::new(false),
         }
     }
@@ -334,6 +341,27 @@ impl ZoneCore {
             .store(f.nr_free_highatomic, Ordering::Relaxed);
         for (slot, bits) in self.published_nonempty.iter().zip(f.nonempty) {
             slot.store(bits, Ordering::Relaxed);
+        }
+    }
+
+    /// Reports a fallback to the event sink, if any.
+    #[inline]
+    pub(crate) fn emit_fallback(&self, event: &FallbackEvent) {
+        if let Some(sink) = &self.events {
+            sink.fallback(event);
+        }
+    }
+
+    /// Reports a per-CPU drain to the event sink, if any.
+    #[inline]
+    pub(crate) fn emit_drain(&self, pfn: Pfn, order: Order) {
+        if let Some(sink) = &self.events {
+            let migratetype = self.block_mt(pfn);
+            sink.pcp_drain(&DrainEvent {
+                pfn,
+                order,
+                migratetype,
+            });
         }
     }
 
