@@ -40,7 +40,8 @@ impl ZoneOps<'_> {
     }
 
     /// Puts the upper halves of a block being split from `high` down to
-    /// `low` on the lists of `mt` (Linux `expand`).
+    /// `low` on the lists of `mt` (Linux `expand`). The halves stay free, so
+    /// the counters do not change.
     #[inline]
     pub(crate) fn expand(&mut self, idx: u32, low: Order, high: Order, mt: MigrateType) {
         let mut order = high;
@@ -50,7 +51,7 @@ impl ZoneOps<'_> {
                 None => break,
             };
             let half = idx + order.nr_pages().0 as u32;
-            self.add_free(half, order, mt, Placement::Head);
+            self.link_free(half, order, mt, Placement::Head);
         }
     }
 
@@ -65,8 +66,7 @@ impl ZoneOps<'_> {
         }
         let found = Order::new(order.get() + mask.trailing_zeros() as u8)?;
         let idx = self.first_free(found, mt)?;
-        self.del_free(idx, found, mt);
-        self.expand(idx, order, found, mt);
+        self.take_and_expand(idx, order, found, mt, mt);
         Some(idx)
     }
 
@@ -106,9 +106,16 @@ impl ZoneOps<'_> {
     ) {
         let max = self.z.geo.max_order;
         let pb = self.z.geo.pageblock;
+        // Only the freed pages join the lists; merged buddies move between
+        // lists of types that share the counters (ordinary ones), so the
+        // accounting is done once, as Linux does.
+        self.account_free(self.z.idx(pfn), order, mt, true);
+        let len = self.z.pages.len() as u64;
         while order < max {
             let buddy = pfn.buddy(order);
-            if !self.z.spans(buddy) || !self.z.meta(buddy).is_free_of_order(order) {
+            // In the zone exactly when the index is in bounds.
+            let buddy_idx = buddy.0.wrapping_sub(self.z.start.0);
+            if buddy_idx >= len || !self.z.pages.get(buddy_idx as u32).is_free_of_order(order) {
                 break;
             }
             let mut buddy_mt = mt;
@@ -120,7 +127,7 @@ impl ZoneOps<'_> {
                     break;
                 }
             }
-            self.del_free(self.z.idx(buddy), order, buddy_mt);
+            self.unlink_free(buddy_idx as u32, order, buddy_mt);
             if buddy_mt != mt {
                 // Match the buddy's pageblocks to ours so the merged block's
                 // pieces land on the right lists when it is split again.
@@ -138,7 +145,7 @@ impl ZoneOps<'_> {
         } else {
             Placement::Head
         };
-        self.add_free(self.z.idx(pfn), order, mt, placement);
+        self.link_free(self.z.idx(pfn), order, mt, placement);
     }
 
     /// Whether the block one order up from `pfn`/`order` has a free buddy,

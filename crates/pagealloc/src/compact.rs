@@ -187,8 +187,7 @@ impl ZoneOps<'_> {
                 PageState::Tail => pfn.0 += 1,
                 PageState::FreeHead if max_order.is_none_or(|max| order <= max) => {
                     let idx = z.idx(pfn);
-                    self.del_free(idx, order, mt);
-                    self.expand(idx, Order::ZERO, order, mt);
+                    self.take_and_expand(idx, Order::ZERO, order, mt, mt);
                     z.pages.set(idx, PageMeta::allocated(Order::ZERO, mt));
                     take(idx);
                     got += 1;

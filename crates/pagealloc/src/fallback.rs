@@ -141,9 +141,10 @@ impl ZoneOps<'_> {
         let pb = self.z.geo.pageblock;
         let pfn = self.z.pfn(idx);
         if current >= pb {
-            self.del_free(idx, current, block_type);
+            self.unlink_free(idx, current, block_type);
             self.set_range_migratetype(pfn, current, start);
             self.expand(idx, order, current, start);
+            self.account_free(idx, order, start, false);
             return Some(idx);
         }
         let (block_start, block_end) = self.z.whole_pageblock(pfn)?;
@@ -174,8 +175,7 @@ impl ZoneOps<'_> {
                 continue;
             };
             let idx = self.first_free(current, fallback_mt)?;
-            self.del_free(idx, current, fallback_mt);
-            self.expand(idx, order, current, fallback_mt);
+            self.take_and_expand(idx, order, current, fallback_mt, fallback_mt);
             let event = FallbackEvent {
                 pfn: self.z.pfn(idx),
                 alloc_order: order,

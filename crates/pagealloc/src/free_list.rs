@@ -7,7 +7,7 @@
 //! how reported pages (seed 002) and "likely to merge soon" blocks are kept
 //! for last.
 
-use crate::page::{PageTable, NIL};
+use crate::page::{PageMeta, PageTable, NIL};
 
 /// Where a block goes on its list.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -60,16 +60,22 @@ impl ListHead {
         (self.last != NIL).then_some(self.last)
     }
 
-    /// Links `idx` in at `placement`. The record must not be on any list.
+    /// Links `idx` in at `placement`, writing its record as `meta` with the
+    /// links filled in: one store. The record must not be on any list.
     #[inline]
-    pub(crate) fn insert(&mut self, pages: &PageTable, idx: u32, placement: Placement) {
+    pub(crate) fn insert(
+        &mut self,
+        pages: &PageTable,
+        idx: u32,
+        mut meta: PageMeta,
+        placement: Placement,
+    ) {
         match placement {
             Placement::Head => {
                 let first = self.first;
-                pages.update(idx, |m| {
-                    m.set_prev(NIL);
-                    m.set_next(first);
-                });
+                meta.set_prev(NIL);
+                meta.set_next(first);
+                pages.set(idx, meta);
                 if first == NIL {
                     self.last = idx;
                 } else {
@@ -79,10 +85,9 @@ impl ListHead {
             }
             Placement::Tail => {
                 let last = self.last;
-                pages.update(idx, |m| {
-                    m.set_next(NIL);
-                    m.set_prev(last);
-                });
+                meta.set_next(NIL);
+                meta.set_prev(last);
+                pages.set(idx, meta);
                 if last == NIL {
                     self.first = idx;
                 } else {
@@ -151,15 +156,18 @@ impl Iterator for ListIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::page::PageState;
+    use crate::units::Order;
     use alloc::vec::Vec;
 
     #[test]
     fn head_tail_and_unlink() {
         let p = PageTable::new(8);
         let mut l = ListHead::EMPTY;
-        l.insert(&p, 1, Placement::Head);
-        l.insert(&p, 2, Placement::Tail);
-        l.insert(&p, 3, Placement::Head);
+        let m = PageMeta::head(PageState::FreeHead, Order::ZERO);
+        l.insert(&p, 1, m, Placement::Head);
+        l.insert(&p, 2, m, Placement::Tail);
+        l.insert(&p, 3, m, Placement::Head);
         assert_eq!(l.iter(&p).collect::<Vec<_>>(), [3, 1, 2]);
         l.remove(&p, 1);
         assert_eq!(l.iter(&p).collect::<Vec<_>>(), [3, 2]);

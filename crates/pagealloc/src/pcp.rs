@@ -293,7 +293,8 @@ impl Pcp {
         let Some(index) = pcp_index(order, mt, z.geo.pageblock) else {
             return;
         };
-        self.lists[index].insert(&z.pages, idx, Placement::Head);
+        let cached = PageMeta::head(PageState::PcpHead, order);
+        self.lists[index].insert(&z.pages, idx, cached, Placement::Head);
         self.count += order.nr_pages().0;
         self.stats.count_free(order);
         let mut free_high = false;
@@ -379,10 +380,8 @@ impl ZoneOps<'_> {
                 crate::compact::PackClaim::ClaimFreePageblocks,
                 crate::compact::POLICY_SCAN_LIMIT,
                 &mut |idx| {
-                    pages
-                        .pages
-                        .set(idx, PageMeta::head(PageState::PcpHead, order));
-                    list.insert(&pages.pages, idx, Placement::Tail);
+                    let cached = PageMeta::head(PageState::PcpHead, order);
+                    list.insert(&pages.pages, idx, cached, Placement::Tail);
                 },
                 &mut |event| cpu_stats.count_fallback(&event, pb),
             ) as u64;
@@ -396,10 +395,8 @@ impl ZoneOps<'_> {
             if let Some(event) = event {
                 cpu_stats.count_fallback(&event, self.z.geo.pageblock);
             }
-            self.z
-                .pages
-                .set(idx, PageMeta::head(PageState::PcpHead, order));
-            list.insert(&self.z.pages, idx, Placement::Tail);
+            let cached = PageMeta::head(PageState::PcpHead, order);
+            list.insert(&self.z.pages, idx, cached, Placement::Tail);
             got += 1;
         }
         got

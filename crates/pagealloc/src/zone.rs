@@ -601,10 +601,12 @@ impl<R: RawMutex> Zone<R> {
 }
 
 impl ZoneOps<'_> {
-    /// Adjusts the free-page counters for `nr` pages joining or leaving the
-    /// lists of `mt` (Linux `account_freepages`).
+    /// Adjusts the free-page counters for the block `idx`/`order` joining or
+    /// leaving the lists of `mt` (Linux `account_freepages`). Splitting and
+    /// merging move pages between lists without changing the counts, so
+    /// they account only the pages that really join or leave.
     #[inline]
-    fn account_free(&mut self, idx: u32, order: Order, mt: MigrateType, joining: bool) {
+    pub(crate) fn account_free(&mut self, idx: u32, order: Order, mt: MigrateType, joining: bool) {
         let nr = order.nr_pages().0;
         let pb = self.z.geo.pageblock;
         if order <= pb {
@@ -635,6 +637,37 @@ impl ZoneOps<'_> {
         }
     }
 
+    /// Links the free block at `idx` of `order` onto the list of `mt`
+    /// without touching the free counters.
+    #[inline]
+    pub(crate) fn link_free(
+        &mut self,
+        idx: u32,
+        order: Order,
+        mt: MigrateType,
+        placement: Placement,
+    ) {
+        let area = &mut self.f.areas[order.idx()];
+        let head = PageMeta::head(PageState::FreeHead, order);
+        area.lists[mt.idx()].insert(&self.z.pages, idx, head, placement);
+        area.nr_free += 1;
+        self.f.nonempty[mt.idx()] |= 1 << order.get();
+    }
+
+    /// Unlinks the free block at `idx` of `order` from the list of `mt`
+    /// without touching the free counters; its head becomes a plain tail.
+    #[inline]
+    pub(crate) fn unlink_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
+        let area = &mut self.f.areas[order.idx()];
+        let list = &mut area.lists[mt.idx()];
+        list.remove(&self.z.pages, idx);
+        if list.is_empty() {
+            self.f.nonempty[mt.idx()] &= !(1 << order.get());
+        }
+        area.nr_free -= 1;
+        self.z.pages.set(idx, PageMeta::TAIL);
+    }
+
     /// Puts the free block at `idx` of `order` on the list of `mt`.
     #[inline]
     pub(crate) fn add_free(
@@ -644,13 +677,7 @@ impl ZoneOps<'_> {
         mt: MigrateType,
         placement: Placement,
     ) {
-        self.z
-            .pages
-            .set(idx, PageMeta::head(PageState::FreeHead, order));
-        let area = &mut self.f.areas[order.idx()];
-        area.lists[mt.idx()].insert(&self.z.pages, idx, placement);
-        area.nr_free += 1;
-        self.f.nonempty[mt.idx()] |= 1 << order.get();
+        self.link_free(idx, order, mt, placement);
         self.account_free(idx, order, mt, true);
     }
 
@@ -658,15 +685,26 @@ impl ZoneOps<'_> {
     /// head becomes a plain tail for the caller to re-label.
     #[inline]
     pub(crate) fn del_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
-        let area = &mut self.f.areas[order.idx()];
-        let list = &mut area.lists[mt.idx()];
-        list.remove(&self.z.pages, idx);
-        if list.is_empty() {
-            self.f.nonempty[mt.idx()] &= !(1 << order.get());
-        }
-        area.nr_free -= 1;
-        self.z.pages.set(idx, PageMeta::TAIL);
+        self.unlink_free(idx, order, mt);
         self.account_free(idx, order, mt, false);
+    }
+
+    /// Takes the free block `idx`/`high` off the list of `from` and leaves its
+    /// first `2^low` pages to the caller, the split-off halves on the lists of
+    /// `to` (Linux `page_del_and_expand`; `to` differs from `from` when a
+    /// pageblock is claimed, and the caller has retyped it).
+    #[inline]
+    pub(crate) fn take_and_expand(
+        &mut self,
+        idx: u32,
+        low: Order,
+        high: Order,
+        from: MigrateType,
+        to: MigrateType,
+    ) {
+        self.unlink_free(idx, high, from);
+        self.expand(idx, low, high, to);
+        self.account_free(idx, low, to, false);
     }
 
     /// Moves a free block from the list of `from` to the tail of the list of
