@@ -40,6 +40,13 @@ impl XAxis {
         }
     }
 
+    fn decimals(self) -> usize {
+        match self {
+            XAxis::Steps => 0,
+            XAxis::TraceSeconds => 1,
+        }
+    }
+
     fn x(self, s: &Sample) -> f64 {
         match self {
             XAxis::Steps => s.at as f64,
@@ -48,10 +55,12 @@ impl XAxis {
     }
 }
 
-/// One panel: a title and a value per sample.
+/// One panel: a title, a value per sample and how many decimals its axis
+/// labels need.
 struct Panel<'a> {
     title: String,
     value: Box<dyn Fn(&Sample) -> f64 + 'a>,
+    decimals: usize,
 }
 
 /// Writes the three plots into `dir` (created if needed); returns the files.
@@ -71,6 +80,7 @@ pub fn write_all(
         .map(|o| Panel {
             title: format!("free blocks, order {o}"),
             value: Box::new(move |s: &Sample| s.free_blocks.get(o).copied().unwrap_or(0) as f64),
+            decimals: 0,
         })
         .collect();
     let index: Vec<Panel> = index_orders
@@ -80,16 +90,19 @@ pub fn write_all(
             value: Box::new(move |s: &Sample| {
                 f64::from(s.unusable_index.get(o as usize).copied().unwrap_or(1000)) / 1000.0
             }),
+            decimals: 2,
         })
         .collect();
     let mixed = vec![
         Panel {
             title: "mixed pageblocks (all kinds)".to_owned(),
             value: Box::new(|s: &Sample| s.mixed.total as f64),
+            decimals: 0,
         },
         Panel {
             title: "movable pageblocks with unmovable/reclaimable pages".to_owned(),
             value: Box::new(|s: &Sample| s.mixed.unmovable_in_movable as f64),
+            decimals: 0,
         },
     ];
     let files = [
@@ -149,6 +162,8 @@ fn draw(
             .x_desc(x.label())
             .x_labels(5)
             .y_labels(6)
+            .x_label_formatter(&|v| format!("{v:.*}", x.decimals()))
+            .y_label_formatter(&|v| format!("{v:.*}", panel.decimals))
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(|e| err(&e))?;
