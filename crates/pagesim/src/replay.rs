@@ -81,7 +81,7 @@ struct PolicyRun {
     large: BTreeMap<u64, Large>,
     counts: ReplayCounts,
     samples: Vec<Sample>,
-    peak: MixedPeak,
+    peak: Option<MixedPeak>,
 }
 
 impl PolicyRun {
@@ -99,7 +99,7 @@ impl PolicyRun {
                 ..ReplayCounts::default()
             },
             samples: Vec::new(),
-            peak: MixedPeak::default(),
+            peak: None,
         }
     }
 
@@ -172,11 +172,11 @@ impl PolicyRun {
             Some(o) => self.policy.alloc(&mut self.alloc, o, flags).ok(),
             None => None,
         };
-        let idx = (order as usize).min(self.counts.allocs.len().saturating_sub(1));
-        match result {
-            Some(_) => self.counts.allocs[idx] += 1,
-            None => self.counts.alloc_failures[idx] += 1,
-        }
+        let counts = match result {
+            Some(_) => &mut self.counts.allocs,
+            None => &mut self.counts.alloc_failures,
+        };
+        bump(counts, order);
         if order == 0 {
             self.small.insert(pfn, result.map_or(FAILED, |p| p.0));
         } else {
@@ -288,12 +288,12 @@ impl PolicyRun {
             .filter_map(|o| Order::new(o as u8))
             .map(|o| c.unusable_index(o))
             .collect();
-        if c.mixed.total >= self.peak.mixed.total {
-            self.peak = MixedPeak {
+        if self.peak.is_none_or(|p| c.mixed.total > p.mixed.total) {
+            self.peak = Some(MixedPeak {
                 mixed: c.mixed,
                 at,
                 time_s,
-            };
+            });
         }
         self.samples.push(Sample {
             at,
@@ -304,6 +304,16 @@ impl PolicyRun {
             mixed: c.mixed,
         });
     }
+}
+
+/// Adds one at `order`, growing the per-order counts for an order beyond
+/// the machine's (a trace from a kernel with more orders).
+fn bump(counts: &mut Vec<u64>, order: u8) {
+    let i = order as usize;
+    if counts.len() <= i {
+        counts.resize(i + 1, 0);
+    }
+    counts[i] += 1;
 }
 
 /// Caches the flags of the few distinct `gfp_flags=` strings a trace holds.
@@ -353,7 +363,7 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
     let mut scratch = Scratch::default();
     let mut gfp = GfpCache::default();
     let mut inputs = Vec::new();
-    let mut last_time = None;
+    let mut last_timestamp: Vec<u8> = Vec::with_capacity(32);
     for path in &opts.files {
         let mut reader = LineReader::open(path)?;
         if reader.file_bytes() == 0 {
@@ -388,7 +398,10 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                     })
                 }
             };
-            let timestamp = apply(parsed, &mut events, &mut runs, &mut gfp);
+            if let Some(ts) = apply(parsed, &mut events, &mut runs, &mut gfp) {
+                last_timestamp.clear();
+                last_timestamp.extend_from_slice(ts);
+            }
             until_check -= 1;
             if until_check == 0 {
                 until_check = CHECK_EVERY_LINES;
@@ -396,10 +409,9 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                 progress.set(pos);
                 if pos >= next_sample {
                     next_sample = pos + sample_every;
-                    last_time = timestamp.and_then(timestamp_secs).or(last_time);
-                    let at = events.events();
+                    let (at, time) = (events.events(), timestamp_secs(&last_timestamp));
                     for run in &mut runs {
-                        run.sample(at, last_time, &mut scratch);
+                        run.sample(at, time, &mut scratch);
                     }
                 }
             }
@@ -419,9 +431,9 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
         });
     }
     progress.finish();
-    let at = events.events();
+    let (at, time) = (events.events(), timestamp_secs(&last_timestamp));
     for run in &mut runs {
-        run.sample(at, last_time, &mut scratch);
+        run.sample(at, time, &mut scratch);
         run.alloc.check_invariants().map_err(Error::Invariant)?;
     }
     let elapsed_s = started.elapsed().as_secs_f64();
@@ -468,9 +480,7 @@ fn apply<'a>(
             gfp: text,
         } => {
             events.mm_page_alloc += 1;
-            if let Some(n) = events.alloc_by_order.get_mut(order as usize) {
-                *n += 1;
-            }
+            bump(&mut events.alloc_by_order, order);
             events.alloc_by_migratetype[migratetype as usize] += 1;
             match pfn {
                 Some(pfn) => {
@@ -516,7 +526,7 @@ fn finish(mut run: PolicyRun, events: &EventCounts, pageblock: Order) -> PolicyR
         engine: EngineStats::new(run.alloc.stats(), nr_orders),
         linux_extfrag_events: events.mm_page_alloc_extfrag,
         mixed_end,
-        mixed_peak: run.peak,
+        mixed_peak: run.peak.unwrap_or_default(),
         free_pageblocks_end: last.map_or(0, at_least),
         free_pageblocks_min: run.samples.iter().map(at_least).min().unwrap_or(0),
         buddyinfo: run.alloc.buddyinfo(),
