@@ -2,9 +2,10 @@
 //! their magic bytes, not their names), stream-decompressed into one large
 //! buffer and split with `memchr`.
 //!
-//! The reader counts the *compressed* bytes it has consumed, so the replay
-//! can show progress and spread its samples evenly over a file without
-//! knowing in advance how many lines it holds.
+//! The reader tracks its position in the file — the compressed bytes
+//! consumed, or for plain text the bytes of the lines returned — so the
+//! replay can show progress and spread its samples evenly over a file
+//! without knowing in advance how many lines it holds.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -19,6 +20,10 @@ use crate::trace::LineError;
 
 /// Bytes decompressed per read: large, so the per-read overhead vanishes.
 const BUFFER_BYTES: usize = 1 << 20;
+/// Bytes read from a compressed file at a time: small enough that the
+/// position moves smoothly (samples are spread by it), large enough to cost
+/// nothing.
+const COMPRESSED_READ_BYTES: usize = 64 << 10;
 /// ftrace lines are a few hundred bytes; a longer one is not a trace.
 pub const MAX_LINE_BYTES: usize = 64 << 10;
 
@@ -61,12 +66,15 @@ impl Format {
 struct Counting<R> {
     inner: R,
     count: Rc<Cell<u64>>,
+    counting: bool,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        if self.counting {
+            self.count.set(self.count.get() + n as u64);
+        }
         Ok(n)
     }
 }
@@ -106,15 +114,20 @@ impl LineReader {
         let file_bytes = file.metadata().map_err(open_err)?.len();
         let consumed = Rc::new(Cell::new(0));
         let mut raw = BufReader::with_capacity(
-            BUFFER_BYTES,
+            COMPRESSED_READ_BYTES,
             Counting {
                 inner: file,
                 count: Rc::clone(&consumed),
+                counting: true,
             },
         );
         let format = Format::sniff(raw.fill_buf().map_err(open_err)?);
         let source: Box<dyn Read> = match format {
-            Format::Plain => Box::new(raw),
+            // Plain text: the position is the lines' bytes (see `emit`).
+            Format::Plain => {
+                raw.get_mut().counting = false;
+                Box::new(raw)
+            }
             Format::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
             Format::Zstd => {
                 Box::new(
@@ -156,7 +169,8 @@ impl LineReader {
         self.file_bytes
     }
 
-    /// File bytes consumed so far (compressed bytes for compressed files).
+    /// Position in the file: compressed bytes consumed, or for plain text
+    /// the bytes of the lines returned.
     pub fn consumed_bytes(&self) -> u64 {
         self.consumed.get()
     }
@@ -198,6 +212,10 @@ impl LineReader {
 
     fn emit(&mut self, start: usize, mut end: usize) -> Result<(u64, &[u8])> {
         self.line_no += 1;
+        if self.format == Format::Plain {
+            let pos = self.consumed.get() + (end - start) as u64 + 1;
+            self.consumed.set(pos.min(self.file_bytes));
+        }
         if end - start > MAX_LINE_BYTES {
             return Err(self.too_long());
         }

@@ -55,7 +55,7 @@ pub struct ReplayOptions {
 }
 
 /// Lines between two looks at the input position (sampling, progress).
-const CHECK_EVERY_LINES: u32 = 4096;
+const CHECK_EVERY_LINES: u32 = 256;
 /// Malformed lines quoted in the report under `--lenient`.
 const MALFORMED_EXAMPLES: usize = 5;
 /// Our frame for an allocation our allocator failed.
@@ -408,7 +408,9 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                 let pos = done_bytes + position.get();
                 progress.set(pos);
                 if pos >= next_sample {
-                    next_sample = pos + sample_every;
+                    while next_sample <= pos {
+                        next_sample += sample_every;
+                    }
                     let (at, time) = (events.events(), timestamp_secs(&last_timestamp));
                     for run in &mut runs {
                         run.sample(at, time, &mut scratch);
