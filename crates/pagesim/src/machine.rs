@@ -70,6 +70,19 @@ impl Machine {
     /// windows are the spans the file gives.
     pub fn from_zoneinfo(zones: &[ProcZone], origin: &str) -> Result<Machine> {
         let shift = TRACE_PAGE_SIZE_BYTES.trailing_zeros();
+        let too_big = || Error::Procfs {
+            origin: origin.to_owned(),
+            detail: "a zone's start_pfn + spanned or managed pages overflows".to_owned(),
+        };
+        let end_of = |start: u64, pages: u64| {
+            start
+                .checked_add(pages)
+                .filter(|end| end.leading_zeros() > shift)
+                .ok_or_else(too_big)
+        };
+        for z in zones {
+            end_of(z.start_pfn, z.spanned.max(z.managed))?;
+        }
         let span_end = |t: ZoneType| {
             zones
                 .iter()

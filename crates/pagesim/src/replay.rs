@@ -115,7 +115,7 @@ impl PolicyRun {
     /// Drops whatever we still hold at trace pfns `pfn..pfn + 2^order`,
     /// which Linux has just handed out again: the trace missed the free.
     fn drop_stale(&mut self, pfn: u64, order: u8) {
-        let end = pfn + (1u64 << order);
+        let end = pfn.saturating_add(1u64 << order);
         for p in pfn..end {
             if let Some(ours) = self.small.remove(&p) {
                 self.counts.implicit_frees += 1;
@@ -142,7 +142,7 @@ impl PolicyRun {
         self.large
             .range(..=pfn)
             .next_back()
-            .filter(|(&s, l)| s + (1u64 << l.order) > pfn)
+            .filter(|(&s, l)| s.saturating_add(1u64 << l.order) > pfn)
             .map(|(&s, _)| s)
     }
 
@@ -202,7 +202,7 @@ impl PolicyRun {
             }
             if order > 0 {
                 self.counts.oversized_frees += 1;
-                for p in pfn + 1..pfn + (1u64 << order) {
+                for p in pfn.saturating_add(1)..pfn.saturating_add(1u64 << order) {
                     if let Some(ours) = self.small.remove(&p) {
                         if ours != FAILED {
                             self.free_ours(ours, 0);
@@ -254,7 +254,9 @@ impl PolicyRun {
                 }
             }
         }
-        let end = (pfn + (1u64 << order)).min(start + (1u64 << l.order));
+        let end = pfn
+            .saturating_add(1u64 << order)
+            .min(start.saturating_add(1u64 << l.order));
         let mut to_free = Vec::new();
         let bits = l.freed.as_mut().map_or(&mut [][..], |b| &mut b[..]);
         for p in pfn..end {

@@ -292,7 +292,7 @@ impl Sim<'_> {
             if max_pages.is_some_and(|m| st.pages + order.nr_pages().0 > m) {
                 continue;
             }
-            self.allocate(i, a, order, life.map(|l| step + l));
+            self.allocate(i, a, order, life.map(|l| step.saturating_add(l)));
         }
     }
 

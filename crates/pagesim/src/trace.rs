@@ -109,6 +109,10 @@ pub enum LineError {
     },
 }
 
+/// Orders a trace may hold: the engine's limit (`Order::LIMIT` + 1); Linux
+/// configurations stop well below it.
+const MAX_TRACE_ORDERS: u64 = pagealloc::Order::LIMIT.get() as u64 + 1;
+
 /// How much of a bad line an error message quotes.
 const SNIPPET_LEN: usize = 80;
 
@@ -255,7 +259,7 @@ impl<'a> Fields<'a> {
             field: "order",
         })?;
         match parse_dec(text) {
-            Some(n) if n < 64 => Ok(n as u8),
+            Some(n) if n < MAX_TRACE_ORDERS => Ok(n as u8),
             _ => Err(bad(event, "order", text)),
         }
     }

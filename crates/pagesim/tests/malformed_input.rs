@@ -50,6 +50,49 @@ fn garbage_line_names_file_and_line() {
 }
 
 #[test]
+fn extreme_values_do_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |event: &str, rest: &str| {
+        format!("  a-1 [000] ..... 1.5: {event}: page=0000000000000001 {rest}\n")
+    };
+    let mut text = String::new();
+    text += &line(
+        "mm_page_alloc",
+        "pfn=0xffffffffffffffff order=15 migratetype=0 gfp_flags=GFP_KERNEL",
+    );
+    text += &line("mm_page_free", "pfn=0xfffffffffffffff0 order=15");
+    text += &line(
+        "mm_page_alloc",
+        "pfn=0xfffffffffffffff0 order=15 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE",
+    );
+    text += &line("mm_page_free", "pfn=0xffffffffffffffff order=0");
+    text += &line(
+        "mm_page_alloc",
+        "pfn=0x0 order=10 migratetype=2 gfp_flags=__GFP_BOGUS|0x80000",
+    );
+    let f = write(dir.path(), "extreme.trace", text.as_bytes());
+    let doc = pagesim_json(&["replay", &f]);
+    assert_eq!(doc["policies"][0]["counts"]["double_frees"], 0);
+    assert_eq!(doc["policies"][0]["counts"]["alloc_failures"][15], 2);
+
+    let f = write(
+        dir.path(),
+        "order.trace",
+        line("mm_page_free", "pfn=0x10 order=16").as_bytes(),
+    );
+    assert_input_error(
+        &["replay", &f],
+        ":1: mm_page_free: bad value `16` for `order`",
+    );
+    let f = write(
+        dir.path(),
+        "pfn.trace",
+        line("mm_page_free", "pfn=0x1ffffffffffffffff order=0").as_bytes(),
+    );
+    assert_input_error(&["replay", &f], "bad value `0x1ffffffffffffffff` for `pfn`");
+}
+
+#[test]
 fn lenient_skips_and_counts_malformed_lines() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!("{GOOD}junk one\n{GOOD}junk two\n");

@@ -119,6 +119,14 @@ fn bad_values_are_reported_with_their_line() {
         &[":16:", "sometimes"],
     );
     bad("mean = 20", "mean = 0", &["lifetime mean 0"]);
+    // Huge but valid lifetimes run (and never expire).
+    let huge = SMALL.replace(
+        "{ dist = \"exponential\", mean = 20 }",
+        "{ dist = \"uniform\", min = 0, max = 18446744073709551615 }",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), &huge);
+    assert_eq!(pagesim(&["run", &f]).code, Some(0));
     bad("steps = 200", "steps = 0", &["phase `run` has no steps"]);
     bad(
         "chunk = \"1M\"",
@@ -141,6 +149,21 @@ fn bad_values_are_reported_with_their_line() {
         &["`rate` does not apply to a hold actor"],
     );
     bad("seed = 3", "seed = \"three\"", &[":2:"]);
+    bad(
+        "rate = 20",
+        "rate = 1e300",
+        &["rate 1e300 must be a number from 0 to"],
+    );
+    bad(
+        "steps = 200",
+        "steps = 9223372036854775807",
+        &["more than 1099511627776 steps"],
+    );
+    bad(
+        "memory = \"64M\"",
+        "memory = \"16T\"",
+        &["[machine]", "zone"],
+    );
     let no_actor_name = SMALL.replace("name = \"cache\"\n", "");
     assert_scenario_error(&no_actor_name, &["needs a `name`"]);
     let dup = SMALL.replace("name = \"kernel\"", "name = \"cache\"");
@@ -199,6 +222,9 @@ fn shipped_scenarios_parse_and_run_shortened() {
     }
     let out = pagesim(&["run", &scenario_arg("default.toml"), "--scale", "-1"]);
     assert_eq!(out.code, Some(2));
+    let out = pagesim(&["run", &scenario_arg("default.toml"), "--scale", "1e30"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("steps"));
     let out = pagesim(&["run", "/nonexistent.toml"]);
     assert_eq!(out.code, Some(2));
 }

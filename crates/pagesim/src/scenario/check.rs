@@ -17,6 +17,12 @@ use crate::gfp::{parse_gfp, Strictness};
 use crate::machine::Machine;
 use crate::size::ByteSize;
 
+/// The most steps a scenario may have (a sanity bound: a step costs at
+/// least a few nanoseconds per actor).
+const MAX_TOTAL_STEPS: u64 = 1 << 40;
+/// The most blocks an actor may ask for per step.
+const MAX_RATE: f64 = 1e7;
+
 /// Samples per run when `sample_every` is not given.
 const DEFAULT_SAMPLES: u64 = 200;
 /// The orders probed when `probe_orders` is not given (seed 001 asks about
@@ -213,6 +219,12 @@ impl Ctx<'_> {
                 ));
             }
             let steps = scale.map_or(p.steps, |f| ((p.steps as f64 * f).round() as u64).max(1));
+            if steps > MAX_TOTAL_STEPS - start {
+                return Err(self.err(
+                    Some(s.span().start),
+                    format!("the phases add up to more than {MAX_TOTAL_STEPS} steps"),
+                ));
+            }
             phases.push(Phase {
                 name: p.name.clone(),
                 start,
@@ -381,8 +393,8 @@ impl Ctx<'_> {
                 let rate = a
                     .rate
                     .ok_or("a churn actor needs `rate` (blocks per step)")?;
-                if !(rate.is_finite() && rate >= 0.0) {
-                    return Err(format!("rate {rate} must be a finite number >= 0"));
+                if !(rate.is_finite() && (0.0..=MAX_RATE).contains(&rate)) {
+                    return Err(format!("rate {rate:?} must be a number from 0 to {MAX_RATE}"));
                 }
                 let lifetime = a.lifetime.ok_or("a churn actor needs `lifetime`")?;
                 check_lifetime(&lifetime)?;
