@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use pagealloc::{AllocFlags, Allocator, Order, Pfn};
+use pagealloc::{AllocError, AllocFlags, Allocator, Order, Pfn};
 
 use crate::census::{self, Scratch};
 use crate::error::{Error, Result};
@@ -316,10 +316,10 @@ impl Sim<'_> {
         expires: Option<u64>,
     ) -> Option<SlotId> {
         let reclaim_on = self.variant.reclaim.enabled;
-        let mut result = self.alloc.alloc(order, a.flags);
+        let mut result = self.request(a.alloc_mode, order, a.flags);
         if result.is_err() && reclaim_on && self.alloc.nr_free_pages() < self.high {
             self.run_reclaim();
-            result = self.alloc.alloc(order, a.flags);
+            result = self.request(a.alloc_mode, order, a.flags);
         }
         let Ok(pfn) = result else {
             self.actors[i].stats.alloc_failures[order.get() as usize] += 1;
@@ -344,6 +344,21 @@ impl Sim<'_> {
             self.run_reclaim();
         }
         Some(id)
+    }
+
+    /// The one place an actor's request reaches the engine: a new
+    /// allocation mode is a new arm here.
+    fn request(
+        &mut self,
+        mode: AllocMode,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError> {
+        match mode {
+            AllocMode::Plain => self.alloc.alloc(order, flags),
+            // Refused before any step runs (see `run`): never reached.
+            AllocMode::Packed => Err(AllocError::NoMemory { order }),
+        }
     }
 
     fn new_slot(&mut self, pfn: Pfn, order: Order, actor: usize) -> SlotId {

@@ -86,6 +86,24 @@ pub fn per_order(counts: &[u64]) -> String {
     }
 }
 
+/// One row per order at which any column has a non-zero count, labelled
+/// `{indent}order N`.
+pub fn per_order_rows(t: &mut Table, indent: &str, columns: &[Option<&[u64]>]) {
+    let nr = columns.iter().flatten().map(|c| c.len()).max().unwrap_or(0);
+    for o in 0..nr {
+        let at = |c: &Option<&[u64]>| c.and_then(|c| c.get(o).copied());
+        if columns.iter().all(|c| at(c).unwrap_or(0) == 0) {
+            continue;
+        }
+        t.row(
+            format!("{indent}order {o}"),
+            columns
+                .iter()
+                .map(|c| at(c).map_or("-".to_owned(), |n| n.to_string())),
+        );
+    }
+}
+
 /// An index in thousandths as Linux prints it (`0.123`).
 pub fn thousandths(v: i32) -> String {
     let sign = if v < 0 { "-" } else { "" };
@@ -205,7 +223,11 @@ fn policy_table(policies: &[PolicyReport]) -> Table {
         "allocation failures",
         col(&|p| sum(&p.counts.alloc_failures).to_string()),
     );
-    t.row("  per order", col(&|p| per_order(&p.counts.alloc_failures)));
+    let failures: Vec<Option<&[u64]>> = policies
+        .iter()
+        .map(|p| Some(p.counts.alloc_failures.as_slice()))
+        .collect();
+    per_order_rows(&mut t, "  ", &failures);
     t.row(
         "frees of traced allocations",
         col(&|p| p.counts.frees.to_string()),
@@ -461,7 +483,17 @@ impl ScenarioReport {
                 "  failed allocations",
                 stat(&|a| sum(&a.alloc_failures).to_string()),
             );
-            t.row("    per order", stat(&|a| per_order(&a.alloc_failures)));
+            let failures: Vec<Option<&[u64]>> = self
+                .variants
+                .iter()
+                .map(|v| {
+                    v.actors
+                        .iter()
+                        .find(|a| &a.name == name)
+                        .map(|a| a.alloc_failures.as_slice())
+                })
+                .collect();
+            per_order_rows(&mut t, "    ", &failures);
             t.row(
                 "  blocks freed at end of life",
                 stat(&|a| a.expired_blocks.to_string()),

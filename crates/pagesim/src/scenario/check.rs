@@ -394,7 +394,9 @@ impl Ctx<'_> {
                     .rate
                     .ok_or("a churn actor needs `rate` (blocks per step)")?;
                 if !(rate.is_finite() && (0.0..=MAX_RATE).contains(&rate)) {
-                    return Err(format!("rate {rate:?} must be a number from 0 to {MAX_RATE}"));
+                    return Err(format!(
+                        "rate {rate:?} must be a number from 0 to {MAX_RATE}"
+                    ));
                 }
                 let lifetime = a.lifetime.ok_or("a churn actor needs `lifetime`")?;
                 check_lifetime(&lifetime)?;
