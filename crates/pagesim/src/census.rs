@@ -1,0 +1,200 @@
+//! The pageblock census: one walk over every block of every zone that counts
+//! free blocks per order and finds *mixed* pageblocks — pageblocks owned by
+//! one migratetype that hold allocated pages of another. Those are what
+//! anti-fragmentation tries to avoid: an unmovable page inside a movable
+//! pageblock keeps that pageblock from ever becoming a free order-9 block
+//! again, whatever reclaim or compaction does.
+//!
+//! The walk uses [`pagealloc::Zone::blocks`], which visits block heads only,
+//! so it costs one step per free or allocated block, not one per page.
+
+use pagealloc::report::ContigInfo;
+use pagealloc::{Allocator, MigrateType, Order, PageState, Pfn};
+use serde::Serialize;
+
+/// Mixed pageblocks, by kind. A pageblock with several kinds of foreign
+/// pages counts once in `total` and once in each kind.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize)]
+pub struct MixedPageblocks {
+    /// Pageblocks holding allocated pages of a type other than the owner's.
+    pub total: u64,
+    /// Movable pageblocks holding unmovable or reclaimable pages.
+    pub unmovable_in_movable: u64,
+    /// Unmovable or reclaimable pageblocks holding movable pages.
+    pub movable_in_unmovable: u64,
+    /// Unmovable pageblocks holding reclaimable pages, or the reverse.
+    pub unmovable_reclaimable: u64,
+}
+
+/// What one census found.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct Census {
+    /// Free pages, all zones.
+    pub free_pages: u64,
+    /// Free blocks per order, all zones.
+    pub free_blocks: Vec<u64>,
+    /// Mixed pageblocks, all zones.
+    pub mixed: MixedPageblocks,
+    /// Pageblocks, all zones.
+    pub pageblocks: u64,
+}
+
+impl Census {
+    /// The unusable free space index at `order` over all zones together, in
+    /// thousandths (Linux `unusable_free_index`): the share of free memory
+    /// in blocks too small for `order`.
+    pub fn unusable_index(&self, order: Order) -> i32 {
+        ContigInfo::new(&self.free_blocks, order).unusable_index(order)
+    }
+
+    /// Free blocks of `order` or larger.
+    pub fn free_blocks_at_least(&self, order: Order) -> u64 {
+        self.free_blocks.iter().skip(order.get() as usize).sum()
+    }
+}
+
+/// Memory reused between censuses so a census allocates nothing.
+#[derive(Default)]
+pub struct Scratch {
+    masks: Vec<u8>,
+}
+
+/// Bit of `mt` in a pageblock's mask of allocated types.
+fn bit(mt: MigrateType) -> u8 {
+    1 << mt.idx()
+}
+
+const UNMOVABLE: u8 = 1 << MigrateType::Unmovable as u8;
+const MOVABLE: u8 = 1 << MigrateType::Movable as u8;
+const RECLAIMABLE: u8 = 1 << MigrateType::Reclaimable as u8;
+
+/// Takes a census of `allocator`.
+pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
+    let pb = allocator.config().pageblock();
+    let nr_orders = allocator.config().nr_orders as usize;
+    let mut free_blocks = vec![0u64; nr_orders];
+    let mut mixed = MixedPageblocks::default();
+    let mut pageblocks = 0;
+    for zone in allocator.zones() {
+        for (o, n) in free_blocks.iter_mut().enumerate() {
+            let order = Order::new(o as u8).unwrap_or(Order::ZERO);
+            *n += zone.nr_free_blocks_of_order(order);
+        }
+        let base = zone.start_pfn().0 >> pb.get();
+        let last = (zone.end_pfn().0 - 1) >> pb.get();
+        let count = (last - base + 1) as usize;
+        pageblocks += count as u64;
+        scratch.masks.clear();
+        scratch.masks.resize(count, 0);
+        for block in zone.blocks() {
+            let (PageState::AllocHead, Some(mt)) = (block.state, block.alloc_migratetype) else {
+                continue;
+            };
+            let first = (block.pfn.0 >> pb.get()) - base;
+            let nr = (block.order.nr_pages().0 >> pb.get()).max(1);
+            for i in first..first + nr {
+                if let Some(m) = scratch.masks.get_mut(i as usize) {
+                    *m |= bit(mt);
+                }
+            }
+        }
+        for (i, &mask) in scratch.masks.iter().enumerate() {
+            if mask == 0 {
+                continue;
+            }
+            let pfn = Pfn(((base + i as u64) << pb.get()).max(zone.start_pfn().0));
+            let owner = zone.block_migratetype(pfn);
+            let foreign = mask & !bit(owner);
+            if foreign == 0 {
+                continue;
+            }
+            let counted = match owner {
+                MigrateType::Movable => {
+                    mixed.unmovable_in_movable +=
+                        u64::from(foreign & (UNMOVABLE | RECLAIMABLE) != 0);
+                    true
+                }
+                MigrateType::Unmovable | MigrateType::Reclaimable => {
+                    mixed.movable_in_unmovable += u64::from(foreign & MOVABLE != 0);
+                    mixed.unmovable_reclaimable +=
+                        u64::from(foreign & (UNMOVABLE | RECLAIMABLE) != 0);
+                    true
+                }
+                // High-atomic, CMA and isolated pageblocks hold other types
+                // by design.
+                _ => false,
+            };
+            mixed.total += u64::from(counted);
+        }
+    }
+    Census {
+        free_pages: allocator.nr_free_pages(),
+        free_blocks,
+        mixed,
+        pageblocks,
+    }
+}
+
+/// How many distinct pageblocks the blocks `(pfn, order)` touch.
+pub fn distinct_pageblocks(blocks: impl Iterator<Item = (Pfn, Order)>, pageblock: Order) -> u64 {
+    let mut ids: Vec<u64> = Vec::new();
+    for (pfn, order) in blocks {
+        let first = pfn.0 >> pageblock.get();
+        let nr = (order.nr_pages().0 >> pageblock.get()).max(1);
+        ids.extend(first..first + nr);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pagealloc::{AllocFlags, Config, MemoryMap, PageCount, ZoneBounds};
+
+    fn small() -> Allocator {
+        let map = MemoryMap::contiguous(Pfn(0), PageCount(8 * 512)).unwrap();
+        let config = Config {
+            zone_bounds: ZoneBounds::NORMAL_ONLY,
+            ..Config::default()
+        };
+        Allocator::new(map, config).unwrap()
+    }
+
+    #[test]
+    fn empty_machine_has_no_mixed_pageblocks() {
+        let a = small();
+        let c = take(&a, &mut Scratch::default());
+        assert_eq!(c.mixed, MixedPageblocks::default());
+        assert_eq!(c.pageblocks, 8);
+        assert_eq!(c.free_pages, 8 * 512);
+        assert_eq!(c.free_blocks[10], 4);
+        assert_eq!(c.unusable_index(Order::new(9).unwrap()), 0);
+    }
+
+    #[test]
+    fn a_stolen_page_makes_a_mixed_pageblock() {
+        let a = small();
+        // Fill memory with movable pages, free one, then take it unmovable:
+        // with no free unmovable block, the unmovable page is stolen from a
+        // movable pageblock that stays movable (too few free pages to claim).
+        let mut pages = Vec::new();
+        while let Ok(p) = a.alloc(Order::ZERO, AllocFlags::MOVABLE | AllocFlags::NO_WATERMARKS) {
+            pages.push(p);
+        }
+        let victim = pages[1000];
+        a.free(victim, Order::ZERO).unwrap();
+        let got = a
+            .alloc(Order::ZERO, AllocFlags::KERNEL | AllocFlags::NO_WATERMARKS)
+            .unwrap();
+        assert_eq!(got, victim);
+        let c = take(&a, &mut Scratch::default());
+        assert_eq!(c.mixed.total, 1);
+        assert_eq!(c.mixed.unmovable_in_movable, 1);
+        assert_eq!(
+            distinct_pageblocks([(victim, Order::ZERO)].into_iter(), a.config().pageblock()),
+            1
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Allocation policies a replay can compare side by side.
+//!
+//! A policy decides how a request from the trace is served by the engine;
+//! the engine itself stays policy-free. Each policy gets its own allocator
+//! and sees the same request stream, so the reports differ only by policy.
+//! To add one: implement [`AllocPolicy`] and append a [`PolicyInfo`] to
+//! [`REGISTRY`].
+
+use pagealloc::{AllocError, AllocFlags, Allocator, BlockError, Order, Pfn};
+
+/// How requests are served.
+pub trait AllocPolicy {
+    /// Serves one allocation.
+    fn alloc(
+        &mut self,
+        allocator: &mut Allocator,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError>;
+
+    /// Frees one block (a policy with deferred frees may override this).
+    fn free(
+        &mut self,
+        allocator: &mut Allocator,
+        pfn: Pfn,
+        order: Order,
+    ) -> Result<(), BlockError> {
+        allocator.free(pfn, order)
+    }
+}
+
+/// Linux 6.x: every request goes straight to the buddy allocator with its
+/// own order and flags.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinuxPolicy;
+
+impl AllocPolicy for LinuxPolicy {
+    fn alloc(
+        &mut self,
+        allocator: &mut Allocator,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError> {
+        allocator.alloc(order, flags)
+    }
+}
+
+/// A registered policy.
+#[derive(Clone, Copy)]
+pub struct PolicyInfo {
+    /// The name `--policy` takes.
+    pub name: &'static str,
+    /// One line for `--help` and reports.
+    pub summary: &'static str,
+    /// Builds a fresh instance.
+    pub build: fn() -> Box<dyn AllocPolicy>,
+}
+
+/// Every policy this build knows.
+pub const REGISTRY: &[PolicyInfo] = &[PolicyInfo {
+    name: "linux",
+    summary: "Linux 6.x buddy allocation: each request as traced, no extra policy",
+    build: || Box::new(LinuxPolicy),
+}];
+
+/// The policy named `name`.
+pub fn lookup(name: &str) -> Option<&'static PolicyInfo> {
+    REGISTRY.iter().find(|p| p.name == name)
+}
+
+/// The known names, for error messages.
+pub fn known_names() -> String {
+    REGISTRY
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

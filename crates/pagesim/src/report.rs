@@ -1,0 +1,390 @@
+//! The results of a run, as data: what `--json` serialises, what the text
+//! report ([`crate::text`]) renders and what the plots ([`crate::plot`])
+//! draw. Snapshots of the engine (`/proc/buddyinfo`, `/proc/pagetypeinfo`)
+//! are kept as the engine's own structs, whose `Display` is Linux's text,
+//! and serialised through [`crate::json`].
+
+use std::path::PathBuf;
+
+use pagealloc::{BuddyInfo, PageTypeInfo, VmStats};
+use serde::Serialize;
+
+use crate::census::MixedPageblocks;
+use crate::input::Format;
+use crate::machine::MachineInfo;
+
+/// One point of a time series.
+#[derive(Clone, PartialEq, Debug, Serialize)]
+pub struct Sample {
+    /// Scenario step, or events replayed so far.
+    pub at: u64,
+    /// Trace time in seconds (replay only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_s: Option<f64>,
+    /// Free pages.
+    pub free_pages: u64,
+    /// Free blocks per order, all zones.
+    pub free_blocks: Vec<u64>,
+    /// Unusable free space index per order, in thousandths, all zones.
+    pub unusable_index: Vec<i32>,
+    /// Mixed pageblocks.
+    pub mixed: MixedPageblocks,
+}
+
+/// Counters of the engine, as `/proc/vmstat` would show them.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct EngineStats {
+    /// Successful allocations per order.
+    pub alloc_calls: Vec<u64>,
+    /// Failed allocations per order.
+    pub alloc_fail: Vec<u64>,
+    /// Frees per order.
+    pub free_calls: Vec<u64>,
+    /// Pages allocated.
+    pub pgalloc: u64,
+    /// Pages freed.
+    pub pgfree: u64,
+    /// Fallbacks to another migratetype (Linux's `mm_page_alloc_extfrag`).
+    pub extfrag_events: u64,
+    /// Fallbacks that split a block smaller than a pageblock.
+    pub extfrag_fragmenting: u64,
+    /// Fallbacks that claimed the pageblock.
+    pub pageblock_claims: u64,
+    /// Pageblocks reserved for high-order atomic allocations.
+    pub highatomic_reserved: u64,
+    /// `split_page` calls.
+    pub split_pages: u64,
+}
+
+impl EngineStats {
+    /// The engine's counters for orders `0..nr_orders`.
+    pub fn new(s: &VmStats, nr_orders: usize) -> EngineStats {
+        EngineStats {
+            alloc_calls: s.alloc_calls[..nr_orders].to_vec(),
+            alloc_fail: s.alloc_fail[..nr_orders].to_vec(),
+            free_calls: s.free_calls[..nr_orders].to_vec(),
+            pgalloc: s.pgalloc,
+            pgfree: s.pgfree,
+            extfrag_events: s.extfrag_events,
+            extfrag_fragmenting: s.extfrag_fragmenting,
+            pageblock_claims: s.pageblock_claims,
+            highatomic_reserved: s.highatomic_reserved,
+            split_pages: s.split_pages,
+        }
+    }
+}
+
+/// A trace file that was replayed.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct InputInfo {
+    /// The path as given.
+    pub path: PathBuf,
+    /// Compression.
+    pub format: Format,
+    /// Size on disk.
+    pub file_bytes: u64,
+    /// Lines read.
+    pub lines: u64,
+}
+
+/// What the trace held, whatever the policy.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize)]
+pub struct EventCounts {
+    /// Lines read, all files.
+    pub lines: u64,
+    /// Empty and `#` comment lines.
+    pub comments: u64,
+    /// `mm_page_alloc` events.
+    pub mm_page_alloc: u64,
+    /// Of those, Linux's own failed allocations (NULL page); not replayed.
+    pub linux_alloc_failures: u64,
+    /// `mm_page_alloc` per order.
+    pub alloc_by_order: Vec<u64>,
+    /// `mm_page_alloc` per migratetype: unmovable, movable, reclaimable.
+    pub alloc_by_migratetype: [u64; 3],
+    /// `mm_page_free` events (each replayed as one free).
+    pub mm_page_free: u64,
+    /// `mm_page_free_batched` events (the same frees again: counted, not
+    /// replayed).
+    pub mm_page_free_batched: u64,
+    /// `mm_page_pcpu_drain` events (per-CPU lists to buddy; not frees).
+    pub mm_page_pcpu_drain: u64,
+    /// `mm_page_alloc_extfrag` events: Linux's fallbacks.
+    pub mm_page_alloc_extfrag: u64,
+    /// Of those, `fragmenting=1`.
+    pub extfrag_fragmenting: u64,
+    /// Of those, `change_ownership=1`.
+    pub extfrag_change_ownership: u64,
+    /// Events of other tracepoints.
+    pub other_events: u64,
+    /// Events the ring buffer lost (`[LOST N EVENTS]`).
+    pub lost_events: u64,
+    /// Malformed lines skipped (`--lenient`).
+    pub malformed_skipped: u64,
+    /// The first malformed lines skipped, as `file:line: error`.
+    pub malformed_examples: Vec<String>,
+}
+
+impl EventCounts {
+    /// Page-allocator events of every kind.
+    pub fn page_events(&self) -> u64 {
+        self.mm_page_alloc
+            + self.mm_page_free
+            + self.mm_page_free_batched
+            + self.mm_page_pcpu_drain
+            + self.mm_page_alloc_extfrag
+    }
+
+    /// All events, page-allocator or not.
+    pub fn events(&self) -> u64 {
+        self.page_events() + self.other_events
+    }
+}
+
+/// How one policy's replay went, request by request.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize)]
+pub struct ReplayCounts {
+    /// Allocations served, per order.
+    pub allocs: Vec<u64>,
+    /// Allocations our allocator failed, per order.
+    pub alloc_failures: Vec<u64>,
+    /// Frees of whole blocks allocated during the trace.
+    pub frees: u64,
+    /// Frees of pfns allocated before the trace started.
+    pub unknown_pfn_frees: u64,
+    /// Frees (or pieces) of allocations our allocator had failed: ignored.
+    pub failed_alloc_frees_ignored: u64,
+    /// Frees of a piece of a higher-order allocation (split pages).
+    pub split_piece_frees: u64,
+    /// Our blocks split into order-0 pages for those (`split_page`).
+    pub split_pages: u64,
+    /// Frees of a larger order than the allocation they start at.
+    pub oversized_frees: u64,
+    /// Allocations of a pfn the trace never freed: we free our old block.
+    pub implicit_frees: u64,
+    /// Pieces of a split allocation freed twice in the trace.
+    pub repeated_piece_frees: u64,
+    /// Frees our allocator refused as double frees (must be 0).
+    pub double_frees: u64,
+    /// Frees our allocator refused for another reason (must be 0).
+    pub other_free_errors: u64,
+    /// Pages still allocated at the end.
+    pub live_pages_end: u64,
+}
+
+/// The peak of mixed pageblocks over the samples.
+#[derive(Clone, Copy, PartialEq, Debug, Default, Serialize)]
+pub struct MixedPeak {
+    /// The mixed pageblocks at the peak.
+    pub mixed: MixedPageblocks,
+    /// Events replayed when it was sampled.
+    pub at: u64,
+    /// Trace time then, in seconds.
+    pub time_s: Option<f64>,
+}
+
+/// One policy's replay.
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicyReport {
+    /// Policy name.
+    pub name: String,
+    /// What it does.
+    pub summary: String,
+    /// Requests and their outcomes.
+    pub counts: ReplayCounts,
+    /// The engine's counters (our fallbacks are `extfrag_events`).
+    pub engine: EngineStats,
+    /// Linux's own `mm_page_alloc_extfrag` count on the same stream.
+    pub linux_extfrag_events: u64,
+    /// Mixed pageblocks at the end.
+    pub mixed_end: MixedPageblocks,
+    /// Mixed pageblocks at the sampled peak.
+    pub mixed_peak: MixedPeak,
+    /// Free blocks of pageblock order or more at the end.
+    pub free_pageblocks_end: u64,
+    /// The fewest free blocks of pageblock order or more in any sample.
+    pub free_pageblocks_min: u64,
+    /// The time series.
+    pub samples: Vec<Sample>,
+    /// `/proc/buddyinfo` at the end.
+    #[serde(serialize_with = "crate::json::buddyinfo")]
+    pub buddyinfo: BuddyInfo,
+    /// `/proc/pagetypeinfo` at the end.
+    #[serde(serialize_with = "crate::json::pagetypeinfo")]
+    pub pagetypeinfo: PageTypeInfo,
+}
+
+/// A whole replay.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayReport {
+    /// Always `"replay"`.
+    pub kind: &'static str,
+    /// The files, in replay order.
+    pub inputs: Vec<InputInfo>,
+    /// The simulated machine.
+    pub machine: MachineInfo,
+    /// What the trace held.
+    pub events: EventCounts,
+    /// Wall-clock seconds for the whole replay.
+    pub elapsed_s: f64,
+    /// Events (lines that are events) per wall-clock second.
+    pub events_per_s: f64,
+    /// One entry per `--policy`, in command-line order.
+    pub policies: Vec<PolicyReport>,
+}
+
+/// A phase of a scenario, for reports.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct PhaseInfo {
+    /// Name.
+    pub name: String,
+    /// First step.
+    pub start: u64,
+    /// Steps.
+    pub steps: u64,
+    /// Snapshot title, if one is taken at the phase's end.
+    pub snapshot: Option<String>,
+}
+
+/// Pages an actor holds and the pageblocks they occupy.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct HeldPages {
+    /// The actor.
+    pub actor: String,
+    /// Pages it holds.
+    pub pages: u64,
+    /// Pageblocks holding at least one of them.
+    pub pageblocks: u64,
+    /// The fewest pageblocks that could hold them (pages / pageblock size,
+    /// rounded up).
+    pub min_pageblocks: u64,
+}
+
+/// Whether an allocation would succeed now, tried on a copy of the
+/// allocator.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct Probe {
+    /// Order.
+    pub order: u8,
+    /// Flags, GFP-style.
+    pub flags: String,
+    /// The allocation would succeed.
+    pub would_succeed: bool,
+    /// Unusable free space index at this order, in thousandths.
+    pub unusable_index: i32,
+}
+
+/// The summary figures of a snapshot.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct SnapshotSummary {
+    /// Pages of each hold actor and the pageblocks they touch.
+    pub held: Vec<HeldPages>,
+    /// Mixed pageblocks.
+    pub mixed: MixedPageblocks,
+    /// Free pages.
+    pub free_pages: u64,
+    /// Free blocks per order.
+    pub free_blocks: Vec<u64>,
+    /// Allocation probes.
+    pub probes: Vec<Probe>,
+}
+
+/// The state at the end of a phase with a `snapshot`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    /// Title.
+    pub title: String,
+    /// The phase that just ended.
+    pub phase: String,
+    /// Steps done.
+    pub step: u64,
+    /// `/proc/buddyinfo`.
+    #[serde(serialize_with = "crate::json::buddyinfo")]
+    pub buddyinfo: BuddyInfo,
+    /// `/proc/pagetypeinfo`.
+    #[serde(serialize_with = "crate::json::pagetypeinfo")]
+    pub pagetypeinfo: PageTypeInfo,
+    /// Summary figures.
+    pub summary: SnapshotSummary,
+}
+
+/// What one actor did.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct ActorStats {
+    /// Name.
+    pub name: String,
+    /// `churn` or `hold`.
+    pub kind: &'static str,
+    /// Flags, GFP-style.
+    pub flags: String,
+    /// Successful allocations per order.
+    pub allocs: Vec<u64>,
+    /// Failed allocations per order.
+    pub alloc_failures: Vec<u64>,
+    /// Blocks freed at the end of their lifetime.
+    pub expired_blocks: u64,
+    /// Blocks taken by reclaim.
+    pub reclaimed_blocks: u64,
+    /// Pages taken by reclaim.
+    pub reclaimed_pages: u64,
+    /// Pages freed by a hold actor's release.
+    pub released_pages: u64,
+    /// Pages held at the end.
+    pub pages_end: u64,
+    /// The most pages held at once.
+    pub pages_peak: u64,
+}
+
+/// What reclaim did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize)]
+pub struct ReclaimStats {
+    /// Times free memory fell to the low watermark (or an allocation failed
+    /// below the high one) and reclaim ran.
+    pub runs: u64,
+    /// Blocks freed.
+    pub blocks: u64,
+    /// Pages freed.
+    pub pages: u64,
+}
+
+/// One variant's run.
+#[derive(Clone, Debug, Serialize)]
+pub struct VariantReport {
+    /// Name.
+    pub name: String,
+    /// What it changes.
+    pub description: Option<String>,
+    /// Snapshots, in phase order.
+    pub snapshots: Vec<Snapshot>,
+    /// Per actor.
+    pub actors: Vec<ActorStats>,
+    /// Reclaim.
+    pub reclaim: ReclaimStats,
+    /// The engine's counters.
+    pub engine: EngineStats,
+    /// The time series.
+    pub samples: Vec<Sample>,
+}
+
+/// A whole scenario run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    /// Always `"scenario"`.
+    pub kind: &'static str,
+    /// Name.
+    pub name: String,
+    /// What it models.
+    pub description: Option<String>,
+    /// Seed.
+    pub seed: u64,
+    /// Steps in all phases.
+    pub total_steps: u64,
+    /// Steps between samples.
+    pub sample_every: u64,
+    /// The machine.
+    pub machine: MachineInfo,
+    /// Phases.
+    pub phases: Vec<PhaseInfo>,
+    /// One entry per variant, in file order.
+    pub variants: Vec<VariantReport>,
+}

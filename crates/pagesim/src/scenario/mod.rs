@@ -1,0 +1,150 @@
+//! Scenario files: the TOML format (documented in docs/pagesim.md), parsed
+//! with `deny_unknown_fields` everywhere so a misspelt key is an error that
+//! names the key and its line, then checked and turned into a [`Scenario`]
+//! the simulator ([`crate::sim`]) runs.
+//!
+//! A scenario is a machine, phases (named step ranges), actors (who
+//! allocates what, when, for how long), a reclaim model and *variants*:
+//! named overrides of actors or reclaim, all run from the same seed and
+//! reported side by side.
+
+mod check;
+mod spec;
+
+use pagealloc::{AllocFlags, Order};
+
+use crate::machine::Machine;
+
+pub use check::parse;
+pub use spec::{ActorKind, ActorSpec, AllocMode, Lifetime, MigrateName, OrderWeights, ReclaimSpec};
+
+/// The default scenario: the seed-001 experiment.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../../scenarios/default.toml");
+
+/// A scenario file is invalid: where, and what.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[error("{origin}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ScenarioError {
+    /// The file, or `<default scenario>`.
+    pub origin: String,
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A phase: a named range of steps.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Phase {
+    /// Name.
+    pub name: String,
+    /// First step.
+    pub start: u64,
+    /// Steps.
+    pub steps: u64,
+    /// If set, a snapshot with this title is taken at the phase's end.
+    pub snapshot: Option<String>,
+}
+
+impl Phase {
+    /// One past the last step.
+    pub fn end(&self) -> u64 {
+        self.start + self.steps
+    }
+}
+
+/// What a checked actor does.
+#[derive(Clone, PartialEq, Debug)]
+pub enum Behaviour {
+    /// Allocates `rate` blocks per step; each lives `lifetime` steps.
+    Churn {
+        /// Blocks per step (fractions accumulate).
+        rate: f64,
+        /// Lifetime of each block.
+        lifetime: Lifetime,
+        /// No new block while the actor holds this many pages.
+        max_pages: Option<u64>,
+    },
+    /// Takes `hold_pages`, `chunk_pages` per step, and keeps them.
+    Hold {
+        /// Pages to hold.
+        hold_pages: u64,
+        /// Pages taken per step while below `hold_pages`.
+        chunk_pages: u64,
+        /// At the start of this phase everything is freed and taken again.
+        release_step: Option<u64>,
+    },
+}
+
+/// A checked actor.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Actor {
+    /// Name.
+    pub name: String,
+    /// Allocation flags.
+    pub flags: AllocFlags,
+    /// What it does.
+    pub behaviour: Behaviour,
+    /// Orders with cumulative probabilities (the last is 1).
+    pub orders: Vec<(Order, f64)>,
+    /// How requests reach the engine.
+    pub alloc_mode: AllocMode,
+    /// Reclaim may free its blocks (oldest first).
+    pub reclaimable: bool,
+    /// First active step.
+    pub start: u64,
+    /// One past the last active step.
+    pub stop: u64,
+}
+
+/// The reclaim model: when free memory falls to the low watermark (summed
+/// over zones), free the oldest reclaimable blocks until the high
+/// watermark is met (what kswapd does, without its LRU subtleties).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Reclaim {
+    /// Reclaim runs at all.
+    pub enabled: bool,
+    /// The migratetypes whose actors' blocks are reclaimable by default.
+    pub types: Vec<MigrateName>,
+}
+
+/// One variant: the actors and reclaim model after its overrides.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Variant {
+    /// Name.
+    pub name: String,
+    /// What it changes.
+    pub description: Option<String>,
+    /// Enabled actors, in file order.
+    pub actors: Vec<Actor>,
+    /// Reclaim.
+    pub reclaim: Reclaim,
+}
+
+/// A checked scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Name.
+    pub name: String,
+    /// What it models.
+    pub description: Option<String>,
+    /// Seed of every actor's random stream.
+    pub seed: u64,
+    /// Steps between census samples.
+    pub sample_every: u64,
+    /// Orders the summary probes (allocation test, unusable index).
+    pub probe_orders: Vec<Order>,
+    /// The machine.
+    pub machine: Machine,
+    /// Phases, in order.
+    pub phases: Vec<Phase>,
+    /// Variants (at least one).
+    pub variants: Vec<Variant>,
+}
+
+impl Scenario {
+    /// Steps in all phases.
+    pub fn total_steps(&self) -> u64 {
+        self.phases.last().map_or(0, Phase::end)
+    }
+}

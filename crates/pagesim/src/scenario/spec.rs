@@ -1,0 +1,247 @@
+//! The scenario file as written: serde structs with `deny_unknown_fields`,
+//! every field optional where a variant may override it. Checking happens
+//! in [`super::check`].
+
+use std::collections::BTreeMap;
+
+use pagealloc::AllocFlags;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::size::ByteSize;
+
+/// A migratetype an actor may ask for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrateName {
+    /// Kernel memory.
+    Unmovable,
+    /// User and page-cache memory.
+    Movable,
+    /// Shrinkable slab.
+    Reclaimable,
+}
+
+impl MigrateName {
+    pub(super) fn flags(self) -> AllocFlags {
+        match self {
+            MigrateName::Unmovable => AllocFlags::KERNEL,
+            MigrateName::Movable => AllocFlags::HIGHUSER_MOVABLE,
+            MigrateName::Reclaimable => AllocFlags::KERNEL_RECLAIMABLE,
+        }
+    }
+}
+
+/// What an actor does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    /// Allocates `rate` blocks per step, each freed after its lifetime.
+    #[default]
+    Churn,
+    /// Takes `hold` bytes, `chunk` bytes per step, and keeps them.
+    Hold,
+}
+
+impl ActorKind {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActorKind::Churn => "churn",
+            ActorKind::Hold => "hold",
+        }
+    }
+}
+
+/// How an actor's requests reach the engine.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllocMode {
+    /// One `alloc` per block, as `alloc_pages()` does.
+    #[default]
+    Plain,
+    /// Order-0 unmovable pages packed into pageblocks the caller already
+    /// owns (seed 001's `alloc_pages_compact`): needs an engine call this
+    /// build does not have.
+    Packed,
+}
+
+/// How long a churn allocation lives, in steps.
+#[derive(Clone, Copy, PartialEq, Debug, Deserialize)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Lifetime {
+    /// Exponential with this mean.
+    Exponential {
+        /// Mean steps.
+        mean: f64,
+    },
+    /// Uniform in `min..=max`.
+    Uniform {
+        /// Fewest steps.
+        min: u64,
+        /// Most steps.
+        max: u64,
+    },
+    /// Exactly this many steps.
+    Fixed {
+        /// Steps.
+        steps: u64,
+    },
+    /// Until reclaim takes it (or the run ends).
+    Forever,
+}
+
+/// Order weights, `{ 0 = 0.9, 3 = 0.1 }`.
+#[derive(Clone, PartialEq, Debug)]
+pub struct OrderWeights(pub Vec<(u8, f64)>);
+
+impl<'de> Deserialize<'de> for OrderWeights {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OrderWeights, D::Error> {
+        use serde::de::Error;
+        let raw = BTreeMap::<String, f64>::deserialize(d)?;
+        let mut out = Vec::new();
+        for (k, w) in raw {
+            let order: u8 = k
+                .parse()
+                .map_err(|_| D::Error::custom(format!("order `{k}` is not a number")))?;
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(D::Error::custom(format!(
+                    "weight {w} of order {k} must be a finite number >= 0"
+                )));
+            }
+            out.push((order, w));
+        }
+        out.sort_by_key(|(o, _)| *o);
+        if !out.iter().any(|(_, w)| *w > 0.0) {
+            return Err(D::Error::custom("no order has a positive weight"));
+        }
+        Ok(OrderWeights(out))
+    }
+}
+
+/// `[[actor]]` as written; also a variant's override of one (where `name`
+/// must be absent and every field given replaces the base's).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSpec {
+    pub(super) name: Option<String>,
+    pub(super) kind: Option<ActorKind>,
+    pub(super) migratetype: Option<MigrateName>,
+    pub(super) gfp: Option<Spanned<String>>,
+    pub(super) rate: Option<f64>,
+    pub(super) orders: Option<OrderWeights>,
+    pub(super) lifetime: Option<Lifetime>,
+    pub(super) max: Option<ByteSize>,
+    pub(super) hold: Option<ByteSize>,
+    pub(super) chunk: Option<ByteSize>,
+    pub(super) release: Option<Spanned<String>>,
+    pub(super) alloc_mode: Option<AllocMode>,
+    pub(super) reclaimable: Option<bool>,
+    pub(super) start: Option<Spanned<String>>,
+    pub(super) stop: Option<Spanned<String>>,
+    pub(super) enabled: Option<bool>,
+}
+
+impl ActorSpec {
+    /// Replaces every field the patch gives.
+    pub(super) fn apply(&mut self, patch: &ActorSpec) {
+        macro_rules! merge {
+            ($($f:ident),*) => { $( if patch.$f.is_some() { self.$f = patch.$f.clone(); } )* };
+        }
+        merge!(
+            kind,
+            migratetype,
+            gfp,
+            rate,
+            orders,
+            lifetime,
+            max,
+            hold,
+            chunk,
+            release,
+            alloc_mode,
+            reclaimable,
+            start,
+            stop,
+            enabled
+        );
+    }
+}
+
+/// `[reclaim]` (all fields optional, so a variant can override one).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReclaimSpec {
+    pub(super) enabled: Option<bool>,
+    pub(super) types: Option<Vec<MigrateName>>,
+}
+
+/// `[machine]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MachineSpec {
+    pub(super) memory: Option<ByteSize>,
+    pub(super) ranges: Option<Vec<RangeSpec>>,
+    pub(super) page_size: Option<ByteSize>,
+    pub(super) orders: Option<u8>,
+    pub(super) pageblock_order: Option<u8>,
+    pub(super) zones: Option<ZoneLayoutName>,
+    pub(super) min_free_kbytes: Option<u64>,
+    pub(super) watermark_scale_factor: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum ZoneLayoutName {
+    /// One Normal zone.
+    Normal,
+    /// DMA below 16 MiB, DMA32 below 4 GiB, Normal above.
+    X86_64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RangeSpec {
+    pub(super) start: ByteSize,
+    pub(super) size: ByteSize,
+    #[serde(default)]
+    pub(super) node: u16,
+}
+
+/// `[[phase]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PhaseSpec {
+    pub(super) name: String,
+    pub(super) steps: u64,
+    pub(super) snapshot: Option<String>,
+}
+
+/// `[[variant]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VariantSpec {
+    pub(super) name: String,
+    pub(super) description: Option<String>,
+    #[serde(default)]
+    pub(super) actor: BTreeMap<String, Spanned<ActorSpec>>,
+    pub(super) reclaim: Option<ReclaimSpec>,
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScenarioFile {
+    pub(super) name: Option<String>,
+    pub(super) description: Option<String>,
+    pub(super) seed: u64,
+    pub(super) sample_every: Option<u64>,
+    pub(super) probe_orders: Option<Vec<u8>>,
+    pub(super) machine: MachineSpec,
+    #[serde(default)]
+    pub(super) reclaim: ReclaimSpec,
+    pub(super) phase: Vec<Spanned<PhaseSpec>>,
+    pub(super) actor: Vec<Spanned<ActorSpec>>,
+    #[serde(default)]
+    pub(super) variant: Vec<Spanned<VariantSpec>>,
+}

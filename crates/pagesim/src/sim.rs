@@ -1,0 +1,539 @@
+//! The scenario simulator: steps through the phases, lets every active actor
+//! allocate, frees blocks whose lifetime ended, runs reclaim at the low
+//! watermark, samples the pageblock census and takes the snapshots.
+//!
+//! Within a step: hold actors whose release phase starts now free
+//! everything; expired blocks are freed; then each active actor, in file
+//! order, makes its requests. After every successful allocation, if free
+//! memory has fallen to the low watermark (summed over zones), reclaim
+//! frees the oldest reclaimable blocks until the high watermark is met; a
+//! failed allocation below the high watermark reclaims and retries once.
+//!
+//! Variants are independent runs from the same seed; with more than one
+//! they run on scoped threads (each owns its allocator), and the result
+//! does not depend on scheduling.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use pagealloc::{AllocError, AllocFlags, Allocator, Order, Pfn};
+
+use crate::census::{self, Scratch};
+use crate::error::{Error, Result};
+use crate::gfp::describe;
+use crate::progress::Progress;
+use crate::report::{
+    ActorStats, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats, Sample, ScenarioReport,
+    Snapshot, SnapshotSummary, VariantReport,
+};
+use crate::rng::Rng;
+use crate::scenario::{Actor, AllocMode, Behaviour, Lifetime, Scenario, Variant};
+
+/// Steps between progress-bar updates.
+const PROGRESS_EVERY: u64 = 256;
+
+/// Runs every variant of `scenario`.
+pub fn run(scenario: &Scenario, progress: &Progress) -> Result<ScenarioReport> {
+    for v in &scenario.variants {
+        if let Some(a) = v.actors.iter().find(|a| a.alloc_mode == AllocMode::Packed) {
+            return Err(Error::NotAvailable {
+                what: format!(
+                    "alloc_mode = \"packed\" (actor `{}`, variant `{}`)",
+                    a.name, v.name
+                ),
+                why: "the engine has no call that packs order-0 pages into pageblocks the \
+                      caller owns yet (seed 001); use alloc_mode = \"plain\""
+                    .to_owned(),
+            });
+        }
+    }
+    let total = scenario.total_steps();
+    progress.start(total * scenario.variants.len() as u64, "simulating");
+    let results: Vec<Result<VariantReport>> = if scenario.variants.len() == 1 {
+        vec![run_variant(scenario, &scenario.variants[0], progress)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = scenario
+                .variants
+                .iter()
+                .map(|v| s.spawn(move || run_variant(scenario, v, progress)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Internal(
+                            "a variant's simulation thread panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        })
+    };
+    progress.finish();
+    let variants = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let machine = scenario.machine.info(&scenario.machine.allocator()?);
+    Ok(ScenarioReport {
+        kind: "scenario",
+        name: scenario.name.clone(),
+        description: scenario.description.clone(),
+        seed: scenario.seed,
+        total_steps: total,
+        sample_every: scenario.sample_every,
+        machine,
+        phases: scenario
+            .phases
+            .iter()
+            .map(|p| PhaseInfo {
+                name: p.name.clone(),
+                start: p.start,
+                steps: p.steps,
+                snapshot: p.snapshot.clone(),
+            })
+            .collect(),
+        variants,
+    })
+}
+
+/// A block handed to an actor.
+#[derive(Clone, Copy)]
+struct Slot {
+    pfn: u64,
+    generation: u32,
+    order: u8,
+    actor: u16,
+    live: bool,
+}
+
+/// Names a slot at one generation, so a stale reference is recognised.
+type SlotId = (u32, u32);
+
+struct ActorState {
+    rng: Rng,
+    carry: f64,
+    pages: u64,
+    /// Blocks of a hold actor, to release.
+    held: Vec<SlotId>,
+    stats: ActorStats,
+}
+
+struct Sim<'a> {
+    scenario: &'a Scenario,
+    variant: &'a Variant,
+    alloc: Allocator,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    expiry: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Reclaimable blocks, oldest first (may hold freed ones: skipped).
+    lru: VecDeque<SlotId>,
+    lru_live: usize,
+    actors: Vec<ActorState>,
+    low: u64,
+    high: u64,
+    reclaim: ReclaimStats,
+    scratch: Scratch,
+    samples: Vec<Sample>,
+    snapshots: Vec<Snapshot>,
+}
+
+fn run_variant(
+    scenario: &Scenario,
+    variant: &Variant,
+    progress: &Progress,
+) -> Result<VariantReport> {
+    let alloc = scenario.machine.allocator()?;
+    let nr_orders = alloc.config().nr_orders as usize;
+    let (low, high) = alloc.zones().iter().fold((0, 0), |(l, h), z| {
+        (l + z.watermarks().low, h + z.watermarks().high)
+    });
+    let actors = variant
+        .actors
+        .iter()
+        .map(|a| ActorState {
+            rng: Rng::stream(scenario.seed, &a.name),
+            carry: 0.0,
+            pages: 0,
+            held: Vec::new(),
+            stats: ActorStats {
+                name: a.name.clone(),
+                kind: match a.behaviour {
+                    Behaviour::Churn { .. } => "churn",
+                    Behaviour::Hold { .. } => "hold",
+                },
+                flags: describe(a.flags),
+                allocs: vec![0; nr_orders],
+                alloc_failures: vec![0; nr_orders],
+                expired_blocks: 0,
+                reclaimed_blocks: 0,
+                reclaimed_pages: 0,
+                released_pages: 0,
+                pages_end: 0,
+                pages_peak: 0,
+            },
+        })
+        .collect();
+    let mut sim = Sim {
+        scenario,
+        variant,
+        alloc,
+        slots: Vec::new(),
+        free_slots: Vec::new(),
+        expiry: BinaryHeap::new(),
+        lru: VecDeque::new(),
+        lru_live: 0,
+        actors,
+        low,
+        high,
+        reclaim: ReclaimStats::default(),
+        scratch: Scratch::default(),
+        samples: Vec::new(),
+        snapshots: Vec::new(),
+    };
+    let total = scenario.total_steps();
+    for step in 0..total {
+        sim.step(step);
+        let done = step + 1;
+        if done % scenario.sample_every == 0 || done == total {
+            sim.sample(done);
+        }
+        for phase in scenario.phases.iter().filter(|p| p.end() == done) {
+            if let Some(title) = &phase.snapshot {
+                sim.snapshot(title, &phase.name, done);
+            }
+        }
+        if done % PROGRESS_EVERY == 0 {
+            progress.inc(PROGRESS_EVERY);
+        }
+    }
+    sim.alloc.check_invariants().map_err(Error::Invariant)?;
+    let nr_orders = sim.alloc.config().nr_orders as usize;
+    let engine = EngineStats::new(&sim.alloc.stats(), nr_orders);
+    Ok(VariantReport {
+        name: variant.name.clone(),
+        description: variant.description.clone(),
+        snapshots: sim.snapshots,
+        actors: sim
+            .actors
+            .into_iter()
+            .map(|a| ActorStats {
+                pages_end: a.pages,
+                ..a.stats
+            })
+            .collect(),
+        reclaim: sim.reclaim,
+        engine,
+        samples: sim.samples,
+    })
+}
+
+impl Sim<'_> {
+    fn step(&mut self, step: u64) {
+        let variant = self.variant;
+        for (i, a) in variant.actors.iter().enumerate() {
+            if let Behaviour::Hold {
+                release_step: Some(r),
+                ..
+            } = a.behaviour
+            {
+                if r == step {
+                    self.release_all(i);
+                }
+            }
+        }
+        while let Some(&Reverse((when, idx, generation))) = self.expiry.peek() {
+            if when > step {
+                break;
+            }
+            self.expiry.pop();
+            if self.is_live((idx, generation)) {
+                let actor = self.slots[idx as usize].actor as usize;
+                self.actors[actor].stats.expired_blocks += 1;
+                self.free_slot(idx);
+            }
+        }
+        for (i, a) in variant.actors.iter().enumerate() {
+            if step < a.start || step >= a.stop {
+                continue;
+            }
+            match a.behaviour {
+                Behaviour::Churn {
+                    rate,
+                    lifetime,
+                    max_pages,
+                } => self.churn(i, a, step, rate, lifetime, max_pages),
+                Behaviour::Hold {
+                    hold_pages,
+                    chunk_pages,
+                    ..
+                } => self.hold(i, a, hold_pages, chunk_pages),
+            }
+        }
+    }
+
+    fn churn(
+        &mut self,
+        i: usize,
+        a: &Actor,
+        step: u64,
+        rate: f64,
+        lifetime: Lifetime,
+        max_pages: Option<u64>,
+    ) {
+        let st = &mut self.actors[i];
+        let due = st.carry + rate;
+        let n = due.floor();
+        st.carry = due - n;
+        for _ in 0..n as u64 {
+            let st = &mut self.actors[i];
+            // Draw before allocating, so the request stream does not depend
+            // on what the allocator did.
+            let order = pick_order(&mut st.rng, &a.orders);
+            let life = draw_lifetime(&mut st.rng, lifetime);
+            if max_pages.is_some_and(|m| st.pages + order.nr_pages().0 > m) {
+                continue;
+            }
+            self.allocate(i, a, order, life.map(|l| step.saturating_add(l)));
+        }
+    }
+
+    fn hold(&mut self, i: usize, a: &Actor, hold_pages: u64, chunk_pages: u64) {
+        let mut taken = 0;
+        while self.actors[i].pages < hold_pages && taken < chunk_pages {
+            let order = pick_order(&mut self.actors[i].rng, &a.orders);
+            if self.allocate(i, a, order, None).is_none() {
+                break;
+            }
+            taken += order.nr_pages().0;
+        }
+    }
+
+    /// Allocates one block for actor `i`; `expires` is the step it is freed.
+    fn allocate(
+        &mut self,
+        i: usize,
+        a: &Actor,
+        order: Order,
+        expires: Option<u64>,
+    ) -> Option<SlotId> {
+        let reclaim_on = self.variant.reclaim.enabled;
+        let mut result = self.request(a.alloc_mode, order, a.flags);
+        if result.is_err() && reclaim_on && self.alloc.nr_free_pages() < self.high {
+            self.run_reclaim();
+            result = self.request(a.alloc_mode, order, a.flags);
+        }
+        let Ok(pfn) = result else {
+            self.actors[i].stats.alloc_failures[order.get() as usize] += 1;
+            return None;
+        };
+        let id = self.new_slot(pfn, order, i);
+        let st = &mut self.actors[i];
+        st.stats.allocs[order.get() as usize] += 1;
+        st.pages += order.nr_pages().0;
+        st.stats.pages_peak = st.stats.pages_peak.max(st.pages);
+        if matches!(a.behaviour, Behaviour::Hold { .. }) {
+            st.held.push(id);
+        }
+        if let Some(when) = expires {
+            self.expiry.push(Reverse((when, id.0, id.1)));
+        }
+        if a.reclaimable {
+            self.lru.push_back(id);
+            self.lru_live += 1;
+        }
+        if reclaim_on && self.alloc.nr_free_pages() <= self.low {
+            self.run_reclaim();
+        }
+        Some(id)
+    }
+
+    /// The one place an actor's request reaches the engine: a new
+    /// allocation mode is a new arm here.
+    fn request(
+        &mut self,
+        mode: AllocMode,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError> {
+        match mode {
+            AllocMode::Plain => self.alloc.alloc(order, flags),
+            // Refused before any step runs (see `run`): never reached.
+            AllocMode::Packed => Err(AllocError::NoMemory { order }),
+        }
+    }
+
+    fn new_slot(&mut self, pfn: Pfn, order: Order, actor: usize) -> SlotId {
+        let slot = Slot {
+            pfn: pfn.0,
+            generation: 0,
+            order: order.get(),
+            actor: actor as u16,
+            live: true,
+        };
+        match self.free_slots.pop() {
+            Some(idx) => {
+                let s = &mut self.slots[idx as usize];
+                let generation = s.generation.wrapping_add(1);
+                *s = Slot { generation, ..slot };
+                (idx, generation)
+            }
+            None => {
+                self.slots.push(slot);
+                ((self.slots.len() - 1) as u32, 0)
+            }
+        }
+    }
+
+    fn is_live(&self, (idx, generation): SlotId) -> bool {
+        self.slots
+            .get(idx as usize)
+            .is_some_and(|s| s.live && s.generation == generation)
+    }
+
+    /// Frees a live slot's block; returns its pages.
+    fn free_slot(&mut self, idx: u32) -> u64 {
+        let s = &mut self.slots[idx as usize];
+        s.live = false;
+        let (pfn, order, actor) = (s.pfn, s.order, s.actor as usize);
+        let order = Order::new(order).unwrap_or(Order::ZERO);
+        // A live slot is always an allocated block of ours: a failure here
+        // would be an engine bug, caught by the invariant check at the end.
+        let _ = self.alloc.free(Pfn(pfn), order);
+        self.free_slots.push(idx);
+        let pages = order.nr_pages().0;
+        self.actors[actor].pages -= pages;
+        if self.variant.actors[actor].reclaimable {
+            self.lru_live -= 1;
+        }
+        pages
+    }
+
+    fn release_all(&mut self, i: usize) {
+        let held = std::mem::take(&mut self.actors[i].held);
+        for id in held {
+            if self.is_live(id) {
+                let pages = self.free_slot(id.0);
+                self.actors[i].stats.released_pages += pages;
+            }
+        }
+    }
+
+    fn run_reclaim(&mut self) {
+        self.reclaim.runs += 1;
+        while self.alloc.nr_free_pages() < self.high {
+            let Some(id) = self.lru.pop_front() else {
+                break;
+            };
+            if !self.is_live(id) {
+                continue;
+            }
+            let actor = self.slots[id.0 as usize].actor as usize;
+            let pages = self.free_slot(id.0);
+            self.reclaim.blocks += 1;
+            self.reclaim.pages += pages;
+            let st = &mut self.actors[actor].stats;
+            st.reclaimed_blocks += 1;
+            st.reclaimed_pages += pages;
+        }
+        // Drop freed entries once they outnumber the live ones.
+        if self.lru.len() > 2 * self.lru_live + 4096 {
+            let slots = &self.slots;
+            self.lru.retain(|&(idx, generation)| {
+                let s = &slots[idx as usize];
+                s.live && s.generation == generation
+            });
+        }
+    }
+
+    fn sample(&mut self, step: u64) {
+        let c = census::take(&self.alloc, &mut self.scratch);
+        let unusable_index = (0..c.free_blocks.len())
+            .filter_map(|o| Order::new(o as u8))
+            .map(|o| c.unusable_index(o))
+            .collect();
+        self.samples.push(Sample {
+            at: step,
+            time_s: None,
+            free_pages: c.free_pages,
+            free_blocks: c.free_blocks,
+            unusable_index,
+            mixed: c.mixed,
+        });
+    }
+
+    fn snapshot(&mut self, title: &str, phase: &str, step: u64) {
+        let c = census::take(&self.alloc, &mut self.scratch);
+        let pb = self.alloc.config().pageblock();
+        let held = self
+            .variant
+            .actors
+            .iter()
+            .zip(&self.actors)
+            .filter(|(a, _)| matches!(a.behaviour, Behaviour::Hold { .. }))
+            .map(|(a, st)| {
+                let blocks = st
+                    .held
+                    .iter()
+                    .filter(|id| self.is_live(**id))
+                    .map(|&(idx, _)| {
+                        let s = &self.slots[idx as usize];
+                        (Pfn(s.pfn), Order::new(s.order).unwrap_or(Order::ZERO))
+                    });
+                HeldPages {
+                    actor: a.name.clone(),
+                    pages: st.pages,
+                    pageblocks: census::distinct_pageblocks(blocks, pb),
+                    min_pageblocks: st.pages.div_ceil(pb.nr_pages().0),
+                }
+            })
+            .collect();
+        let probes = self
+            .scenario
+            .probe_orders
+            .iter()
+            .map(|&order| {
+                let copy = self.alloc.clone();
+                Probe {
+                    order: order.get(),
+                    flags: describe(AllocFlags::KERNEL),
+                    would_succeed: copy.alloc(order, AllocFlags::KERNEL).is_ok(),
+                    unusable_index: c.unusable_index(order),
+                }
+            })
+            .collect();
+        self.snapshots.push(Snapshot {
+            title: title.to_owned(),
+            phase: phase.to_owned(),
+            step,
+            buddyinfo: self.alloc.buddyinfo(),
+            pagetypeinfo: self.alloc.pagetypeinfo(),
+            summary: SnapshotSummary {
+                held,
+                mixed: c.mixed,
+                free_pages: c.free_pages,
+                free_blocks: c.free_blocks,
+                probes,
+            },
+        });
+    }
+}
+
+fn pick_order(rng: &mut Rng, orders: &[(Order, f64)]) -> Order {
+    if let [(only, _)] = orders {
+        return *only;
+    }
+    let u = rng.next_f64();
+    orders
+        .iter()
+        .find(|(_, cum)| u < *cum)
+        .or(orders.last())
+        .map_or(Order::ZERO, |(o, _)| *o)
+}
+
+fn draw_lifetime(rng: &mut Rng, lifetime: Lifetime) -> Option<u64> {
+    match lifetime {
+        Lifetime::Exponential { mean } => Some((rng.exponential(mean).round() as u64).max(1)),
+        Lifetime::Uniform { min, max } => Some(rng.range(min, max).max(1)),
+        Lifetime::Fixed { steps } => Some(steps.max(1)),
+        Lifetime::Forever => None,
+    }
+}

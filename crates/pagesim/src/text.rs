@@ -1,0 +1,535 @@
+//! The human-readable reports: a short header, side-by-side tables (one
+//! column per policy or variant) and the Linux `/proc` files verbatim, as
+//! the engine's `Display` renders them.
+
+use std::fmt::{self, Write as _};
+
+use crate::census::MixedPageblocks;
+use crate::report::{
+    ActorStats, HeldPages, PolicyReport, ReplayReport, ScenarioReport, Snapshot, VariantReport,
+};
+
+/// Rows with one value per column, rendered aligned.
+pub struct Table {
+    columns: Vec<String>,
+    rows: Vec<(String, Vec<String>)>,
+}
+
+/// Width of the label column.
+const LABEL_WIDTH: usize = 46;
+/// Narrowest value column.
+const MIN_COLUMN_WIDTH: usize = 12;
+
+impl Table {
+    /// A table with these column headings.
+    pub fn new(columns: impl IntoIterator<Item = String>) -> Table {
+        Table {
+            columns: columns.into_iter().collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, label: impl Into<String>, values: impl IntoIterator<Item = String>) {
+        self.rows.push((label.into(), values.into_iter().collect()));
+    }
+
+    /// Adds a heading row without values.
+    pub fn heading(&mut self, label: impl Into<String>) {
+        self.rows.push((label.into(), Vec::new()));
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let widths: Vec<usize> = (0..self.columns.len())
+            .map(|i| {
+                let values = self
+                    .rows
+                    .iter()
+                    .filter_map(|(_, v)| v.get(i))
+                    .map(String::len);
+                values
+                    .chain([self.columns[i].len(), MIN_COLUMN_WIDTH])
+                    .max()
+                    .unwrap_or(MIN_COLUMN_WIDTH)
+            })
+            .collect();
+        write!(f, "{:LABEL_WIDTH$}", "")?;
+        for (c, w) in self.columns.iter().zip(&widths) {
+            write!(f, " {c:>w$}")?;
+        }
+        writeln!(f)?;
+        for (label, values) in &self.rows {
+            let mut line = format!("{label:LABEL_WIDTH$}");
+            for (v, w) in values.iter().zip(&widths) {
+                let _ = write!(line, " {v:>w$}");
+            }
+            writeln!(f, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-order counts as `o0:n o1:n ...`, leaving out zeros.
+pub fn per_order(counts: &[u64]) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(o, n)| format!("o{o}:{n}"))
+        .collect();
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// One row per order at which any column has a non-zero count, labelled
+/// `{indent}order N`.
+pub fn per_order_rows(t: &mut Table, indent: &str, columns: &[Option<&[u64]>]) {
+    let nr = columns.iter().flatten().map(|c| c.len()).max().unwrap_or(0);
+    for o in 0..nr {
+        let at = |c: &Option<&[u64]>| c.and_then(|c| c.get(o).copied());
+        if columns.iter().all(|c| at(c).unwrap_or(0) == 0) {
+            continue;
+        }
+        t.row(
+            format!("{indent}order {o}"),
+            columns
+                .iter()
+                .map(|c| at(c).map_or("-".to_owned(), |n| n.to_string())),
+        );
+    }
+}
+
+/// An index in thousandths as Linux prints it (`0.123`).
+pub fn thousandths(v: i32) -> String {
+    let sign = if v < 0 { "-" } else { "" };
+    format!("{sign}{}.{:03}", v.abs() / 1000, v.abs() % 1000)
+}
+
+/// Adds the mixed-pageblock rows.
+pub fn mixed_rows(t: &mut Table, label: &str, values: &[MixedPageblocks]) {
+    t.row(label, values.iter().map(|m| m.total.to_string()));
+    t.row(
+        "  unmovable/reclaimable in movable",
+        values.iter().map(|m| m.unmovable_in_movable.to_string()),
+    );
+    t.row(
+        "  movable in unmovable/reclaimable",
+        values.iter().map(|m| m.movable_in_unmovable.to_string()),
+    );
+    t.row(
+        "  unmovable with reclaimable",
+        values.iter().map(|m| m.unmovable_reclaimable.to_string()),
+    );
+}
+
+impl fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "pagesim replay")?;
+        for i in &self.inputs {
+            writeln!(
+                f,
+                "  input    {} ({}, {} bytes, {} lines)",
+                i.path.display(),
+                i.format.name(),
+                i.file_bytes,
+                i.lines
+            )?;
+        }
+        writeln!(f, "  machine  {}", self.machine.describe())?;
+        writeln!(
+            f,
+            "  replayed {} events in {:.2} s ({:.2} M events/s)",
+            self.events.events(),
+            self.elapsed_s,
+            self.events_per_s / 1e6
+        )?;
+        let e = &self.events;
+        writeln!(f, "\nevents in the trace")?;
+        writeln!(
+            f,
+            "  mm_page_alloc          {:>10}  {}",
+            e.mm_page_alloc,
+            per_order(&e.alloc_by_order)
+        )?;
+        writeln!(
+            f,
+            "    by migratetype                   unmovable {} movable {} reclaimable {}",
+            e.alloc_by_migratetype[0], e.alloc_by_migratetype[1], e.alloc_by_migratetype[2]
+        )?;
+        writeln!(
+            f,
+            "    failed in Linux      {:>10}  (NULL page: not replayed)",
+            e.linux_alloc_failures
+        )?;
+        writeln!(
+            f,
+            "  mm_page_free           {:>10}  replayed as frees",
+            e.mm_page_free
+        )?;
+        writeln!(
+            f,
+            "  mm_page_free_batched   {:>10}  the same frees again: counted once",
+            e.mm_page_free_batched
+        )?;
+        writeln!(
+            f,
+            "  mm_page_pcpu_drain     {:>10}  per-CPU lists to buddy: not frees",
+            e.mm_page_pcpu_drain
+        )?;
+        writeln!(
+            f,
+            "  mm_page_alloc_extfrag  {:>10}  Linux fallbacks (fragmenting {}, ownership changes {})",
+            e.mm_page_alloc_extfrag, e.extfrag_fragmenting, e.extfrag_change_ownership
+        )?;
+        writeln!(f, "  other events           {:>10}", e.other_events)?;
+        writeln!(f, "  lost events            {:>10}", e.lost_events)?;
+        writeln!(f, "  comment lines          {:>10}", e.comments)?;
+        if e.malformed_skipped > 0 {
+            writeln!(f, "  malformed (skipped)    {:>10}", e.malformed_skipped)?;
+            for ex in &e.malformed_examples {
+                writeln!(f, "    {ex}")?;
+            }
+        }
+        writeln!(f)?;
+        write!(f, "{}", policy_table(&self.policies))?;
+        for p in &self.policies {
+            writeln!(f, "\n== policy {}: /proc/buddyinfo at the end ==", p.name)?;
+            write!(f, "{}", p.buddyinfo)?;
+            writeln!(
+                f,
+                "\n== policy {}: /proc/pagetypeinfo at the end ==",
+                p.name
+            )?;
+            write!(f, "{}", p.pagetypeinfo)?;
+        }
+        Ok(())
+    }
+}
+
+fn policy_table(policies: &[PolicyReport]) -> Table {
+    let mut t = Table::new(policies.iter().map(|p| format!("policy {}", p.name)));
+    let col = |g: &dyn Fn(&PolicyReport) -> String| policies.iter().map(g).collect::<Vec<_>>();
+    let sum = |v: &[u64]| v.iter().sum::<u64>();
+    t.row(
+        "allocations served",
+        col(&|p| sum(&p.counts.allocs).to_string()),
+    );
+    t.row(
+        "allocation failures",
+        col(&|p| sum(&p.counts.alloc_failures).to_string()),
+    );
+    let failures: Vec<Option<&[u64]>> = policies
+        .iter()
+        .map(|p| Some(p.counts.alloc_failures.as_slice()))
+        .collect();
+    per_order_rows(&mut t, "  ", &failures);
+    t.row(
+        "frees of traced allocations",
+        col(&|p| p.counts.frees.to_string()),
+    );
+    t.row(
+        "unknown-pfn frees (allocated before trace)",
+        col(&|p| p.counts.unknown_pfn_frees.to_string()),
+    );
+    t.row(
+        "frees of failed allocations (ignored)",
+        col(&|p| p.counts.failed_alloc_frees_ignored.to_string()),
+    );
+    t.row(
+        "split-page piece frees",
+        col(&|p| p.counts.split_piece_frees.to_string()),
+    );
+    t.row("  blocks split", col(&|p| p.counts.split_pages.to_string()));
+    t.row(
+        "frees larger than the allocation",
+        col(&|p| p.counts.oversized_frees.to_string()),
+    );
+    t.row(
+        "implicit frees (pfn reallocated unfreed)",
+        col(&|p| p.counts.implicit_frees.to_string()),
+    );
+    t.row(
+        "pieces freed twice in the trace",
+        col(&|p| p.counts.repeated_piece_frees.to_string()),
+    );
+    t.row("double frees", col(&|p| p.counts.double_frees.to_string()));
+    t.row(
+        "other free errors",
+        col(&|p| p.counts.other_free_errors.to_string()),
+    );
+    t.row(
+        "fallback events (ours)",
+        col(&|p| p.engine.extfrag_events.to_string()),
+    );
+    t.row(
+        "  fragmenting",
+        col(&|p| p.engine.extfrag_fragmenting.to_string()),
+    );
+    t.row(
+        "  pageblock claims",
+        col(&|p| p.engine.pageblock_claims.to_string()),
+    );
+    t.row(
+        "fallback events (Linux, mm_page_alloc_extfrag)",
+        col(&|p| p.linux_extfrag_events.to_string()),
+    );
+    let ends: Vec<MixedPageblocks> = policies.iter().map(|p| p.mixed_end).collect();
+    mixed_rows(&mut t, "mixed pageblocks at the end", &ends);
+    t.row(
+        "mixed pageblocks at the peak",
+        col(&|p| p.mixed_peak.mixed.total.to_string()),
+    );
+    t.row(
+        "  peak at trace time (s)",
+        col(&|p| {
+            p.mixed_peak
+                .time_s
+                .map_or_else(|| "-".to_owned(), |t| format!("{t:.3}"))
+        }),
+    );
+    t.row(
+        "free blocks >= pageblock order: end",
+        col(&|p| p.free_pageblocks_end.to_string()),
+    );
+    t.row(
+        "free blocks >= pageblock order: minimum",
+        col(&|p| p.free_pageblocks_min.to_string()),
+    );
+    t.row(
+        "pages still allocated at the end",
+        col(&|p| p.counts.live_pages_end.to_string()),
+    );
+    t
+}
+
+impl fmt::Display for ScenarioReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pagesim run: {}", self.name)?;
+        if let Some(d) = &self.description {
+            write!(f, " — {d}")?;
+        }
+        writeln!(f)?;
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .map(|p| format!("{} {}..{}", p.name, p.start, p.start + p.steps))
+            .collect();
+        writeln!(f, "  seed     {}", self.seed)?;
+        writeln!(
+            f,
+            "  steps    {} (phases: {}); a sample every {} steps",
+            self.total_steps,
+            phases.join(", "),
+            self.sample_every
+        )?;
+        writeln!(f, "  machine  {}", self.machine.describe())?;
+        let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
+        writeln!(f, "  variants {}", names.join(", "))?;
+        for v in self.variants.iter().filter(|v| v.description.is_some()) {
+            writeln!(
+                f,
+                "    {}: {}",
+                v.name,
+                v.description.as_deref().unwrap_or("")
+            )?;
+        }
+        let nr_snapshots = self.variants.first().map_or(0, |v| v.snapshots.len());
+        for k in 0..nr_snapshots {
+            let Some(first) = self.variants[0].snapshots.get(k) else {
+                continue;
+            };
+            writeln!(
+                f,
+                "\n== {} (end of phase {}, step {}) ==",
+                first.title, first.phase, first.step
+            )?;
+            for v in &self.variants {
+                let Some(s) = v.snapshots.get(k) else {
+                    continue;
+                };
+                writeln!(
+                    f,
+                    "\n--- variant {}: cat /proc/pagetypeinfo; cat /proc/buddyinfo ---",
+                    v.name
+                )?;
+                write!(f, "{}", s.pagetypeinfo)?;
+                write!(f, "{}", s.buddyinfo)?;
+            }
+            let snaps: Vec<&Snapshot> = self
+                .variants
+                .iter()
+                .filter_map(|v| v.snapshots.get(k))
+                .collect();
+            writeln!(f, "\nsummary: {}", first.title)?;
+            write!(f, "{}", self.snapshot_table(&snaps))?;
+        }
+        writeln!(f, "\n== run statistics ==")?;
+        write!(f, "{}", self.stats_table())
+    }
+}
+
+impl ScenarioReport {
+    fn columns(&self) -> Vec<String> {
+        self.variants
+            .iter()
+            .map(|v| format!("variant {}", v.name))
+            .collect()
+    }
+
+    fn snapshot_table(&self, snaps: &[&Snapshot]) -> Table {
+        let mut t = Table::new(self.columns());
+        let pages_per_block = 1u64 << self.machine.pageblock_order;
+        let held_names: Vec<String> = snaps
+            .first()
+            .map(|s| s.summary.held.iter().map(|h| h.actor.clone()).collect())
+            .unwrap_or_default();
+        for name in &held_names {
+            let held = |s: &&Snapshot| s.summary.held.iter().find(|h| &h.actor == name).cloned();
+            let col = |g: &dyn Fn(&HeldPages) -> u64| -> Vec<String> {
+                snaps
+                    .iter()
+                    .map(|s| held(s).map_or("-".to_owned(), |h| g(&h).to_string()))
+                    .collect()
+            };
+            t.row(
+                format!("pageblocks holding {name} pages"),
+                col(&|h| h.pageblocks),
+            );
+            t.row(
+                format!("  minimum possible ({name} pages / {pages_per_block})"),
+                col(&|h| h.min_pageblocks),
+            );
+            t.row(format!("  {name} pages"), col(&|h| h.pages));
+        }
+        let mixed: Vec<MixedPageblocks> = snaps.iter().map(|s| s.summary.mixed).collect();
+        mixed_rows(&mut t, "mixed pageblocks", &mixed);
+        t.row(
+            "free pages",
+            snaps.iter().map(|s| s.summary.free_pages.to_string()),
+        );
+        let nr_orders = self.machine.nr_orders as usize;
+        for o in 3..nr_orders {
+            t.row(
+                format!("free blocks of order {o}"),
+                snaps.iter().map(|s| {
+                    s.summary
+                        .free_blocks
+                        .get(o)
+                        .copied()
+                        .unwrap_or(0)
+                        .to_string()
+                }),
+            );
+        }
+        let nr_probes = snaps.first().map_or(0, |s| s.summary.probes.len());
+        for p in 0..nr_probes {
+            let probe = &snaps[0].summary.probes[p];
+            t.row(
+                format!("order-{} {} would succeed", probe.order, probe.flags),
+                snaps.iter().map(|s| {
+                    let ok = s.summary.probes.get(p).is_some_and(|x| x.would_succeed);
+                    (if ok { "yes" } else { "no" }).to_owned()
+                }),
+            );
+        }
+        for p in 0..nr_probes {
+            let order = snaps[0].summary.probes[p].order;
+            t.row(
+                format!("unusable free space index, order {order}"),
+                snaps.iter().map(|s| {
+                    s.summary
+                        .probes
+                        .get(p)
+                        .map_or("-".to_owned(), |x| thousandths(x.unusable_index))
+                }),
+            );
+        }
+        t
+    }
+
+    fn stats_table(&self) -> Table {
+        let mut t = Table::new(self.columns());
+        let actor_names: Vec<(String, &'static str, String)> = self
+            .variants
+            .first()
+            .map(|v| {
+                v.actors
+                    .iter()
+                    .map(|a| (a.name.clone(), a.kind, a.flags.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (name, kind, flags) in &actor_names {
+            t.heading(format!("actor {name} ({kind}, {flags})"));
+            let stat = |g: &dyn Fn(&ActorStats) -> String| -> Vec<String> {
+                self.variants
+                    .iter()
+                    .map(|v| {
+                        v.actors
+                            .iter()
+                            .find(|a| &a.name == name)
+                            .map_or("-".to_owned(), g)
+                    })
+                    .collect()
+            };
+            let sum = |v: &[u64]| v.iter().sum::<u64>();
+            t.row("  allocations", stat(&|a| sum(&a.allocs).to_string()));
+            t.row(
+                "  failed allocations",
+                stat(&|a| sum(&a.alloc_failures).to_string()),
+            );
+            let failures: Vec<Option<&[u64]>> = self
+                .variants
+                .iter()
+                .map(|v| {
+                    v.actors
+                        .iter()
+                        .find(|a| &a.name == name)
+                        .map(|a| a.alloc_failures.as_slice())
+                })
+                .collect();
+            per_order_rows(&mut t, "    ", &failures);
+            t.row(
+                "  blocks freed at end of life",
+                stat(&|a| a.expired_blocks.to_string()),
+            );
+            t.row(
+                "  pages reclaimed",
+                stat(&|a| a.reclaimed_pages.to_string()),
+            );
+            t.row("  pages released", stat(&|a| a.released_pages.to_string()));
+            t.row(
+                "  pages held at the end",
+                stat(&|a| a.pages_end.to_string()),
+            );
+            t.row("  pages held at most", stat(&|a| a.pages_peak.to_string()));
+        }
+        let col = |g: &dyn Fn(&VariantReport) -> String| -> Vec<String> {
+            self.variants.iter().map(g).collect()
+        };
+        t.row("reclaim runs", col(&|v| v.reclaim.runs.to_string()));
+        t.row("reclaimed pages", col(&|v| v.reclaim.pages.to_string()));
+        t.row(
+            "fallback events (extfrag)",
+            col(&|v| v.engine.extfrag_events.to_string()),
+        );
+        t.row(
+            "  fragmenting",
+            col(&|v| v.engine.extfrag_fragmenting.to_string()),
+        );
+        t.row(
+            "  pageblock claims",
+            col(&|v| v.engine.pageblock_claims.to_string()),
+        );
+        t.row(
+            "high-atomic pageblocks reserved",
+            col(&|v| v.engine.highatomic_reserved.to_string()),
+        );
+        t
+    }
+}

@@ -1,0 +1,486 @@
+//! Parsing one line of ftrace text (`trace_pipe` or `trace`), without regex.
+//!
+//! A line looks like
+//!
+//! ```text
+//!    opt cgu.0-3561    [000] d..3.   152.490701: mm_page_pcpu_drain: page=00000000f60b4f73 pfn=0x146a41 order=0 migratetype=1
+//! ```
+//!
+//! The task name may hold spaces and colons, so the event is found after the
+//! first `": "` that ends a timestamp (digits with an optional dot), and its
+//! name runs to the next `':'`. Fields are `key=value` tokens separated by
+//! spaces, scanned once, byte by byte. The `trace` file adds `#` comment
+//! lines (its header); both files may report `CPU:N [LOST M EVENTS]`.
+
+use memchr::memchr;
+
+/// A page-allocator event from the `kmem` trace system.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Event<'a> {
+    /// `mm_page_alloc`: a block was handed out (`pfn: None` when Linux's
+    /// allocation failed and the event carries a NULL page).
+    Alloc {
+        /// Linux's frame, `None` for a failed allocation.
+        pfn: Option<u64>,
+        /// Order.
+        order: u8,
+        /// Linux's migratetype number (0 Unmovable, 1 Movable, 2 Reclaimable).
+        migratetype: u8,
+        /// The `gfp_flags=` text.
+        gfp: &'a [u8],
+    },
+    /// `mm_page_free`: a block was freed (authoritative for frees).
+    Free {
+        /// Linux's frame.
+        pfn: u64,
+        /// Order.
+        order: u8,
+    },
+    /// `mm_page_free_batched`: the same free again, from the batched path.
+    FreeBatched {
+        /// Linux's frame.
+        pfn: u64,
+    },
+    /// `mm_page_pcpu_drain`: a per-CPU list gave a page back to the buddy
+    /// lists; not a free by a user.
+    PcpuDrain,
+    /// `mm_page_alloc_extfrag`: Linux fell back to another migratetype.
+    Extfrag {
+        /// The fallback split a block smaller than a pageblock.
+        fragmenting: bool,
+        /// The pageblock changed owner.
+        change_ownership: bool,
+    },
+    /// Any other event (another tracepoint enabled in the same session).
+    Other,
+}
+
+/// What a line holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Line<'a> {
+    /// Empty, or a `#` comment (the `trace` file's header).
+    Comment,
+    /// `CPU:N [LOST M EVENTS]`: the ring buffer overflowed.
+    Lost {
+        /// Events lost.
+        nr: u64,
+    },
+    /// An event.
+    Event {
+        /// The timestamp text (seconds, as printed).
+        timestamp: &'a [u8],
+        /// The event.
+        event: Event<'a>,
+    },
+}
+
+/// Why a line is not what ftrace writes.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum LineError {
+    /// No `timestamp: event:` structure.
+    #[error("not an ftrace event line: `{snippet}`")]
+    NotAnEvent {
+        /// The start of the line.
+        snippet: String,
+    },
+    /// A field the event must have is missing.
+    #[error("{event}: missing field `{field}`")]
+    MissingField {
+        /// The event.
+        event: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// A field's value is not a number of the expected form.
+    #[error("{event}: bad value `{value}` for `{field}`")]
+    BadValue {
+        /// The event.
+        event: &'static str,
+        /// The field.
+        field: &'static str,
+        /// The value as written.
+        value: String,
+    },
+    /// The line is longer than any ftrace line.
+    #[error("line longer than {max} bytes (binary data?)")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Orders a trace may hold: the engine's limit (`Order::LIMIT` + 1); Linux
+/// configurations stop well below it.
+const MAX_TRACE_ORDERS: u64 = pagealloc::Order::LIMIT.get() as u64 + 1;
+
+/// How much of a bad line an error message quotes.
+const SNIPPET_LEN: usize = 80;
+
+fn snippet(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(SNIPPET_LEN)];
+    String::from_utf8_lossy(cut)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Parses one line (without its newline).
+pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
+    let trimmed = line.trim_ascii_start();
+    if trimmed.is_empty() || trimmed[0] == b'#' {
+        return Ok(Line::Comment);
+    }
+    if let Some(nr) = lost_events(trimmed) {
+        return Ok(Line::Lost { nr });
+    }
+    let Some((timestamp, name, fields)) = split_event(line) else {
+        return Err(LineError::NotAnEvent {
+            snippet: snippet(trimmed),
+        });
+    };
+    let event = match name {
+        b"mm_page_alloc" => parse_alloc(fields)?,
+        b"mm_page_free" => {
+            let f = Fields::scan(fields);
+            Event::Free {
+                pfn: f.pfn(FREE)?,
+                order: f.order(FREE, f.order)?,
+            }
+        }
+        b"mm_page_free_batched" => Event::FreeBatched {
+            pfn: Fields::scan(fields).pfn(FREE_BATCHED)?,
+        },
+        b"mm_page_pcpu_drain" => {
+            Fields::scan(fields).pfn(PCPU_DRAIN)?;
+            Event::PcpuDrain
+        }
+        b"mm_page_alloc_extfrag" => {
+            let f = Fields::scan(fields);
+            Event::Extfrag {
+                fragmenting: f.flag(EXTFRAG, "fragmenting", f.fragmenting)?,
+                change_ownership: f.flag(EXTFRAG, "change_ownership", f.change_ownership)?,
+            }
+        }
+        _ => Event::Other,
+    };
+    Ok(Line::Event { timestamp, event })
+}
+
+const ALLOC: &str = "mm_page_alloc";
+const FREE: &str = "mm_page_free";
+const FREE_BATCHED: &str = "mm_page_free_batched";
+const PCPU_DRAIN: &str = "mm_page_pcpu_drain";
+const EXTFRAG: &str = "mm_page_alloc_extfrag";
+
+fn parse_alloc(fields: &[u8]) -> Result<Event<'_>, LineError> {
+    let f = Fields::scan(fields);
+    let order = f.order(ALLOC, f.order)?;
+    let mt_text = f.migratetype.ok_or(LineError::MissingField {
+        event: ALLOC,
+        field: "migratetype",
+    })?;
+    let migratetype = match parse_dec(mt_text) {
+        Some(n @ 0..=2) => n as u8,
+        _ => return Err(bad(ALLOC, "migratetype", mt_text)),
+    };
+    let gfp = f.gfp.ok_or(LineError::MissingField {
+        event: ALLOC,
+        field: "gfp_flags",
+    })?;
+    // Linux traces a failed allocation with a NULL page and pfn 0.
+    let null_page = f
+        .page
+        .is_some_and(|p| p == b"(null)" || p.iter().all(|&b| b == b'0'));
+    let pfn = if null_page { None } else { Some(f.pfn(ALLOC)?) };
+    Ok(Event::Alloc {
+        pfn,
+        order,
+        migratetype,
+        gfp,
+    })
+}
+
+fn bad(event: &'static str, field: &'static str, value: &[u8]) -> LineError {
+    LineError::BadValue {
+        event,
+        field,
+        value: snippet(value),
+    }
+}
+
+/// The values of the fields the page events use, found in one pass.
+#[derive(Default)]
+struct Fields<'a> {
+    page: Option<&'a [u8]>,
+    pfn: Option<&'a [u8]>,
+    order: Option<&'a [u8]>,
+    migratetype: Option<&'a [u8]>,
+    gfp: Option<&'a [u8]>,
+    fragmenting: Option<&'a [u8]>,
+    change_ownership: Option<&'a [u8]>,
+}
+
+impl<'a> Fields<'a> {
+    fn scan(fields: &'a [u8]) -> Fields<'a> {
+        let mut f = Fields::default();
+        for token in fields.split(|&b| b == b' ') {
+            let Some(eq) = memchr(b'=', token) else {
+                continue;
+            };
+            let (key, value) = (&token[..eq], &token[eq + 1..]);
+            let slot = match key {
+                b"page" => &mut f.page,
+                b"pfn" => &mut f.pfn,
+                b"order" => &mut f.order,
+                b"migratetype" => &mut f.migratetype,
+                b"gfp_flags" => &mut f.gfp,
+                b"fragmenting" => &mut f.fragmenting,
+                b"change_ownership" => &mut f.change_ownership,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        f
+    }
+
+    fn pfn(&self, event: &'static str) -> Result<u64, LineError> {
+        let text = self.pfn.ok_or(LineError::MissingField {
+            event,
+            field: "pfn",
+        })?;
+        text.strip_prefix(b"0x")
+            .and_then(parse_hex)
+            .ok_or_else(|| bad(event, "pfn", text))
+    }
+
+    fn order(&self, event: &'static str, value: Option<&[u8]>) -> Result<u8, LineError> {
+        let text = value.ok_or(LineError::MissingField {
+            event,
+            field: "order",
+        })?;
+        match parse_dec(text) {
+            Some(n) if n < MAX_TRACE_ORDERS => Ok(n as u8),
+            _ => Err(bad(event, "order", text)),
+        }
+    }
+
+    fn flag(
+        &self,
+        event: &'static str,
+        field: &'static str,
+        value: Option<&[u8]>,
+    ) -> Result<bool, LineError> {
+        match value {
+            Some(b"0") => Ok(false),
+            Some(b"1") => Ok(true),
+            Some(other) => Err(bad(event, field, other)),
+            None => Err(LineError::MissingField { event, field }),
+        }
+    }
+}
+
+/// Finds `timestamp: name: fields`.
+fn split_event(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let mut from = 0;
+    while let Some(off) = memchr(b':', &line[from..]) {
+        let colon = from + off;
+        if line.get(colon + 1) == Some(&b' ') {
+            if let Some(ts_start) = timestamp_start(line, colon) {
+                let rest = &line[colon + 2..];
+                let end = memchr(b':', rest)?;
+                let name = &rest[..end];
+                if name.is_empty() || !name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                {
+                    return None;
+                }
+                let fields = rest[end + 1..].trim_ascii();
+                return Some((&line[ts_start..colon], name, fields));
+            }
+        }
+        from = colon + 1;
+    }
+    None
+}
+
+/// If the bytes before `colon` end with a timestamp token (digits, at most
+/// one dot, preceded by a space), where it starts.
+fn timestamp_start(line: &[u8], colon: usize) -> Option<usize> {
+    let mut i = colon;
+    let mut digits = 0;
+    let mut dots = 0;
+    while i > 0 {
+        match line[i - 1] {
+            b'0'..=b'9' => digits += 1,
+            b'.' => dots += 1,
+            b' ' => break,
+            _ => return None,
+        }
+        i -= 1;
+    }
+    (i > 0 && digits > 0 && dots <= 1).then_some(i)
+}
+
+/// `CPU:N [LOST M EVENTS]`.
+fn lost_events(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(b"CPU:")?;
+    let start = memchr::memmem::find(rest, b"[LOST ")? + b"[LOST ".len();
+    let tail = &rest[start..];
+    let end = memchr(b' ', tail)?;
+    tail[end..]
+        .starts_with(b" EVENTS]")
+        .then(|| parse_dec(&tail[..end]))
+        .flatten()
+}
+
+/// A decimal number, or `None` if empty, not digits, or too large.
+pub fn parse_dec(text: &[u8]) -> Option<u64> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in text {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    Some(v)
+}
+
+/// A hexadecimal number (no prefix), or `None`.
+fn parse_hex(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 16 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in text {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u64::from(d);
+    }
+    Some(v)
+}
+
+/// The timestamp in seconds, if it parses.
+pub fn timestamp_secs(text: &[u8]) -> Option<f64> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALLOC_LINE: &[u8] = b"            bash-3517    [000] .....   152.085071: mm_page_alloc: page=00000000910055ff pfn=0x12ec68 order=0 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE|__GFP_COMP";
+
+    #[test]
+    fn parses_each_page_event() {
+        let Line::Event { timestamp, event } = parse_line(ALLOC_LINE).unwrap() else {
+            panic!("not an event");
+        };
+        assert_eq!(timestamp, b"152.085071");
+        assert_eq!(
+            event,
+            Event::Alloc {
+                pfn: Some(0x12ec68),
+                order: 0,
+                migratetype: 1,
+                gfp: b"GFP_HIGHUSER_MOVABLE|__GFP_COMP"
+            }
+        );
+        let free = b"       opt cgu.0-3561    [000] ...2.   152.490698: mm_page_free: page=000000006ff1d7a7 pfn=0x146805 order=3";
+        assert!(matches!(
+            parse_line(free),
+            Ok(Line::Event {
+                event: Event::Free {
+                    pfn: 0x146805,
+                    order: 3
+                },
+                ..
+            })
+        ));
+        let extfrag = b"   rustc-3609 [001] d..4.   153.138998: mm_page_alloc_extfrag: page=00000000fc72c475 pfn=0x14e800 alloc_order=0 fallback_order=10 pageblock_order=9 alloc_migratetype=0 fallback_migratetype=1 fragmenting=0 change_ownership=1";
+        assert!(matches!(
+            parse_line(extfrag),
+            Ok(Line::Event {
+                event: Event::Extfrag {
+                    fragmenting: false,
+                    change_ownership: true
+                },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn task_names_with_colons_and_spaces() {
+        let line = b"  kworker/u8:1 x:2-32      [001] d..3.   182.368442: mm_page_free_batched: page=00000000655604e5 pfn=0x15c000 order=0";
+        assert!(matches!(
+            parse_line(line),
+            Ok(Line::Event {
+                event: Event::FreeBatched { pfn: 0x15c000 },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn comments_lost_events_and_failed_allocations() {
+        assert_eq!(parse_line(b"# tracer: nop"), Ok(Line::Comment));
+        assert_eq!(parse_line(b"   "), Ok(Line::Comment));
+        assert_eq!(
+            parse_line(b"CPU:1 [LOST 1234 EVENTS]"),
+            Ok(Line::Lost { nr: 1234 })
+        );
+        let failed = b" a-1 [000] ..... 1.5: mm_page_alloc: page=(null) pfn=0x0 order=9 migratetype=1 gfp_flags=GFP_TRANSHUGE";
+        assert!(matches!(
+            parse_line(failed),
+            Ok(Line::Event {
+                event: Event::Alloc {
+                    pfn: None,
+                    order: 9,
+                    ..
+                },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn malformed_lines_say_what_is_wrong() {
+        assert!(matches!(
+            parse_line(b"hello world"),
+            Err(LineError::NotAnEvent { .. })
+        ));
+        assert!(matches!(
+            parse_line(b" a-1 [000] ..... 1.5: mm_page_free: page=0 order=0"),
+            Err(LineError::MissingField { field: "pfn", .. })
+        ));
+        assert!(matches!(
+            parse_line(b" a-1 [000] ..... 1.5: mm_page_free: pfn=0xZZ order=0"),
+            Err(LineError::BadValue { field: "pfn", .. })
+        ));
+        assert!(matches!(
+            parse_line(b" a-1 [000] ..... 1.5: mm_page_alloc: pfn=0x1 order=0 migratetype=7 gfp_flags=GFP_KERNEL"),
+            Err(LineError::BadValue { field: "migratetype", .. })
+        ));
+        assert!(matches!(
+            parse_line(
+                b" a-1 [000] ..... 1.5: mm_page_free: pfn=0x1 order=99999999999999999999999"
+            ),
+            Err(LineError::BadValue { field: "order", .. })
+        ));
+        // Another tracepoint is not an error.
+        assert!(matches!(
+            parse_line(b" a-1 [000] ..... 1.5: kmalloc: call_site=foo"),
+            Ok(Line::Event {
+                event: Event::Other,
+                ..
+            })
+        ));
+    }
+}

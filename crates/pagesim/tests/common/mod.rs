@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests: run the `pagesim` binary and
+//! find the fixtures.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// What a run of the binary produced.
+pub struct Output {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `pagesim` with `args`.
+pub fn pagesim(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_pagesim"))
+        .args(args)
+        .output()
+        .expect("the pagesim binary runs");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `pagesim` and parses its `--json` output; panics with stderr if it
+/// failed.
+pub fn pagesim_json(args: &[&str]) -> serde_json::Value {
+    let mut all: Vec<&str> = args.to_vec();
+    all.push("--json");
+    let out = pagesim(&all);
+    assert_eq!(out.code, Some(0), "pagesim {args:?} failed: {}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("--json prints one JSON document")
+}
+
+/// A file in `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A fixture path as a string argument.
+pub fn fixture_arg(name: &str) -> String {
+    fixture(name).display().to_string()
+}
+
+/// A file in the repository's `scenarios` directory.
+pub fn scenario_arg(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scenarios")
+        .join(name)
+        .display()
+        .to_string()
+}
