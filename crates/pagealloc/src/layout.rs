@@ -150,12 +150,19 @@ pub(crate) fn zone_spans(map: &MemoryMap, config: &Config) -> Result<Vec<ZoneSpa
             if start >= end {
                 continue;
             }
-            let present: Vec<(Pfn, Pfn)> = node_ranges
-                .iter()
-                .map(|r| (r.start.0.max(start), r.end.0.min(end)))
-                .filter(|(s, e)| s < e)
-                .map(|(s, e)| (Pfn(s), Pfn(e)))
-                .collect();
+            let mut present: Vec<(Pfn, Pfn)> = Vec::new();
+            for r in node_ranges {
+                let (s, e) = (Pfn(r.start.0.max(start)), Pfn(r.end.0.min(end)));
+                if s >= e {
+                    continue;
+                }
+                match present.last_mut() {
+                    // Ranges that touch are one run of memory: kept apart,
+                    // they would stop buddies merging across the seam.
+                    Some(last) if last.1 == s => last.1 = e,
+                    _ => present.push((s, e)),
+                }
+            }
             if present.is_empty() {
                 continue;
             }
@@ -215,6 +222,18 @@ mod tests {
         assert!(!map.is_present(Pfn(0x9f)));
         assert!(!map.is_present(Pfn(0)));
         assert!(!map.is_present(Pfn(0x180000)));
+    }
+
+    #[test]
+    fn touching_ranges_are_one_run() {
+        let map = MemoryMap::new([r(0, 5, 8), r(0, 0, 5), r(1, 8, 12)]).unwrap();
+        let c = Config {
+            zone_bounds: crate::config::ZoneBounds::NORMAL_ONLY,
+            ..Config::default()
+        };
+        let spans = zone_spans(&map, &c).unwrap();
+        assert_eq!(spans[0].present, [(Pfn(0), Pfn(8))]);
+        assert_eq!(spans[1].present, [(Pfn(8), Pfn(12))]);
     }
 
     #[test]
