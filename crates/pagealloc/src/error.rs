@@ -65,7 +65,8 @@ pub enum ConfigError {
         /// The most a zone may span.
         max: u64,
     },
-    /// A range ends beyond the largest frame number.
+    /// A range ends beyond the largest frame number, or beyond the last
+    /// frame whose physical address fits in 64 bits.
     PfnOverflow {
         /// The range's start.
         start: Pfn,

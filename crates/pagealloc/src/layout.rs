@@ -137,6 +137,13 @@ pub(crate) fn zone_spans(map: &MemoryMap, config: &Config) -> Result<Vec<ZoneSpa
     let windows = zone_windows(config);
     let mut spans = Vec::new();
     let ranges = map.ranges();
+    // A frame's physical address must fit in 64 bits. Refusing frames
+    // beyond that also keeps `pfn + 2^order` and pageblock rounding from
+    // overflowing.
+    let end_limit = 1u64 << (u64::BITS - config.page_shift());
+    if let Some(r) = ranges.iter().find(|r| r.end.0 > end_limit) {
+        return Err(ConfigError::PfnOverflow { start: r.start });
+    }
     let mut i = 0;
     while i < ranges.len() {
         let node = ranges[i].node;
@@ -261,6 +268,21 @@ mod tests {
             MemoryMap::contiguous(Pfn(u64::MAX), PageCount(2)),
             Err(ConfigError::PfnOverflow {
                 start: Pfn(u64::MAX)
+            })
+        );
+    }
+
+    #[test]
+    fn frames_beyond_the_address_space_are_refused() {
+        let c = Config::default();
+        let top = 1u64 << 52; // 2^64 bytes in 4 KiB pages
+        let fits = MemoryMap::new([r(0, top - 8, top)]).unwrap();
+        assert!(zone_spans(&fits, &c).is_ok());
+        let beyond = MemoryMap::new([r(0, top - 8, top + 1)]).unwrap();
+        assert_eq!(
+            zone_spans(&beyond, &c),
+            Err(ConfigError::PfnOverflow {
+                start: Pfn(top - 8)
             })
         );
     }
