@@ -3,6 +3,7 @@
 //! finds a block too (Linux `reserve_highatomic_pageblock` and
 //! `unreserve_highatomic_pageblock`, mm/page_alloc.c).
 
+use crate::buddy::FreePlacement;
 use crate::config::HighAtomicReserve;
 use crate::units::{MigrateType, Order, Pfn};
 use crate::zone::Zone;
@@ -70,8 +71,11 @@ impl Zone {
                 self.move_pageblock(start, end, MigrateType::HighAtomic, mt);
             } else {
                 self.nr_reserved_highatomic -= size;
+                self.del_free(idx, order, MigrateType::HighAtomic);
                 self.set_range_migratetype(pfn, order, mt);
-                self.move_free(idx, order, MigrateType::HighAtomic, mt);
+                // The reserve kept this block from merging with a free
+                // buddy of an ordinary type; now it may, as on any free.
+                self.free_one(pfn, order, mt, FreePlacement::Tail);
             }
             return true;
         }
