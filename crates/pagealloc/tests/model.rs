@@ -54,7 +54,10 @@ fn run_machine(machine: Machine) -> Tally {
     let tally = RefCell::new(Tally::default());
     let mut runner = TestRunner::new(RunnerConfig {
         cases: machine.cases,
-        max_shrink_iters: 2000,
+        // A failing sequence replays in milliseconds, but thousands of
+        // replays add up: bound the shrinking.
+        max_shrink_iters: 1000,
+        max_shrink_time: 60_000,
         source_file: Some(file!()),
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",

@@ -39,6 +39,8 @@ pub enum Op {
     },
 }
 
+/// What a bad call aims at (the model decides the exact error, since an
+/// aim can land on something else, even on a valid block).
 #[derive(Clone, Copy, Debug)]
 pub enum BadKind {
     DoubleFree,

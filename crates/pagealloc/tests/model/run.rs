@@ -7,15 +7,22 @@ use crate::common::{zone_type_of, Snapshot, FLAGS};
 use crate::ops::{flag_index, BadKind, Op};
 use crate::reference::{Held, Model};
 
-/// What the tests count, per machine.
+/// What the tests count, per machine: calls made by the test (every
+/// `alloc`, `alloc_on`, `free` and `split_page`), and the engine's own
+/// counters summed over the cases.
 #[derive(Default, Debug)]
 pub struct Tally {
     pub cases: u64,
+    /// Calls of any kind.
     pub ops: u64,
+    /// Calls that had to be refused.
     pub bad_calls: u64,
+    /// Successful allocations.
     pub allocs: u64,
+    /// Allocations that failed with `NoMemory`.
     pub alloc_failures: u64,
     pub splits: u64,
+    /// From `stats()`, from here on.
     pub extfrag_events: u64,
     pub pageblock_claims: u64,
     pub highatomic_reserved: u64,
@@ -66,6 +73,8 @@ fn without_failures(s: &VmStats) -> VmStats {
     }
 }
 
+/// One random sequence in progress: the allocator, the model, and the
+/// tally to count into.
 pub struct Run<'a> {
     pub a: Allocator,
     pub m: Model,
