@@ -133,7 +133,7 @@ fn x86_small_zones_with_holes() {
             range(0, 0x7f3, 0xa11),
         ],
         config: config(4096, 11, 9, bounds_mib(Some(2), Some(8), None)),
-        cases: 5,
+        cases: 6,
         ops: 400..600,
     });
     assert!(t.extfrag_events > 0, "no fallback happened");
@@ -203,7 +203,7 @@ fn highatomic_reserve_disabled() {
         name: "4k-5/4-no-highatomic",
         ranges: vec![range(0, 7, 2400)],
         config: c,
-        cases: 3,
+        cases: 4,
         ops: 400..600,
     });
     assert_eq!(t.highatomic_reserved, 0);
@@ -232,7 +232,7 @@ fn pageblock_larger_than_zones() {
         name: "4k-14/13",
         ranges: vec![range(0, 16, 600), range(0, 4000, 6200)],
         config: config(4096, 14, 13, bounds_mib(Some(2), Some(16), None)),
-        cases: 3,
+        cases: 4,
         ops: 400..600,
     });
     assert!(t.alloc_fail > 0);
@@ -250,7 +250,7 @@ fn adjacent_ranges() {
             range(1, 1500, 2600),
         ],
         config: config(4096, 11, 9, bounds_mib(Some(2), Some(8), None)),
-        cases: 4,
+        cases: 5,
         ops: 400..600,
     });
     assert!(t.alloc_fail > 0);
