@@ -111,9 +111,18 @@ impl<R: RawMutex> core::fmt::Debug for Allocator<R> {
     }
 }
 
+impl Allocator<DefaultLock> {
+    /// Builds the allocator, with the default lock, with every usable page
+    /// free.
+    pub fn new(map: MemoryMap, config: Config) -> Result<Allocator, ConfigError> {
+        Allocator::with_lock(map, config)
+    }
+}
+
 impl<R: RawMutex> Allocator<R> {
-    /// Builds the allocator with every usable page free.
-    pub fn new(map: MemoryMap, config: Config) -> Result<Allocator<R>, ConfigError> {
+    /// Builds the allocator with lock type `R` (a kernel's spinlock, say)
+    /// and every usable page free.
+    pub fn with_lock(map: MemoryMap, config: Config) -> Result<Allocator<R>, ConfigError> {
         config.validate()?;
         let spans = zone_spans(&map, &config)?;
         let mut zones: Vec<Zone<R>> = spans.iter().map(|s| Zone::new(s, &config)).collect();
@@ -213,6 +222,13 @@ impl<R: RawMutex> Allocator<R> {
             .flat_map(|c| c.iter())
             .map(|p| p.lock().count)
             .sum()
+    }
+
+    /// Pages on per-CPU lists, per zone (in the order of [`Allocator::zones`]).
+    pub fn nr_pcp_pages_per_zone(&self) -> Vec<u64> {
+        (0..self.zones.len())
+            .map(|zi| self.pcps.iter().map(|cpu| cpu[zi].lock().count).sum())
+            .collect()
     }
 
     /// Pages in allocated blocks: everything present that is neither on a
