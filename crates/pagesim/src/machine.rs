@@ -150,7 +150,15 @@ impl Machine {
 
     /// A fresh allocator with every page free.
     pub fn allocator(&self) -> Result<Allocator> {
-        Allocator::new(self.map.clone(), self.config.clone()).map_err(Error::Machine)
+        self.allocator_with(|_| {})
+    }
+
+    /// An allocator for this machine with its configuration adjusted by
+    /// `configure` (a policy's engine settings).
+    pub fn allocator_with(&self, configure: impl FnOnce(&mut Config)) -> Result<Allocator> {
+        let mut config = self.config.clone();
+        configure(&mut config);
+        Allocator::new(self.map.clone(), config).map_err(Error::Machine)
     }
 
     /// The layout as reports show it.

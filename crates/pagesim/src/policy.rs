@@ -6,7 +6,7 @@
 //! To add one: implement [`AllocPolicy`] and append a [`PolicyInfo`] to
 //! [`REGISTRY`].
 
-use pagealloc::{AllocError, AllocFlags, Allocator, BlockError, Order, Pfn};
+use pagealloc::{AllocError, AllocFlags, Allocator, BlockError, Config, Order, Packing, Pfn};
 
 /// How requests are served.
 pub trait AllocPolicy {
@@ -54,14 +54,27 @@ pub struct PolicyInfo {
     pub summary: &'static str,
     /// Builds a fresh instance.
     pub build: fn() -> Box<dyn AllocPolicy>,
+    /// Adjusts the engine's configuration before the policy's allocator is
+    /// built (engine-side policies, such as packing).
+    pub configure: fn(&mut Config),
 }
 
 /// Every policy this build knows.
-pub const REGISTRY: &[PolicyInfo] = &[PolicyInfo {
-    name: "linux",
-    summary: "Linux 6.x buddy allocation: each request as traced, no extra policy",
-    build: || Box::new(LinuxPolicy),
-}];
+pub const REGISTRY: &[PolicyInfo] = &[
+    PolicyInfo {
+        name: "linux",
+        summary: "Linux 6.x buddy allocation: each request as traced, no extra policy",
+        build: || Box::new(LinuxPolicy),
+        configure: |_| {},
+    },
+    PolicyInfo {
+        name: "packed",
+        summary: "seed 001 for every unmovable order-0 allocation: packed into pageblocks \
+                  unmovable already owns, fullest first (Packing::Unmovable)",
+        build: || Box::new(LinuxPolicy),
+        configure: |c| c.packing = Packing::Unmovable,
+    },
+];
 
 /// The policy named `name`.
 pub fn lookup(name: &str) -> Option<&'static PolicyInfo> {

@@ -346,7 +346,11 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
     let mut runs: Vec<PolicyRun> = opts
         .policies
         .iter()
-        .map(|info| opts.machine.allocator().map(|a| PolicyRun::new(info, a)))
+        .map(|info| {
+            opts.machine
+                .allocator_with(info.configure)
+                .map(|a| PolicyRun::new(info, a))
+        })
         .collect::<Result<_>>()?;
     let nr_orders = opts.machine.config.nr_orders as usize;
     let mut events = EventCounts {

@@ -345,6 +345,12 @@ pub struct ReclaimStats {
     pub blocks: u64,
     /// Pages freed.
     pub pages: u64,
+    /// Pageblocks emptied by reclaiming every page in them, for packed
+    /// calls that had no free pageblock left to claim (the model's stand-in
+    /// for the compaction Linux runs for pageblock-order requests).
+    pub pageblocks_emptied: u64,
+    /// Pages reclaimed to empty them (included in `pages`).
+    pub emptying_pages: u64,
 }
 
 /// One variant's run.

@@ -16,7 +16,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use pagealloc::{AllocError, AllocFlags, Allocator, Order, Pfn};
+use rustc_hash::FxHashMap;
+
+use pagealloc::{AllocError, AllocFlags, Allocator, CpuId, Order, PackClaim, Pfn};
 
 use crate::census::{self, Scratch};
 use crate::error::{Error, Result};
@@ -34,19 +36,6 @@ const PROGRESS_EVERY: u64 = 256;
 
 /// Runs every variant of `scenario`.
 pub fn run(scenario: &Scenario, progress: &Progress) -> Result<ScenarioReport> {
-    for v in &scenario.variants {
-        if let Some(a) = v.actors.iter().find(|a| a.alloc_mode == AllocMode::Packed) {
-            return Err(Error::NotAvailable {
-                what: format!(
-                    "alloc_mode = \"packed\" (actor `{}`, variant `{}`)",
-                    a.name, v.name
-                ),
-                why: "the engine has no call that packs order-0 pages into pageblocks the \
-                      caller owns yet (seed 001); use alloc_mode = \"plain\""
-                    .to_owned(),
-            });
-        }
-    }
     let total = scenario.total_steps();
     progress.start(total * scenario.variants.len() as u64, "simulating");
     let results: Vec<Result<VariantReport>> = if scenario.variants.len() == 1 {
@@ -298,6 +287,14 @@ impl Sim<'_> {
 
     fn hold(&mut self, i: usize, a: &Actor, hold_pages: u64, chunk_pages: u64) {
         let mut taken = 0;
+        let only_order0 = a.orders.iter().all(|(o, _)| *o == Order::ZERO);
+        if a.alloc_mode == AllocMode::Packed && only_order0 {
+            // Seed 001's driver asks for the whole chunk in one packed call;
+            // what it cannot pack it takes page by page below, as a driver
+            // falling back to alloc_page() would.
+            let want = chunk_pages.min(hold_pages.saturating_sub(self.actors[i].pages));
+            taken = self.allocate_packed(i, a, want);
+        }
         while self.actors[i].pages < hold_pages && taken < chunk_pages {
             let order = pick_order(&mut self.actors[i].rng, &a.orders);
             if self.allocate(i, a, order, None).is_none() {
@@ -305,6 +302,91 @@ impl Sim<'_> {
             }
             taken += order.nr_pages().0;
         }
+    }
+
+    /// Takes up to `want` order-0 pages for actor `i` in packed calls and
+    /// returns the pages taken (held, no expiry). A call gives at most what
+    /// keeps the zone above its low watermark, so between calls the reclaim
+    /// model runs, as it does between plain allocations; packing stops when
+    /// a call after a reclaim brings nothing.
+    fn allocate_packed(&mut self, i: usize, a: &Actor, want: u64) -> u64 {
+        let mut out = vec![Pfn(0); want as usize];
+        let mut got = 0;
+        loop {
+            let n = self.request_packed(a.flags, &mut out[got..]);
+            got += n;
+            if got == out.len() || !self.variant.reclaim.enabled {
+                break;
+            }
+            if n == 0 && !self.empty_a_pageblock() {
+                break;
+            }
+            self.run_reclaim();
+        }
+        for &pfn in &out[..got] {
+            self.record(i, a, pfn, Order::ZERO, None);
+        }
+        if self.variant.reclaim.enabled && self.alloc.nr_free_pages() <= self.low {
+            self.run_reclaim();
+        }
+        got as u64
+    }
+
+    /// Empties the pageblock that is cheapest to empty: one holding only
+    /// reclaimable blocks, the fewest pages of them. Linux gets a free
+    /// pageblock for a pageblock-order request by compaction (migrating
+    /// movable pages out); the model has no migration, so it reclaims
+    /// them, and counts the cost. Returns whether a pageblock was emptied.
+    fn empty_a_pageblock(&mut self) -> bool {
+        let shift = self.alloc.config().pageblock_order;
+        // Per pageblock: reclaimable pages, and whether anything else that
+        // cannot be reclaimed sits there.
+        let mut cost: FxHashMap<u64, (u64, bool)> = FxHashMap::default();
+        for s in self.slots.iter().filter(|s| s.live) {
+            let entry = cost.entry(s.pfn >> shift).or_default();
+            if self.variant.actors[s.actor as usize].reclaimable {
+                entry.0 += 1 << s.order;
+            } else {
+                entry.1 = true;
+            }
+        }
+        let Some(block) = cost
+            .iter()
+            .filter(|(_, &(pages, pinned))| !pinned && pages > 0)
+            .min_by_key(|(&b, &(pages, _))| (pages, b))
+            .map(|(&b, _)| b)
+        else {
+            return false;
+        };
+        let victims: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| {
+                let s = &self.slots[i as usize];
+                s.live && s.pfn >> shift == block
+            })
+            .collect();
+        for idx in victims {
+            let actor = self.slots[idx as usize].actor as usize;
+            let pages = self.free_slot(idx);
+            self.reclaim.blocks += 1;
+            self.reclaim.pages += pages;
+            self.reclaim.emptying_pages += pages;
+            let st = &mut self.actors[actor].stats;
+            st.reclaimed_blocks += 1;
+            st.reclaimed_pages += pages;
+        }
+        // Freed pages may sit on per-CPU lists: hand them back so the
+        // pageblock merges whole (isolation does the same in Linux).
+        self.alloc.drain_all();
+        self.reclaim.pageblocks_emptied += 1;
+        true
+    }
+
+    /// One packed call: order-0 pages packed into pageblocks the flags'
+    /// migratetype owns, claiming whole free pageblocks when those run out.
+    fn request_packed(&mut self, flags: AllocFlags, out: &mut [Pfn]) -> usize {
+        self.alloc
+            .alloc_packed(CpuId(0), flags, PackClaim::ClaimFreePageblocks, out)
+            .unwrap_or(0)
     }
 
     /// Allocates one block for actor `i`; `expires` is the step it is freed.
@@ -325,6 +407,23 @@ impl Sim<'_> {
             self.actors[i].stats.alloc_failures[order.get() as usize] += 1;
             return None;
         };
+        let id = self.record(i, a, pfn, order, expires);
+        if reclaim_on && self.alloc.nr_free_pages() <= self.low {
+            self.run_reclaim();
+        }
+        Some(id)
+    }
+
+    /// Books a block actor `i` got: its slot, counters, hold list, expiry
+    /// and reclaim queue.
+    fn record(
+        &mut self,
+        i: usize,
+        a: &Actor,
+        pfn: Pfn,
+        order: Order,
+        expires: Option<u64>,
+    ) -> SlotId {
         let id = self.new_slot(pfn, order, i);
         let st = &mut self.actors[i];
         st.stats.allocs[order.get() as usize] += 1;
@@ -340,10 +439,7 @@ impl Sim<'_> {
             self.lru.push_back(id);
             self.lru_live += 1;
         }
-        if reclaim_on && self.alloc.nr_free_pages() <= self.low {
-            self.run_reclaim();
-        }
-        Some(id)
+        id
     }
 
     /// The one place an actor's request reaches the engine: a new
@@ -356,8 +452,16 @@ impl Sim<'_> {
     ) -> Result<Pfn, AllocError> {
         match mode {
             AllocMode::Plain => self.alloc.alloc(order, flags),
-            // Refused before any step runs (see `run`): never reached.
-            AllocMode::Packed => Err(AllocError::NoMemory { order }),
+            // One packed page, or an ordinary one when packing finds none
+            // (the seed's partial success, then alloc_page()).
+            AllocMode::Packed if order == Order::ZERO => {
+                let mut one = [Pfn(0)];
+                match self.request_packed(flags, &mut one) {
+                    1 => Ok(one[0]),
+                    _ => self.alloc.alloc(order, flags),
+                }
+            }
+            AllocMode::Packed => self.alloc.alloc(order, flags),
         }
     }
 

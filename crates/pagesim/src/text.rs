@@ -515,6 +515,14 @@ impl ScenarioReport {
         t.row("reclaim runs", col(&|v| v.reclaim.runs.to_string()));
         t.row("reclaimed pages", col(&|v| v.reclaim.pages.to_string()));
         t.row(
+            "  pageblocks emptied for packed calls",
+            col(&|v| v.reclaim.pageblocks_emptied.to_string()),
+        );
+        t.row(
+            "  pages reclaimed to empty them",
+            col(&|v| v.reclaim.emptying_pages.to_string()),
+        );
+        t.row(
             "fallback events (extfrag)",
             col(&|v| v.engine.extfrag_events.to_string()),
         );

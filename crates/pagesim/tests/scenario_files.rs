@@ -1,6 +1,6 @@
 //! Scenario files: unknown keys and bad values are errors that name the key
-//! and the line; variants run side by side; the "packed" allocation mode is
-//! a clear "not available in this build" error, never a silent fallback.
+//! and the line; variants run side by side; the "packed" allocation mode
+//! packs a driver's pages into fewer pageblocks than plain allocation.
 
 mod common;
 
@@ -194,16 +194,35 @@ fn variants_run_side_by_side_from_one_seed() {
 }
 
 #[test]
-fn packed_mode_is_a_clear_error() {
-    let text =
-        format!("{SMALL}\n[[variant]]\nname = \"packed\"\nactor.driver.alloc_mode = \"packed\"\n");
-    assert_scenario_error(
-        &text,
-        &[
-            "alloc_mode = \"packed\" (actor `driver`, variant `packed`)",
-            "is not available in this build",
-        ],
-    );
+fn packed_mode_packs_the_driver() {
+    let variants = "[[variant]]\nname = \"plain\"\n\n[[variant]]\nname = \"packed\"\nactor.driver.alloc_mode = \"packed\"\n";
+    let text = format!("{SMALL}\n{variants}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("packed.toml");
+    std::fs::write(&path, text).unwrap();
+    let doc = pagesim_json(&["run", path.to_str().unwrap()]);
+    let held = |v: usize| {
+        let summary = &doc["variants"][v]["snapshots"][0]["summary"];
+        let driver = summary["held"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["actor"] == "driver")
+            .unwrap()
+            .clone();
+        (
+            driver["pages"].as_u64().unwrap(),
+            driver["pageblocks"].as_u64().unwrap(),
+            driver["min_pageblocks"].as_u64().unwrap(),
+        )
+    };
+    let (plain, packed) = (held(0), held(1));
+    assert_eq!(doc["variants"][1]["name"], "packed");
+    // The same pages, in no more pageblocks, and within one of the minimum.
+    assert_eq!(plain.0, packed.0, "plain {plain:?}, packed {packed:?}");
+    assert!(packed.0 > 0);
+    assert!(packed.1 <= plain.1, "plain {plain:?}, packed {packed:?}");
+    assert!(packed.1 <= packed.2 + 1, "packed {packed:?}");
     let text = SMALL.replace(
         "kind = \"hold\"",
         "kind = \"hold\"\nalloc_mode = \"squeezed\"",

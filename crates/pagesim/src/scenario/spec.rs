@@ -60,9 +60,11 @@ pub enum AllocMode {
     /// One `alloc` per block, as `alloc_pages()` does.
     #[default]
     Plain,
-    /// Order-0 unmovable pages packed into pageblocks the caller already
-    /// owns (seed 001's `alloc_pages_compact`): needs an engine call this
-    /// build does not have.
+    /// Order-0 pages packed into pageblocks the migratetype already owns
+    /// (seed 001's `alloc_pages_compact`, `Allocator::alloc_packed`), whole
+    /// free pageblocks claimed when those run out; a hold actor asks for
+    /// each chunk in one call. What packing cannot serve is allocated
+    /// plainly. Orders above 0 are always plain.
     Packed,
 }
 
