@@ -239,6 +239,15 @@ impl<R: RawMutex> Allocator<R> {
         present - free_anywhere - self.nr_pcp_pages()
     }
 
+    /// Bytes of metadata the allocator keeps: every zone's
+    /// [`Zone::metadata_bytes`], the per-CPU list heads, and itself.
+    pub fn metadata_bytes(&self) -> u64 {
+        let zones: u64 = self.zones.iter().map(Zone::metadata_bytes).sum();
+        let pcp =
+            (self.pcps.len() * self.zones.len() * core::mem::size_of::<Mutex<R, Pcp>>()) as u64;
+        zones + pcp + core::mem::size_of::<Self>() as u64
+    }
+
     /// The index of the zone spanning `pfn`.
     #[inline]
     pub(crate) fn zone_index(&self, pfn: Pfn) -> Option<usize> {

@@ -572,6 +572,16 @@ impl<R: RawMutex> Zone<R> {
         self.core.block_mt(pfn)
     }
 
+    /// Bytes of metadata this zone keeps: page records, pageblock words, the
+    /// present-range list and the zone itself.
+    pub fn metadata_bytes(&self) -> u64 {
+        let core = &self.core;
+        (core.pages.len() * core::mem::size_of::<PageMeta>()
+            + core.blocks.slots.len() * core::mem::size_of::<AtomicU32>()
+            + core.present.len() * core::mem::size_of::<(Pfn, Pfn)>()
+            + core::mem::size_of::<Self>()) as u64
+    }
+
     /// Every block of the zone (free, allocated, per-CPU or offline), in
     /// address order: what a census of pageblocks walks. Read without the
     /// lock: exact when the allocator is quiescent.

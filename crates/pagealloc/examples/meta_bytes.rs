@@ -1,0 +1,57 @@
+//! Prints the allocator's metadata bytes per page, measured from the real
+//! structures (`Allocator::metadata_bytes`, `Zone::metadata_bytes`), for a
+//! 1 GiB machine and the 64 GiB x86-64 layout of the benchmarks.
+//!
+//! ```sh
+//! cargo run --release -p pagealloc --example meta_bytes
+//! ```
+
+use pagealloc::{Allocator, Config, MemRange, MemoryMap, NodeId, PageCount, PageMeta, Pfn};
+
+fn report(name: &str, a: &Allocator) {
+    let present: u64 = a.zones().iter().map(|z| z.nr_present().0).sum();
+    let spanned: u64 = a.zones().iter().map(|z| z.nr_spanned().0).sum();
+    let bytes = a.metadata_bytes();
+    println!("{name}: {present} present pages, {spanned} spanned, {bytes} bytes of metadata");
+    for z in a.zones() {
+        println!(
+            "  {:>6}: {:>9} spanned pages, {:>10} bytes ({:.4} per spanned page)",
+            z.zone_type().to_string(),
+            z.nr_spanned().0,
+            z.metadata_bytes(),
+            z.metadata_bytes() as f64 / z.nr_spanned().0 as f64
+        );
+    }
+    println!(
+        "  {:.4} bytes per present page, {:.4} per spanned page",
+        bytes as f64 / present as f64,
+        bytes as f64 / spanned as f64
+    );
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "size_of::<PageMeta>() = {} bytes",
+        core::mem::size_of::<PageMeta>()
+    );
+    let one_gib = MemoryMap::contiguous(Pfn(0x100000), PageCount(1 << 18))?;
+    report(
+        "1 GiB (one Normal zone)",
+        &Allocator::new(one_gib, Config::default())?,
+    );
+    let range = |start, end| MemRange {
+        node: NodeId(0),
+        start: Pfn(start),
+        end: Pfn(end),
+    };
+    let x86 = MemoryMap::new([
+        range(0x1, 0x9f),
+        range(0x100, 0xc0000),
+        range(0x100000, 0x1040000),
+    ])?;
+    report(
+        "64 GiB x86-64 (1 GiB hole below 4 GiB)",
+        &Allocator::new(x86, Config::default())?,
+    );
+    Ok(())
+}
