@@ -89,56 +89,19 @@ impl ZoneOps<'_> {
     ) -> usize {
         let pb = self.z.geo.pageblock;
         let mut got = 0;
-        // Candidate pageblocks: owned by `mt` and holding small free blocks,
-        // fullest (fewest free pages) first.
-        let mut candidates: Vec<(u32, Pfn)> = Vec::new();
-        for order in (0..=PACK_MAX_ORDER).filter_map(Order::new) {
-            let list = &self.f.areas[order.idx()].lists[mt.idx()];
-            for idx in list.iter(&self.z.pages).take(scan_limit) {
-                let block = self.z.pfn(idx).align_down(pb);
-                candidates.push((self.z.blocks.free_pages(self.z.pfn(idx)), block));
-            }
-        }
-        candidates.sort_unstable();
-        candidates.dedup_by_key(|c| c.1);
-        for &(_, block) in &candidates {
-            if got == want {
-                return got;
-            }
-            got += self.take_from_pageblock(
-                block,
-                mt,
-                Some(Order::new(PACK_MAX_ORDER).unwrap_or(Order::ZERO)),
-                want - got,
-                take,
-            );
-        }
-        if claim == PackClaim::OwnedOnly {
+        // Pageblocks owned by `mt` with small free blocks, fullest first.
+        let small = Order::new(PACK_MAX_ORDER).unwrap_or(Order::ZERO);
+        let owned = self.owned_pageblocks(mt, Order::ZERO, small, scan_limit);
+        got += self.take_from_pageblocks(&owned, mt, Some(small), want - got, take);
+        if got == want || claim == PackClaim::OwnedOnly {
             return got;
         }
         // Before claiming anything new, finish the pageblocks the type owns:
         // their larger free blocks too, fullest pageblock first.
-        let mut owned_large: Vec<(u32, Pfn)> = Vec::new();
-        for order in self
-            .z
-            .geo
-            .orders()
-            .filter(|o| o.get() > PACK_MAX_ORDER && *o < pb)
-        {
-            let list = &self.f.areas[order.idx()].lists[mt.idx()];
-            for idx in list.iter(&self.z.pages).take(scan_limit) {
-                let block = self.z.pfn(idx).align_down(pb);
-                owned_large.push((self.z.blocks.free_pages(self.z.pfn(idx)), block));
-            }
-        }
-        owned_large.sort_unstable();
-        owned_large.dedup_by_key(|c| c.1);
-        for &(_, block) in &owned_large {
-            if got == want {
-                return got;
-            }
-            got += self.take_from_pageblock(block, mt, None, want - got, take);
-        }
+        let larger = Order::new(PACK_MAX_ORDER + 1).unwrap_or(Order::LIMIT);
+        let below_pb = pb.lower().unwrap_or(Order::ZERO);
+        let owned = self.owned_pageblocks(mt, larger, below_pb, scan_limit);
+        got += self.take_from_pageblocks(&owned, mt, None, want - got, take);
         while got < want {
             let Some((idx, order, from)) = self.free_pageblock_to_claim(mt) else {
                 break;
@@ -160,6 +123,49 @@ impl ZoneOps<'_> {
                 claims(event);
             }
             got += self.take_from_pageblock(pfn, mt, None, want - got, take);
+        }
+        got
+    }
+
+    /// Pageblocks owned by `mt` that hold a free block of order `from..=to`
+    /// among the first `scan_limit` entries of each of those lists, fullest
+    /// (fewest free pages) first.
+    fn owned_pageblocks(
+        &self,
+        mt: MigrateType,
+        from: Order,
+        to: Order,
+        scan_limit: usize,
+    ) -> Vec<Pfn> {
+        let pb = self.z.geo.pageblock;
+        let mut found: Vec<(u32, Pfn)> = Vec::new();
+        for order in self.z.geo.orders().filter(|o| (from..=to).contains(o)) {
+            let list = &self.f.areas[order.idx()].lists[mt.idx()];
+            for idx in list.iter(&self.z.pages).take(scan_limit) {
+                let pfn = self.z.pfn(idx);
+                found.push((self.z.blocks.free_pages(pfn), pfn.align_down(pb)));
+            }
+        }
+        found.sort_unstable();
+        found.dedup_by_key(|c| c.1);
+        found.into_iter().map(|(_, block)| block).collect()
+    }
+
+    /// Takes up to `want` order-0 pages from `blocks` in turn.
+    fn take_from_pageblocks(
+        &mut self,
+        blocks: &[Pfn],
+        mt: MigrateType,
+        max_order: Option<Order>,
+        want: usize,
+        take: &mut dyn FnMut(u32),
+    ) -> usize {
+        let mut got = 0;
+        for &block in blocks {
+            if got == want {
+                break;
+            }
+            got += self.take_from_pageblock(block, mt, max_order, want - got, take);
         }
         got
     }
