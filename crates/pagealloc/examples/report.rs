@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             1 => AllocFlags::KERNEL_RECLAIMABLE,
             _ => AllocFlags::HIGHUSER_MOVABLE,
         };
-        let order = Order::new(if seed % 97 == 0 { 3 } else { 0 }).unwrap_or(Order::ZERO);
+        let order = Order::new(if seed.is_multiple_of(97) { 3 } else { 0 }).unwrap_or(Order::ZERO);
         if let Ok(pfn) = a.alloc(order, flags) {
             held.push((pfn, order));
         }
