@@ -433,6 +433,19 @@ impl<R: RawMutex> Allocator<R> {
         Err(AllocError::NoMemory { order })
     }
 
+    /// The zone indices an allocation preferring `node` tries, in order
+    /// (empty for a node without memory).
+    pub(crate) fn zonelist_for_node(
+        &self,
+        node: NodeId,
+        highest: ZoneType,
+        flags: AllocFlags,
+    ) -> &[usize] {
+        self.zonelist_id(node, highest, flags)
+            .map(|id| self.zonelist(id))
+            .unwrap_or(&[])
+    }
+
     /// The zone indices an allocation on `cpu` tries, in order.
     pub(crate) fn zonelist_for(
         &self,

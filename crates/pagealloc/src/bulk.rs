@@ -57,8 +57,7 @@ impl<R: RawMutex> Allocator<R> {
         let pcp_ok = self.config.pcp == PcpMode::Enabled && out.len() > 1;
         let mut got = 0;
         if pcp_ok && !flags.contains(AllocFlags::NO_WATERMARKS) {
-            let node = self.cpu_node(cpu);
-            let zone = self.bulk_zone(node, highest, flags, out.len() as u64);
+            let zone = self.bulk_zone(cpu, highest, flags, out.len() as u64);
             if let Some(zi) = zone {
                 let zone = &self.zones[zi];
                 if let Some(mut pcp) = self.pcps[cpu.0 as usize][zi].try_lock() {
@@ -90,38 +89,24 @@ impl<R: RawMutex> Allocator<R> {
         Ok(got)
     }
 
-    /// The first zone of `node`'s zonelist with room for `nr` pages above its
+    /// The first zone of `cpu`'s zonelist with room for `nr` pages above its
     /// low watermark.
     fn bulk_zone(
         &self,
-        node: crate::units::NodeId,
+        cpu: CpuId,
         highest: crate::units::ZoneType,
         flags: AllocFlags,
         nr: u64,
     ) -> Option<usize> {
-        let ids: Vec<usize> = (0..self.zones.len())
-            .filter(|&i| self.zones[i].core.zone_type <= highest)
-            .filter(|&i| !flags.contains(AllocFlags::THIS_NODE) || self.zones[i].core.node == node)
-            .collect();
-        // Own node's zones first, highest first.
-        let mut ordered = ids;
-        ordered.sort_by_key(|&i| {
-            let z = &self.zones[i].core;
-            (z.node != node, core::cmp::Reverse(z.zone_type))
-        });
-        ordered.into_iter().find(|&i| {
-            self.zones[i]
-                .core
-                .watermark_ok_bulk(nr, highest, AllocMode::empty())
-        })
-    }
-
-    fn cpu_node(&self, cpu: CpuId) -> crate::units::NodeId {
-        self.zones
-            .first()
-            .map(|z| z.core.node)
-            .map(|first| self.cpu_home(cpu).unwrap_or(first))
-            .unwrap_or_default()
+        let node = self.cpu_home(cpu)?;
+        self.zonelist_for_node(node, highest, flags)
+            .iter()
+            .copied()
+            .find(|&i| {
+                self.zones[i]
+                    .core
+                    .watermark_ok_bulk(nr, highest, AllocMode::empty())
+            })
     }
 
     /// Frees a batch of order-0 pages through `cpu`'s lists, holding each
