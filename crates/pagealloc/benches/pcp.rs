@@ -18,6 +18,8 @@
 //! every steady state is reached by the same fixed-seed sequence of
 //! requests. Groups:
 //!
+//! * `bulk/<N>/pagealloc-packed`: `alloc_packed` (seed 001) + `free_bulk`,
+//!   beside `alloc_bulk` + `free_bulk` in the same group.
 //! * `single/<allocator>`: one order-0 allocation and its free, with the
 //!   allocator 50% full of random-order (0..=3) blocks.
 //! * `churn/<allocator>`: 50% full of order-0 frames; free a random held
@@ -49,8 +51,8 @@ use frame_alloc::{
 };
 use free_list::{FreeList, PageLayout, PageRange};
 use pagealloc::{
-    AllocFlags, Allocator, Config, CpuId, MemoryMap, Order, PageCount, PcpHigh, PcpMode, Pfn,
-    ZoneBounds,
+    AllocFlags, Allocator, Config, CpuId, MemoryMap, Order, PackClaim, PageCount, PcpHigh, PcpMode,
+    Pfn, ZoneBounds,
 };
 
 /// Frames every allocator manages: 1 GiB of 4 KiB frames.
@@ -491,6 +493,31 @@ fn bulk_pagealloc(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, pcp: PcpMode
     drop(held);
 }
 
+/// `pagealloc`'s packed allocation (seed 001) of `n` order-0 pages and a
+/// batched free, for comparison with `alloc_bulk` in the same group.
+fn packed_pagealloc(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, n: usize) {
+    let mut pa = PageAlloc::new(PcpMode::Enabled);
+    let held = prefill_random(&mut pa);
+    let a = &pa.a;
+    let cpu = CpuId(0);
+    let mut buf = vec![Pfn(0); n];
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            let got = a
+                .alloc_packed(
+                    cpu,
+                    AllocFlags::KERNEL,
+                    PackClaim::ClaimFreePageblocks,
+                    black_box(&mut buf),
+                )
+                .expect("alloc_packed");
+            assert_eq!(got, n, "short packed allocation");
+            a.free_bulk(cpu, black_box(&buf)).expect("free_bulk");
+        })
+    });
+    drop(held);
+}
+
 /// `n` single allocations, then their `n` frees.
 fn bulk_singles<A: FrameAlloc>(
     g: &mut BenchmarkGroup<'_, WallTime>,
@@ -519,6 +546,7 @@ fn bulk(c: &mut Criterion) {
         configure(&mut g);
         g.throughput(Throughput::Elements(n as u64));
         bulk_pagealloc(&mut g, "pagealloc-bulk", PcpMode::Enabled, n);
+        packed_pagealloc(&mut g, "pagealloc-packed", n);
         bulk_pagealloc(&mut g, "pagealloc-nopcp-bulk", PcpMode::Disabled, n);
         bulk_singles(
             &mut g,
