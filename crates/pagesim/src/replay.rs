@@ -36,7 +36,7 @@ use crate::policy::{AllocPolicy, PolicyInfo};
 use crate::progress::Progress;
 use crate::report::{
     EngineStats, EventCounts, InputInfo, MixedPeak, PolicyReport, ReplayCounts, ReplayReport,
-    Sample,
+    Sample, SpreadPeak,
 };
 use crate::trace::{parse_line, timestamp_secs, Event, Line};
 
@@ -304,6 +304,7 @@ impl PolicyRun {
             free_blocks: c.free_blocks,
             unusable_index,
             mixed: c.mixed,
+            unmovable_spread: c.unmovable_spread,
         });
     }
 }
@@ -531,6 +532,8 @@ fn finish(mut run: PolicyRun, events: &EventCounts, pageblock: Order) -> PolicyR
         linux_extfrag_events: events.mm_page_alloc_extfrag,
         mixed_end,
         mixed_peak: run.peak.unwrap_or_default(),
+        unmovable_spread_end: last.map_or_else(Default::default, |s| s.unmovable_spread),
+        unmovable_spread_peak: SpreadPeak::of(&run.samples),
         free_pageblocks_end: last.map_or(0, at_least),
         free_pageblocks_min: run.samples.iter().map(at_least).min().unwrap_or(0),
         buddyinfo: run.alloc.buddyinfo(),

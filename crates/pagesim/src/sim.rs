@@ -24,7 +24,7 @@ use crate::gfp::describe;
 use crate::progress::Progress;
 use crate::report::{
     ActorStats, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats, Sample, ScenarioReport,
-    Snapshot, SnapshotSummary, VariantReport,
+    Snapshot, SnapshotSummary, SpreadPeak, VariantReport,
 };
 use crate::rng::Rng;
 use crate::scenario::{Actor, AllocMode, Behaviour, Lifetime, Scenario, Variant};
@@ -222,6 +222,11 @@ fn run_variant(
             .collect(),
         reclaim: sim.reclaim,
         engine,
+        unmovable_spread_end: sim
+            .samples
+            .last()
+            .map_or_else(Default::default, |s| s.unmovable_spread),
+        unmovable_spread_peak: SpreadPeak::of(&sim.samples),
         samples: sim.samples,
     })
 }
@@ -457,6 +462,7 @@ impl Sim<'_> {
             free_blocks: c.free_blocks,
             unusable_index,
             mixed: c.mixed,
+            unmovable_spread: c.unmovable_spread,
         });
     }
 
@@ -509,6 +515,7 @@ impl Sim<'_> {
             summary: SnapshotSummary {
                 held,
                 mixed: c.mixed,
+                unmovable_spread: c.unmovable_spread,
                 free_pages: c.free_pages,
                 free_blocks: c.free_blocks,
                 probes,

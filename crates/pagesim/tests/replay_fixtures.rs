@@ -162,6 +162,17 @@ fn handmade_trace_covers_every_rule() {
     assert_eq!(u(&c["other_free_errors"]), 0);
     // Only 0x1001 is still allocated.
     assert_eq!(u(&c["live_pages_end"]), 1);
+    // ... an unmovable page: one pageblock, the minimum.
+    let p = &doc["policies"][0];
+    assert_eq!(
+        p["unmovable_spread_end"],
+        serde_json::json!({"pageblocks": 1, "min_pageblocks": 1, "pages": 1, "ratio": 1.0})
+    );
+    // At the peak: 0x1001, the split 0x2000 o3 (unmovable) before its
+    // pieces went, the reclaimable 0x3000 o2 or 0x4000.
+    let peak = &p["unmovable_spread_peak"];
+    assert!(u(&peak["spread"]["pageblocks"]) >= 1);
+    assert!(peak["time_s"].as_f64().unwrap() >= 10.0);
 }
 
 #[test]
