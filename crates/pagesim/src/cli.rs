@@ -76,4 +76,9 @@ pub struct ReplayArgs {
     /// Census samples over the replay (time series resolution).
     #[arg(long, default_value_t = crate::DEFAULT_REPLAY_SAMPLES, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub samples: u32,
+    /// CPUs of the machine (default: those the zoneinfo shows per-CPU
+    /// pagesets for; 1 with --mem). Each event runs on its traced CPU,
+    /// modulo this number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub cpus: Option<u16>,
 }

@@ -14,7 +14,13 @@
 //! * An allocation our allocator fails is counted per order; its later free
 //!   is ignored and counted as such, never taken for a double free.
 //! * An allocation of a pfn we still hold means the trace missed its free:
-//!   our old block is freed first (an *implicit free*).
+//!   our old block is freed first (an *implicit free*). Pieces of a split
+//!   allocation that were freed are not held: a new allocation over them
+//!   turns the split allocation's remaining pieces into order-0 allocations
+//!   of their own.
+//! * Each event runs on the CPU of its line (`[001]`), through that CPU's
+//!   per-CPU lists; a CPU the machine does not have runs on CPU
+//!   `n % nr_cpus` (counted).
 //!
 //! Order-0 allocations (99.5% of a real trace) live in an `FxHashMap`, so the
 //! common free is one hash lookup; higher-order ones live in a `BTreeMap`,
@@ -24,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use pagealloc::{AllocFlags, Allocator, BlockError, MigrateType, Order, Pfn};
+use pagealloc::{AllocFlags, Allocator, BlockError, CpuId, MigrateType, Order, Pfn};
 use rustc_hash::FxHashMap;
 
 use crate::census::{self, MixedPageblocks, Scratch};
@@ -60,6 +66,9 @@ const CHECK_EVERY_LINES: u32 = 256;
 const MALFORMED_EXAMPLES: usize = 5;
 /// Our frame for an allocation our allocator failed.
 const FAILED: u64 = u64::MAX;
+/// Marks an order-0 entry that was a piece of a split allocation (counted
+/// as a piece when freed). Frames stay far below this bit.
+const PIECE: u64 = 1 << 62;
 
 /// A live higher-order allocation of the trace.
 struct Large {
@@ -82,6 +91,8 @@ struct PolicyRun {
     counts: ReplayCounts,
     samples: Vec<Sample>,
     peak: Option<MixedPeak>,
+    /// The CPU the current event runs on.
+    cpu: CpuId,
 }
 
 impl PolicyRun {
@@ -100,12 +111,16 @@ impl PolicyRun {
             },
             samples: Vec::new(),
             peak: None,
+            cpu: CpuId(0),
         }
     }
 
     fn free_ours(&mut self, pfn: u64, order: u8) {
         let order = Order::new(order).unwrap_or(Order::ZERO);
-        match self.policy.free(&mut self.alloc, Pfn(pfn), order) {
+        match self
+            .policy
+            .free_on_cpu(&mut self.alloc, self.cpu, Pfn(pfn), order)
+        {
             Ok(()) => {}
             Err(BlockError::DoubleFree { .. }) => self.counts.double_frees += 1,
             Err(_) => self.counts.other_free_errors += 1,
@@ -114,26 +129,50 @@ impl PolicyRun {
 
     /// Drops whatever we still hold at trace pfns `pfn..pfn + 2^order`,
     /// which Linux has just handed out again: the trace missed the free.
+    /// A split allocation overlapping the range is first turned into
+    /// order-0 entries for its pieces not yet freed, so that no two live
+    /// entries ever overlap and only the pieces inside the range are
+    /// dropped.
     fn drop_stale(&mut self, pfn: u64, order: u8) {
         let end = pfn.saturating_add(1u64 << order);
+        if !self.large.is_empty() {
+            let mut overlapping: Vec<u64> = self.large.range(pfn..end).map(|(&s, _)| s).collect();
+            if let Some(start) = self.covering(pfn).filter(|&s| s < pfn) {
+                overlapping.push(start);
+            }
+            for start in overlapping {
+                if self.large.get(&start).is_some_and(|l| l.freed.is_some()) {
+                    self.dissolve(start);
+                } else {
+                    self.counts.implicit_frees += 1;
+                    self.free_large_rest(start);
+                }
+            }
+        }
         for p in pfn..end {
             if let Some(ours) = self.small.remove(&p) {
                 self.counts.implicit_frees += 1;
                 if ours != FAILED {
-                    self.free_ours(ours, 0);
+                    self.free_ours(ours & !PIECE, 0);
                 }
             }
         }
-        if self.large.is_empty() {
+    }
+
+    /// Turns the split allocation at `start` into one order-0 entry per
+    /// piece not yet freed.
+    fn dissolve(&mut self, start: u64) {
+        let Some(l) = self.large.remove(&start) else {
             return;
-        }
-        let mut stale: Vec<u64> = self.large.range(pfn..end).map(|(&s, _)| s).collect();
-        if let Some(start) = self.covering(pfn).filter(|&s| s < pfn) {
-            stale.push(start);
-        }
-        for start in stale {
-            self.counts.implicit_frees += 1;
-            self.free_large_rest(start);
+        };
+        let Some(bits) = &l.freed else {
+            return;
+        };
+        for i in 0..(1u64 << l.order) {
+            if bits[(i / 64) as usize] & (1 << (i % 64)) == 0 {
+                let ours = l.ours.map_or(FAILED, |o| (o + i) | PIECE);
+                self.small.insert(start + i, ours);
+            }
         }
     }
 
@@ -169,7 +208,10 @@ impl PolicyRun {
     fn on_alloc(&mut self, pfn: u64, order: u8, flags: AllocFlags) {
         self.drop_stale(pfn, order);
         let result = match Order::new(order) {
-            Some(o) => self.policy.alloc(&mut self.alloc, o, flags).ok(),
+            Some(o) => self
+                .policy
+                .alloc_on_cpu(&mut self.alloc, self.cpu, o, flags)
+                .ok(),
             None => None,
         };
         let counts = match result {
@@ -194,18 +236,24 @@ impl PolicyRun {
 
     fn on_free(&mut self, pfn: u64, order: u8) {
         if let Some(ours) = self.small.remove(&pfn) {
+            let piece = ours != FAILED && ours & PIECE != 0;
             if ours == FAILED {
                 self.counts.failed_alloc_frees_ignored += 1;
+            } else if piece {
+                self.counts.split_piece_frees += 1;
+                self.free_ours(ours & !PIECE, 0);
             } else {
                 self.counts.frees += 1;
                 self.free_ours(ours, 0);
             }
             if order > 0 {
-                self.counts.oversized_frees += 1;
+                // Several pieces at once are a piece free; several order-0
+                // allocations at once are an oversized free.
+                self.counts.oversized_frees += u64::from(!piece);
                 for p in pfn.saturating_add(1)..pfn.saturating_add(1u64 << order) {
                     if let Some(ours) = self.small.remove(&p) {
                         if ours != FAILED {
-                            self.free_ours(ours, 0);
+                            self.free_ours(ours & !PIECE, 0);
                         }
                     }
                 }
@@ -349,6 +397,7 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
         .iter()
         .map(|info| opts.machine.allocator().map(|a| PolicyRun::new(info, a)))
         .collect::<Result<_>>()?;
+    let nr_cpus = opts.machine.config.nr_cpus.max(1);
     let nr_orders = opts.machine.config.nr_orders as usize;
     let mut events = EventCounts {
         alloc_by_order: vec![0; nr_orders],
@@ -401,7 +450,7 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                     })
                 }
             };
-            if let Some(ts) = apply(parsed, &mut events, &mut runs, &mut gfp) {
+            if let Some(ts) = apply(parsed, &mut events, &mut runs, &mut gfp, nr_cpus) {
                 last_timestamp.clear();
                 last_timestamp.extend_from_slice(ts);
             }
@@ -465,8 +514,9 @@ fn apply<'a>(
     events: &mut EventCounts,
     runs: &mut [PolicyRun],
     gfp: &mut GfpCache,
+    nr_cpus: u16,
 ) -> Option<&'a [u8]> {
-    let (timestamp, event) = match line {
+    let (cpu, timestamp, event) = match line {
         Line::Comment => {
             events.comments += 1;
             return None;
@@ -475,8 +525,20 @@ fn apply<'a>(
             events.lost_events += nr;
             return None;
         }
-        Line::Event { timestamp, event } => (timestamp, event),
+        Line::Event {
+            cpu,
+            timestamp,
+            event,
+            ..
+        } => (cpu.unwrap_or(0), timestamp, event),
     };
+    if cpu >= nr_cpus {
+        events.cpu_folded += 1;
+    }
+    let cpu = CpuId(cpu % nr_cpus);
+    for run in runs.iter_mut() {
+        run.cpu = cpu;
+    }
     match event {
         Event::Alloc {
             pfn,

@@ -151,6 +151,9 @@ pub struct EventCounts {
     pub other_events: u64,
     /// Events the ring buffer lost (`[LOST N EVENTS]`).
     pub lost_events: u64,
+    /// Events on a CPU the machine does not have, run on CPU
+    /// `n % nr_cpus`.
+    pub cpu_folded: u64,
     /// Malformed lines skipped (`--lenient`).
     pub malformed_skipped: u64,
     /// The first malformed lines skipped, as `file:line: error`.

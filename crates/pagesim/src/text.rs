@@ -205,6 +205,13 @@ impl fmt::Display for ReplayReport {
         )?;
         writeln!(f, "  other events           {:>10}", e.other_events)?;
         writeln!(f, "  lost events            {:>10}", e.lost_events)?;
+        if e.cpu_folded > 0 {
+            writeln!(
+                f,
+                "  on CPUs beyond {:<7} {:>10}  run on CPU n % {} (--cpus)",
+                self.machine.nr_cpus, e.cpu_folded, self.machine.nr_cpus
+            )?;
+        }
         writeln!(f, "  comment lines          {:>10}", e.comments)?;
         if e.malformed_skipped > 0 {
             writeln!(f, "  malformed (skipped)    {:>10}", e.malformed_skipped)?;
