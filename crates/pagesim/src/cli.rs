@@ -51,6 +51,11 @@ pub struct RunArgs {
     /// dynamics change with it).
     #[arg(long, value_name = "FACTOR")]
     pub scale: Option<f64>,
+    /// Write the allocator's decisions as Linux ftrace text (`.zst`, `.gz`:
+    /// compressed); with several variants, one file each, named
+    /// FILE with `.VARIANT` before its extension.
+    #[arg(long, value_name = "FILE")]
+    pub emit_trace: Option<PathBuf>,
 }
 
 /// `pagesim replay`.
@@ -81,4 +86,9 @@ pub struct ReplayArgs {
     /// modulo this number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub cpus: Option<u16>,
+    /// Write each policy's decisions as Linux ftrace text (`.zst`, `.gz`:
+    /// compressed); with several policies, one file each, named FILE with
+    /// `.POLICY` before its extension.
+    #[arg(long, value_name = "FILE")]
+    pub emit_trace: Option<PathBuf>,
 }

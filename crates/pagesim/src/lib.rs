@@ -42,6 +42,7 @@
 
 pub mod census;
 pub mod cli;
+pub mod emit;
 pub mod error;
 pub mod gfp;
 pub mod input;
@@ -137,6 +138,7 @@ pub fn run_scenario(args: &RunArgs, progress: &Progress) -> Result<ScenarioRepor
     if let Some(seed) = args.seed {
         s.seed = seed;
     }
+    s.emit_trace.clone_from(&args.emit_trace);
     sim::run(&s, progress)
 }
 
@@ -193,6 +195,7 @@ pub fn replay_traces(args: &ReplayArgs, progress: &Progress) -> Result<ReplayRep
         policies,
         lenient: args.lenient,
         samples: args.samples,
+        emit_trace: args.emit_trace.clone(),
     };
     replay::replay(&opts, progress)
 }

@@ -22,6 +22,10 @@
 //!   per-CPU lists; a CPU the machine does not have runs on CPU
 //!   `n % nr_cpus` (counted).
 //!
+//! With `--emit-trace`, each policy's allocator gets a
+//! [`TraceWriter`](crate::emit::TraceWriter) as its event sink, and each
+//! replayed event sets the task, CPU and time of the lines it causes.
+//!
 //! Order-0 allocations (99.5% of a real trace) live in an `FxHashMap`, so the
 //! common free is one hash lookup; higher-order ones live in a `BTreeMap`,
 //! where a free of any pfn inside them is found by one range query.
@@ -30,10 +34,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use pagealloc::{AllocFlags, Allocator, BlockError, CpuId, MigrateType, Order, Pfn};
 use rustc_hash::FxHashMap;
 
 use crate::census::{self, MixedPageblocks, Scratch};
+use crate::emit::{emit_paths, TraceWriter};
 use crate::error::{Error, Result};
 use crate::gfp::{parse_gfp, Strictness};
 use crate::input::LineReader;
@@ -44,7 +51,7 @@ use crate::report::{
     EngineStats, EventCounts, InputInfo, MixedPeak, PolicyReport, ReplayCounts, ReplayReport,
     Sample, SpreadPeak,
 };
-use crate::trace::{parse_line, timestamp_secs, Event, Line};
+use crate::trace::{parse_line, timestamp_micros, timestamp_secs, Event, Line};
 
 /// How to replay.
 pub struct ReplayOptions {
@@ -58,6 +65,9 @@ pub struct ReplayOptions {
     pub lenient: bool,
     /// Census samples per replay (spread over the input bytes).
     pub samples: u32,
+    /// Write each policy's decisions as ftrace text to this file (one file
+    /// per policy when there are several, see [`emit_paths`]).
+    pub emit_trace: Option<PathBuf>,
 }
 
 /// Lines between two looks at the input position (sampling, progress).
@@ -93,11 +103,20 @@ struct PolicyRun {
     peak: Option<MixedPeak>,
     /// The CPU the current event runs on.
     cpu: CpuId,
+    /// The `--emit-trace` writer, also installed as the allocator's sink.
+    emit: Option<Arc<TraceWriter>>,
 }
 
 impl PolicyRun {
-    fn new(info: &'static PolicyInfo, alloc: Allocator) -> PolicyRun {
+    fn new(
+        info: &'static PolicyInfo,
+        mut alloc: Allocator,
+        emit: Option<Arc<TraceWriter>>,
+    ) -> PolicyRun {
         let nr_orders = alloc.config().nr_orders as usize;
+        if let Some(w) = &emit {
+            alloc.set_event_sink(Some(w.clone()));
+        }
         PolicyRun {
             info,
             policy: (info.build)(),
@@ -112,6 +131,7 @@ impl PolicyRun {
             samples: Vec::new(),
             peak: None,
             cpu: CpuId(0),
+            emit,
         }
     }
 
@@ -383,19 +403,53 @@ impl GfpCache {
                 f
             }
         };
-        // The traced migratetype is authoritative (it is what Linux used).
+        // The traced migratetype is authoritative (it is what Linux used);
+        // flags that already ask for it are kept as they are, so that flags
+        // pagesim wrote (`--emit-trace`) read back bit for bit.
         let mt = MigrateType::from_index(migratetype as usize).unwrap_or(MigrateType::Unmovable);
-        (base - AllocFlags::MOVABLE - AllocFlags::RECLAIMABLE) | AllocFlags::for_migratetype(mt)
+        if base.migratetype() == mt {
+            base
+        } else {
+            (base - AllocFlags::MOVABLE - AllocFlags::RECLAIMABLE) | AllocFlags::for_migratetype(mt)
+        }
     }
 }
 
 /// Replays the trace files into each policy's allocator.
 pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport> {
     let started = Instant::now();
+    let names: Vec<&str> = opts.policies.iter().map(|p| p.name).collect();
+    let emit_to = match &opts.emit_trace {
+        Some(base) => emit_paths(base, &names).into_iter().map(Some).collect(),
+        None => vec![None; names.len()],
+    };
+    for path in emit_to.iter().flatten() {
+        let same =
+            |input: &PathBuf| match (std::fs::canonicalize(input), std::fs::canonicalize(path)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            };
+        if opts.files.iter().any(same) {
+            return Err(Error::Usage(format!(
+                "--emit-trace {} would overwrite an input trace",
+                path.display()
+            )));
+        }
+    }
+    let pageblock_order = opts.machine.config.pageblock_order;
     let mut runs: Vec<PolicyRun> = opts
         .policies
         .iter()
-        .map(|info| opts.machine.allocator().map(|a| PolicyRun::new(info, a)))
+        .zip(emit_to)
+        .map(|(info, path)| {
+            let emit = match path {
+                Some(p) => Some(Arc::new(TraceWriter::create(&p, pageblock_order)?)),
+                None => None,
+            };
+            opts.machine
+                .allocator()
+                .map(|a| PolicyRun::new(info, a, emit))
+        })
         .collect::<Result<_>>()?;
     let nr_cpus = opts.machine.config.nr_cpus.max(1);
     let nr_orders = opts.machine.config.nr_orders as usize;
@@ -490,12 +544,22 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
         run.sample(at, time, &mut scratch);
         run.alloc.check_invariants().map_err(Error::Invariant)?;
     }
+    let mut emitted = Vec::with_capacity(runs.len());
+    for run in &mut runs {
+        // Drop the sink first: nothing may write after the file is closed.
+        run.alloc.set_event_sink(None);
+        emitted.push(run.emit.take().map(|w| w.finish()).transpose()?);
+    }
     let elapsed_s = started.elapsed().as_secs_f64();
     let info = opts.machine.info(&runs[0].alloc);
     let pageblock = opts.machine.config.pageblock();
     let policies = runs
         .into_iter()
-        .map(|run| finish(run, &events, pageblock))
+        .zip(emitted)
+        .map(|(run, emitted)| PolicyReport {
+            emitted_trace: emitted,
+            ..finish(run, &events, pageblock)
+        })
         .collect();
     Ok(ReplayReport {
         kind: "replay",
@@ -516,7 +580,7 @@ fn apply<'a>(
     gfp: &mut GfpCache,
     nr_cpus: u16,
 ) -> Option<&'a [u8]> {
-    let (cpu, timestamp, event) = match line {
+    let (task, cpu, timestamp, event) = match line {
         Line::Comment => {
             events.comments += 1;
             return None;
@@ -526,18 +590,23 @@ fn apply<'a>(
             return None;
         }
         Line::Event {
+            task,
             cpu,
             timestamp,
             event,
-            ..
-        } => (cpu.unwrap_or(0), timestamp, event),
+        } => (task, cpu.unwrap_or(0), timestamp, event),
     };
     if cpu >= nr_cpus {
         events.cpu_folded += 1;
     }
     let cpu = CpuId(cpu % nr_cpus);
+    let mut micros = None;
     for run in runs.iter_mut() {
         run.cpu = cpu;
+        if let Some(w) = &run.emit {
+            let t = *micros.get_or_insert_with(|| timestamp_micros(timestamp).unwrap_or(0));
+            w.set_replay_context(task, cpu.0, t);
+        }
     }
     match event {
         Event::Alloc {
@@ -594,6 +663,7 @@ fn finish(mut run: PolicyRun, events: &EventCounts, pageblock: Order) -> PolicyR
         linux_extfrag_events: events.mm_page_alloc_extfrag,
         mixed_end,
         mixed_peak: run.peak.unwrap_or_default(),
+        emitted_trace: None,
         unmovable_spread_end: last.map_or_else(Default::default, |s| s.unmovable_spread),
         unmovable_spread_peak: SpreadPeak::of(&run.samples),
         free_pageblocks_end: last.map_or(0, at_least),

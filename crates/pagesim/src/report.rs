@@ -10,6 +10,7 @@ use pagealloc::{BuddyInfo, PageTypeInfo, VmStats};
 use serde::Serialize;
 
 use crate::census::{MixedPageblocks, UnmovableSpread};
+use crate::emit::EmittedTrace;
 use crate::input::Format;
 use crate::machine::MachineInfo;
 
@@ -235,6 +236,9 @@ pub struct PolicyReport {
     pub mixed_end: MixedPageblocks,
     /// Mixed pageblocks at the sampled peak.
     pub mixed_peak: MixedPeak,
+    /// The trace written with `--emit-trace`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emitted_trace: Option<EmittedTrace>,
     /// Unmovable and reclaimable pages over pageblocks at the end.
     pub unmovable_spread_end: UnmovableSpread,
     /// The same at the sample where they covered the most pageblocks.
@@ -403,6 +407,9 @@ pub struct VariantReport {
     pub reclaim: ReclaimStats,
     /// The engine's counters.
     pub engine: EngineStats,
+    /// The trace written with `--emit-trace`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emitted_trace: Option<EmittedTrace>,
     /// Unmovable and reclaimable pages over pageblocks at the end.
     pub unmovable_spread_end: UnmovableSpread,
     /// The same at the sample where they covered the most pageblocks.

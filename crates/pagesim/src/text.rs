@@ -165,6 +165,17 @@ impl fmt::Display for ReplayReport {
             self.elapsed_s,
             self.events_per_s / 1e6
         )?;
+        for p in &self.policies {
+            if let Some(t) = &p.emitted_trace {
+                writeln!(
+                    f,
+                    "  emitted  policy {}: {} ({} lines)",
+                    p.name,
+                    t.path.display(),
+                    t.lines
+                )?;
+            }
+        }
         let e = &self.events;
         writeln!(f, "\nevents in the trace")?;
         writeln!(
@@ -370,6 +381,17 @@ impl fmt::Display for ScenarioReport {
         writeln!(f, "  machine  {}", self.machine.describe())?;
         let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
         writeln!(f, "  variants {}", names.join(", "))?;
+        for v in &self.variants {
+            if let Some(t) = &v.emitted_trace {
+                writeln!(
+                    f,
+                    "  emitted  variant {}: {} ({} lines)",
+                    v.name,
+                    t.path.display(),
+                    t.lines
+                )?;
+            }
+        }
         for v in self.variants.iter().filter(|v| v.description.is_some()) {
             writeln!(
                 f,
