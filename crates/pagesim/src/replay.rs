@@ -23,7 +23,7 @@
 //!   `n % nr_cpus` (counted).
 //!
 //! With `--emit-trace`, each policy's allocator gets a
-//! [`TraceWriter`](crate::emit::TraceWriter) as its event sink, and each
+//! [`TraceWriter`] as its event sink, and each
 //! replayed event sets the task, CPU and time of the lines it causes.
 //!
 //! Order-0 allocations (99.5% of a real trace) live in an `FxHashMap`, so the
