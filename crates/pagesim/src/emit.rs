@@ -392,7 +392,9 @@ impl EventSink for TraceWriter {
 /// The file for each of `names` (policies or variants): `base` itself for
 /// one name; otherwise `base` with `.<name>` inserted before its extension
 /// (`x.trace` → `x.linux.trace`, `x.trace.zst` → `x.linux.trace.zst`,
-/// `x` → `x.linux`), and `-2`, `-3`... after a name used twice.
+/// `x` → `x.linux`), and `-2`, `-3`... after a name used twice. Characters
+/// other than letters, digits, `-`, `_` and `.` become `_` (a variant may be
+/// named `a/b`).
 pub fn emit_paths(base: &Path, names: &[&str]) -> Vec<PathBuf> {
     if names.len() <= 1 {
         return vec![base.to_owned(); names.len()];
@@ -414,10 +416,20 @@ pub fn emit_paths(base: &Path, names: &[&str]) -> Vec<PathBuf> {
         .enumerate()
         .map(|(i, name)| {
             let seen = names[..i].iter().filter(|n| *n == name).count();
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
             let tag = if seen == 0 {
-                (*name).to_owned()
+                safe
             } else {
-                format!("{name}-{}", seen + 1)
+                format!("{safe}-{}", seen + 1)
             };
             base.with_file_name(format!("{stem}.{tag}{ext}{compressed}"))
         })
@@ -587,6 +599,7 @@ mod tests {
         );
         assert_eq!(p("x", &["a", "a"]), ["x.a", "x.a-2"]);
         assert_eq!(p(".hidden", &["a", "b"]), [".hidden.a", ".hidden.b"]);
+        assert_eq!(p("x.t", &["a/b c", "d"]), ["x.a_b_c.t", "x.d.t"]);
     }
 
     #[test]
