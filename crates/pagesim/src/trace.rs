@@ -187,11 +187,13 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
 /// `   task-pid   [001] d..3.` (the flags column may be absent, and the
 /// `trace` file may add a `(tgid)` column, kept as part of the task).
 fn task_and_cpu(prefix: &[u8]) -> (&[u8], Option<u16>) {
-    let Some(open) = memchr::memrchr(b'[', prefix) else {
+    // The column is a dozen bytes from the end: a plain loop beats memchr's
+    // set-up on such short runs.
+    let Some(open) = prefix.iter().rposition(|&b| b == b'[') else {
         return (prefix.trim_ascii(), None);
     };
     let digits = &prefix[open + 1..];
-    let close = memchr(b']', digits);
+    let close = digits.iter().position(|&b| b == b']');
     let cpu = close
         .and_then(|c| parse_dec(&digits[..c]))
         .and_then(|n| u16::try_from(n).ok());
