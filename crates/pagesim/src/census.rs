@@ -5,11 +5,16 @@
 //! pageblock keeps that pageblock from ever becoming a free order-9 block
 //! again, whatever reclaim or compaction does.
 //!
+//! The same walk measures the *unmovable spread*: how many pageblocks hold
+//! unmovable or reclaimable allocated pages, against the fewest that could
+//! hold them. Each such pageblock is lost to huge pages and to compaction.
+//!
 //! The walk uses [`pagealloc::Zone::blocks`], which visits block heads only,
 //! so it costs one step per free or allocated block, not one per page.
 
 use pagealloc::report::ContigInfo;
 use pagealloc::{Allocator, MigrateType, Order, PageState, Pfn};
+use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 /// Mixed pageblocks, by kind. A pageblock with several kinds of foreign
@@ -26,6 +31,45 @@ pub struct MixedPageblocks {
     pub unmovable_reclaimable: u64,
 }
 
+/// How widely unmovable and reclaimable allocated pages are spread over
+/// pageblocks. Serialised with a computed `ratio` field.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct UnmovableSpread {
+    /// Pageblocks holding at least one allocated unmovable or reclaimable
+    /// page, whatever their own type.
+    pub pageblocks: u64,
+    /// Allocated unmovable and reclaimable pages.
+    pub pages: u64,
+    /// The fewest pageblocks that could hold those pages: `pages` / pages
+    /// per pageblock, rounded up.
+    pub min_pageblocks: u64,
+}
+
+impl UnmovableSpread {
+    /// `pageblocks / min_pageblocks`: 1.0 is perfectly packed; `None` when
+    /// there is no such page.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.min_pageblocks > 0).then(|| self.pageblocks as f64 / self.min_pageblocks as f64)
+    }
+
+    /// The ratio with two decimals, `-` when there is no such page.
+    pub fn ratio_text(&self) -> String {
+        self.ratio()
+            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"))
+    }
+}
+
+impl Serialize for UnmovableSpread {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("UnmovableSpread", 4)?;
+        st.serialize_field("pageblocks", &self.pageblocks)?;
+        st.serialize_field("min_pageblocks", &self.min_pageblocks)?;
+        st.serialize_field("pages", &self.pages)?;
+        st.serialize_field("ratio", &self.ratio())?;
+        st.end()
+    }
+}
+
 /// What one census found.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 pub struct Census {
@@ -37,6 +81,8 @@ pub struct Census {
     pub mixed: MixedPageblocks,
     /// Pageblocks, all zones.
     pub pageblocks: u64,
+    /// Unmovable and reclaimable pages over pageblocks, all zones.
+    pub unmovable_spread: UnmovableSpread,
 }
 
 impl Census {
@@ -75,6 +121,7 @@ pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
     let mut free_blocks = vec![0u64; nr_orders];
     let mut mixed = MixedPageblocks::default();
     let mut pageblocks = 0;
+    let mut spread = UnmovableSpread::default();
     for zone in allocator.zones() {
         for (o, n) in free_blocks.iter_mut().enumerate() {
             let order = Order::new(o as u8).unwrap_or(Order::ZERO);
@@ -90,6 +137,9 @@ pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
             let (PageState::AllocHead, Some(mt)) = (block.state, block.alloc_migratetype) else {
                 continue;
             };
+            if matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable) {
+                spread.pages += block.order.nr_pages().0;
+            }
             let first = (block.pfn.0 >> pb.get()) - base;
             let nr = (block.order.nr_pages().0 >> pb.get()).max(1);
             for i in first..first + nr {
@@ -102,6 +152,7 @@ pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
             if mask == 0 {
                 continue;
             }
+            spread.pageblocks += u64::from(mask & (UNMOVABLE | RECLAIMABLE) != 0);
             let pfn = Pfn(((base + i as u64) << pb.get()).max(zone.start_pfn().0));
             let owner = zone.block_migratetype(pfn);
             let foreign = mask & !bit(owner);
@@ -127,11 +178,13 @@ pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
             mixed.total += u64::from(counted);
         }
     }
+    spread.min_pageblocks = spread.pages.div_ceil(pb.nr_pages().0);
     Census {
         free_pages: allocator.nr_free_pages(),
         free_blocks,
         mixed,
         pageblocks,
+        unmovable_spread: spread,
     }
 }
 
@@ -171,6 +224,41 @@ mod tests {
         assert_eq!(c.free_pages, 8 * 512);
         assert_eq!(c.free_blocks[10], 4);
         assert_eq!(c.unusable_index(Order::new(9).unwrap()), 0);
+        assert_eq!(c.unmovable_spread, UnmovableSpread::default());
+        assert_eq!(c.unmovable_spread.ratio(), None);
+    }
+
+    #[test]
+    fn unmovable_spread_counts_pageblocks_against_the_minimum() {
+        let a = small();
+        let pb = a.config().pageblock();
+        // One unmovable page in each of three pageblocks (a huge block
+        // each, split), one reclaimable page, and movable pages that do
+        // not count.
+        let mut unmovable = Vec::new();
+        for _ in 0..3 {
+            let p = a.alloc(pb, AllocFlags::KERNEL).unwrap();
+            a.split_page(p, pb).unwrap();
+            unmovable.push(p);
+            for k in 1..pb.nr_pages().0 {
+                a.free(Pfn(p.0 + k), Order::ZERO).unwrap();
+            }
+        }
+        a.alloc(Order::new(2).unwrap(), AllocFlags::KERNEL_RECLAIMABLE)
+            .unwrap();
+        a.alloc(Order::new(3).unwrap(), AllocFlags::HIGHUSER_MOVABLE)
+            .unwrap();
+        let c = take(&a, &mut Scratch::default());
+        let s = c.unmovable_spread;
+        assert_eq!(s.pages, 3 + 4);
+        assert_eq!(s.min_pageblocks, 1);
+        assert_eq!(s.pageblocks, 4);
+        assert_eq!(s.ratio(), Some(4.0));
+        let json = serde_json::to_value(s).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"pageblocks": 4, "min_pageblocks": 1, "pages": 7, "ratio": 4.0})
+        );
     }
 
     #[test]

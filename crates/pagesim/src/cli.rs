@@ -51,6 +51,11 @@ pub struct RunArgs {
     /// dynamics change with it).
     #[arg(long, value_name = "FACTOR")]
     pub scale: Option<f64>,
+    /// Write the allocator's decisions as Linux ftrace text (`.zst`, `.gz`:
+    /// compressed); with several variants, one file each, named
+    /// FILE with `.VARIANT` before its extension.
+    #[arg(long, value_name = "FILE")]
+    pub emit_trace: Option<PathBuf>,
 }
 
 /// `pagesim replay`.
@@ -76,4 +81,14 @@ pub struct ReplayArgs {
     /// Census samples over the replay (time series resolution).
     #[arg(long, default_value_t = crate::DEFAULT_REPLAY_SAMPLES, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub samples: u32,
+    /// CPUs of the machine (default: those the zoneinfo shows per-CPU
+    /// pagesets for; 1 with --mem). Each event runs on its traced CPU,
+    /// modulo this number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub cpus: Option<u16>,
+    /// Write each policy's decisions as Linux ftrace text (`.zst`, `.gz`:
+    /// compressed); with several policies, one file each, named FILE with
+    /// `.POLICY` before its extension.
+    #[arg(long, value_name = "FILE")]
+    pub emit_trace: Option<PathBuf>,
 }

@@ -93,7 +93,14 @@ const NAMES: &[(&str, FlagMeaning)] = &[
     ("__GFP_SKIP_KASAN", meaning(AllocFlags::KERNEL, false)),
     ("__GFP_NO_OBJ_EXT", meaning(AllocFlags::KERNEL, false)),
     ("none", meaning(AllocFlags::KERNEL, false)),
+    // Not Linux: the engine's `NO_FALLBACK` has no GFP bit (Linux's
+    // ALLOC_NOFRAGMENT is internal), so emitted traces name it this way.
+    (PAGESIM_NO_FALLBACK, meaning(AllocFlags::NO_FALLBACK, false)),
 ];
+
+/// pagesim's own name for [`AllocFlags::NO_FALLBACK`], which has no Linux
+/// GFP bit.
+pub const PAGESIM_NO_FALLBACK: &str = "PAGESIM_NO_FALLBACK";
 
 /// How unknown flag names are treated.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -135,6 +142,61 @@ pub fn parse_gfp(text: &[u8], strictness: Strictness) -> Result<AllocFlags, Unkn
         flags |= AllocFlags::ATOMIC;
     }
     Ok(flags)
+}
+
+/// The `gfp_flags=` text for `flags`, as ftrace would print it: a composite
+/// name first (`GFP_KERNEL`, `GFP_HIGHUSER_MOVABLE`, `GFP_ATOMIC`,
+/// `GFP_NOWAIT`), then single bits. [`parse_gfp`] maps it back to exactly
+/// `flags`: the composite says whether the caller may enter direct
+/// reclaim, which is what [`AllocFlags::ATOMIC`] stands for.
+pub fn linux_gfp_text(flags: AllocFlags) -> String {
+    /// Moves `bits` from `rest` to `names` as `name` if all are set.
+    fn take(
+        rest: &mut AllocFlags,
+        names: &mut Vec<&'static str>,
+        bits: AllocFlags,
+        name: &'static str,
+    ) -> bool {
+        let all = rest.contains(bits);
+        if all {
+            *rest -= bits;
+            names.push(name);
+        }
+        all
+    }
+    let mut rest = flags - AllocFlags::ATOMIC;
+    let mut names: Vec<&'static str> = Vec::new();
+    let n = &mut names;
+    if flags.contains(AllocFlags::ATOMIC) {
+        if !take(&mut rest, n, AllocFlags::HIGH, "GFP_ATOMIC") {
+            n.push("GFP_NOWAIT");
+        }
+    } else if !take(
+        &mut rest,
+        n,
+        AllocFlags::HIGHUSER_MOVABLE,
+        "GFP_HIGHUSER_MOVABLE",
+    ) && !take(&mut rest, n, AllocFlags::HIGHMEM, "GFP_HIGHUSER")
+    {
+        n.push("GFP_KERNEL");
+    }
+    for (bit, name) in [
+        (AllocFlags::DMA, "GFP_DMA"),
+        (AllocFlags::DMA32, "GFP_DMA32"),
+        (AllocFlags::HIGHMEM, "__GFP_HIGHMEM"),
+        (AllocFlags::HIGH, "__GFP_HIGH"),
+        (AllocFlags::MOVABLE, "__GFP_MOVABLE"),
+        (AllocFlags::RECLAIMABLE, "__GFP_RECLAIMABLE"),
+        (AllocFlags::NO_WARN, "__GFP_NOWARN"),
+        (AllocFlags::NO_WATERMARKS, "__GFP_MEMALLOC"),
+        (AllocFlags::NO_MEMALLOC, "__GFP_NOMEMALLOC"),
+        (AllocFlags::THIS_NODE, "__GFP_THISNODE"),
+        (AllocFlags::NO_FALLBACK, PAGESIM_NO_FALLBACK),
+    ] {
+        take(&mut rest, n, bit, name);
+    }
+    debug_assert!(rest.is_empty(), "a flag without a name: {rest:?}");
+    names.join("|")
 }
 
 /// A GFP-like name for flags, for reports: the composite Linux name when the
@@ -180,6 +242,31 @@ mod tests {
         assert_eq!(p("GFP_KERNEL|GFP_DMA32").highest_zone(), ZoneType::Dma32);
         assert_eq!(p("GFP_DMA").highest_zone(), ZoneType::Dma);
         assert_eq!(p("GFP_KERNEL").highest_zone(), ZoneType::Normal);
+    }
+
+    #[test]
+    fn rendered_flags_parse_back_to_the_same_flags() {
+        for bits in 0..=AllocFlags::all().bits() {
+            let Some(f) = AllocFlags::from_bits(bits) else {
+                continue;
+            };
+            let text = linux_gfp_text(f);
+            assert_eq!(p(&text), f, "{f:?} -> {text}");
+        }
+        assert_eq!(linux_gfp_text(AllocFlags::KERNEL), "GFP_KERNEL");
+        assert_eq!(
+            linux_gfp_text(AllocFlags::HIGHUSER_MOVABLE),
+            "GFP_HIGHUSER_MOVABLE"
+        );
+        assert_eq!(
+            linux_gfp_text(AllocFlags::GFP_ATOMIC | AllocFlags::NO_WARN),
+            "GFP_ATOMIC|__GFP_NOWARN"
+        );
+        assert_eq!(
+            linux_gfp_text(AllocFlags::ATOMIC | AllocFlags::RECLAIMABLE),
+            "GFP_NOWAIT|__GFP_RECLAIMABLE"
+        );
+        assert_eq!(linux_gfp_text(AllocFlags::DMA32), "GFP_KERNEL|GFP_DMA32");
     }
 
     #[test]

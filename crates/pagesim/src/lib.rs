@@ -42,6 +42,7 @@
 
 pub mod census;
 pub mod cli;
+pub mod emit;
 pub mod error;
 pub mod gfp;
 pub mod input;
@@ -137,6 +138,7 @@ pub fn run_scenario(args: &RunArgs, progress: &Progress) -> Result<ScenarioRepor
     if let Some(seed) = args.seed {
         s.seed = seed;
     }
+    s.emit_trace.clone_from(&args.emit_trace);
     sim::run(&s, progress)
 }
 
@@ -171,7 +173,10 @@ pub fn replay_command(args: &ReplayArgs, out: &OutputArgs, progress: &Progress) 
 
 /// Builds the machine and policies of a replay and runs it.
 pub fn replay_traces(args: &ReplayArgs, progress: &Progress) -> Result<ReplayReport> {
-    let machine = replay_machine(args.mem.as_deref(), args.procfs.as_deref())?;
+    let mut machine = replay_machine(args.mem.as_deref(), args.procfs.as_deref())?;
+    if let Some(n) = args.cpus {
+        machine.config.nr_cpus = n;
+    }
     let policies = args
         .policies
         .iter()
@@ -190,11 +195,13 @@ pub fn replay_traces(args: &ReplayArgs, progress: &Progress) -> Result<ReplayRep
         policies,
         lenient: args.lenient,
         samples: args.samples,
+        emit_trace: args.emit_trace.clone(),
     };
     replay::replay(&opts, progress)
 }
 
-/// The machine of a replay: `--mem`, `--procfs`, or the traced machine.
+/// The machine of a replay: `--mem`, `--procfs`, or the traced machine,
+/// with as many CPUs as the zoneinfo shows pagesets for (1 with `--mem`).
 pub fn replay_machine(mem: Option<&str>, procfs_file: Option<&Path>) -> Result<Machine> {
     if let Some(size) = mem {
         let size = size
@@ -215,5 +222,7 @@ pub fn replay_machine(mem: Option<&str>, procfs_file: Option<&Path>) -> Result<M
             procfs::TRACED_MACHINE_ORIGIN.to_owned(),
         ),
     };
-    Machine::from_zoneinfo(&procfs::parse_zoneinfo(&text, &origin)?, &origin)
+    let mut machine = Machine::from_zoneinfo(&procfs::parse_zoneinfo(&text, &origin)?, &origin)?;
+    machine.config.nr_cpus = procfs::nr_cpus(&text).unwrap_or(1);
+    Ok(machine)
 }

@@ -57,6 +57,8 @@ pub struct MachineInfo {
     pub nr_orders: u8,
     /// Pageblock order.
     pub pageblock_order: u8,
+    /// CPUs (each with its per-CPU lists).
+    pub nr_cpus: u16,
     /// Usable pages in all zones.
     pub total_pages: u64,
     /// The zones.
@@ -168,6 +170,7 @@ impl Machine {
             page_size_bytes: self.config.page_size_bytes,
             nr_orders: self.config.nr_orders,
             pageblock_order: self.config.pageblock_order,
+            nr_cpus: self.config.nr_cpus,
             total_pages: self.map.nr_present(),
             zones: allocator
                 .zones()
@@ -191,7 +194,7 @@ impl Machine {
 }
 
 impl MachineInfo {
-    /// One line: origin, size and zones.
+    /// One line: origin, size, zones and CPUs.
     pub fn describe(&self) -> String {
         let mib = (self.total_pages * self.page_size_bytes) >> 20;
         let zones: Vec<String> = self
@@ -199,7 +202,11 @@ impl MachineInfo {
             .iter()
             .map(|z| format!("{} {} pages", z.zone, z.present_pages))
             .collect();
-        format!("{} ({mib} MiB: {})", self.origin, zones.join(", "))
+        let cpus = match self.nr_cpus {
+            1 => String::new(),
+            n => format!("; {n} CPUs"),
+        };
+        format!("{} ({mib} MiB: {}{cpus})", self.origin, zones.join(", "))
     }
 }
 

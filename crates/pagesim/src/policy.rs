@@ -6,7 +6,7 @@
 //! To add one: implement [`AllocPolicy`] and append a [`PolicyInfo`] to
 //! [`REGISTRY`].
 
-use pagealloc::{AllocError, AllocFlags, Allocator, BlockError, Config, Order, Packing, Pfn};
+use pagealloc::{AllocError, AllocFlags, Allocator, BlockError, Config, CpuId, Order, Packing, Pfn};
 
 /// How requests are served.
 pub trait AllocPolicy {
@@ -27,6 +27,33 @@ pub trait AllocPolicy {
     ) -> Result<(), BlockError> {
         allocator.free(pfn, order)
     }
+
+    /// Serves one allocation through `cpu`'s per-CPU lists (replays run
+    /// each event on its traced CPU). The default ignores `cpu` and calls
+    /// [`AllocPolicy::alloc`]; a policy that can honour it overrides this.
+    fn alloc_on_cpu(
+        &mut self,
+        allocator: &mut Allocator,
+        cpu: CpuId,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError> {
+        let _ = cpu;
+        self.alloc(allocator, order, flags)
+    }
+
+    /// Frees one block through `cpu`'s per-CPU lists. The default ignores
+    /// `cpu` and calls [`AllocPolicy::free`].
+    fn free_on_cpu(
+        &mut self,
+        allocator: &mut Allocator,
+        cpu: CpuId,
+        pfn: Pfn,
+        order: Order,
+    ) -> Result<(), BlockError> {
+        let _ = cpu;
+        self.free(allocator, pfn, order)
+    }
 }
 
 /// Linux 6.x: every request goes straight to the buddy allocator with its
@@ -42,6 +69,26 @@ impl AllocPolicy for LinuxPolicy {
         flags: AllocFlags,
     ) -> Result<Pfn, AllocError> {
         allocator.alloc(order, flags)
+    }
+
+    fn alloc_on_cpu(
+        &mut self,
+        allocator: &mut Allocator,
+        cpu: CpuId,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError> {
+        allocator.alloc_on_cpu(cpu, order, flags)
+    }
+
+    fn free_on_cpu(
+        &mut self,
+        allocator: &mut Allocator,
+        cpu: CpuId,
+        pfn: Pfn,
+        order: Order,
+    ) -> Result<(), BlockError> {
+        allocator.free_on_cpu(cpu, pfn, order)
     }
 }
 

@@ -127,6 +127,16 @@ impl PartialZone {
     }
 }
 
+/// The CPUs a zoneinfo text shows per-CPU pagesets for (`cpu: N` lines):
+/// the largest `N` plus one, or `None` if it shows none.
+pub fn nr_cpus(text: &str) -> Option<u16> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("cpu:"))
+        .filter_map(|n| n.trim().parse::<u16>().ok())
+        .max()
+        .and_then(|n| n.checked_add(1))
+}
+
 /// `Node 0, zone   Normal` exactly (Device zones are skipped: no page of
 /// theirs is ever managed).
 fn zone_header(line: &str) -> Option<(NodeId, ZoneType)> {
@@ -161,6 +171,8 @@ mod tests {
             ]
         );
         assert_eq!(zones[2].spanned, 5505024);
+        assert_eq!(nr_cpus(TRACED_MACHINE_ZONEINFO), Some(2));
+        assert_eq!(nr_cpus("Node 0, zone Normal\n"), None);
     }
 
     #[test]

@@ -14,7 +14,17 @@
 //! * An allocation our allocator fails is counted per order; its later free
 //!   is ignored and counted as such, never taken for a double free.
 //! * An allocation of a pfn we still hold means the trace missed its free:
-//!   our old block is freed first (an *implicit free*).
+//!   our old block is freed first (an *implicit free*). Pieces of a split
+//!   allocation that were freed are not held: a new allocation over them
+//!   turns the split allocation's remaining pieces into order-0 allocations
+//!   of their own.
+//! * Each event runs on the CPU of its line (`[001]`), through that CPU's
+//!   per-CPU lists; a CPU the machine does not have runs on CPU
+//!   `n % nr_cpus` (counted).
+//!
+//! With `--emit-trace`, each policy's allocator gets a
+//! [`TraceWriter`] as its event sink, and each
+//! replayed event sets the task, CPU and time of the lines it causes.
 //!
 //! Order-0 allocations (99.5% of a real trace) live in an `FxHashMap`, so the
 //! common free is one hash lookup; higher-order ones live in a `BTreeMap`,
@@ -24,10 +34,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use pagealloc::{AllocFlags, Allocator, BlockError, MigrateType, Order, Pfn};
+use std::sync::Arc;
+
+use pagealloc::{AllocFlags, Allocator, BlockError, CpuId, MigrateType, Order, Pfn};
 use rustc_hash::FxHashMap;
 
 use crate::census::{self, MixedPageblocks, Scratch};
+use crate::emit::{emit_paths, TraceWriter};
 use crate::error::{Error, Result};
 use crate::gfp::{parse_gfp, Strictness};
 use crate::input::LineReader;
@@ -36,9 +49,9 @@ use crate::policy::{AllocPolicy, PolicyInfo};
 use crate::progress::Progress;
 use crate::report::{
     EngineStats, EventCounts, InputInfo, MixedPeak, PolicyReport, ReplayCounts, ReplayReport,
-    Sample,
+    Sample, SpreadPeak,
 };
-use crate::trace::{parse_line, timestamp_secs, Event, Line};
+use crate::trace::{parse_line, timestamp_micros, timestamp_secs, Event, Line};
 
 /// How to replay.
 pub struct ReplayOptions {
@@ -52,6 +65,9 @@ pub struct ReplayOptions {
     pub lenient: bool,
     /// Census samples per replay (spread over the input bytes).
     pub samples: u32,
+    /// Write each policy's decisions as ftrace text to this file (one file
+    /// per policy when there are several, see [`emit_paths`]).
+    pub emit_trace: Option<PathBuf>,
 }
 
 /// Lines between two looks at the input position (sampling, progress).
@@ -60,6 +76,9 @@ const CHECK_EVERY_LINES: u32 = 256;
 const MALFORMED_EXAMPLES: usize = 5;
 /// Our frame for an allocation our allocator failed.
 const FAILED: u64 = u64::MAX;
+/// Marks an order-0 entry that was a piece of a split allocation (counted
+/// as a piece when freed). Frames stay far below this bit.
+const PIECE: u64 = 1 << 62;
 
 /// A live higher-order allocation of the trace.
 struct Large {
@@ -82,11 +101,22 @@ struct PolicyRun {
     counts: ReplayCounts,
     samples: Vec<Sample>,
     peak: Option<MixedPeak>,
+    /// The CPU the current event runs on.
+    cpu: CpuId,
+    /// The `--emit-trace` writer, also installed as the allocator's sink.
+    emit: Option<Arc<TraceWriter>>,
 }
 
 impl PolicyRun {
-    fn new(info: &'static PolicyInfo, alloc: Allocator) -> PolicyRun {
+    fn new(
+        info: &'static PolicyInfo,
+        mut alloc: Allocator,
+        emit: Option<Arc<TraceWriter>>,
+    ) -> PolicyRun {
         let nr_orders = alloc.config().nr_orders as usize;
+        if let Some(w) = &emit {
+            alloc.set_event_sink(Some(w.clone()));
+        }
         PolicyRun {
             info,
             policy: (info.build)(),
@@ -100,12 +130,17 @@ impl PolicyRun {
             },
             samples: Vec::new(),
             peak: None,
+            cpu: CpuId(0),
+            emit,
         }
     }
 
     fn free_ours(&mut self, pfn: u64, order: u8) {
         let order = Order::new(order).unwrap_or(Order::ZERO);
-        match self.policy.free(&mut self.alloc, Pfn(pfn), order) {
+        match self
+            .policy
+            .free_on_cpu(&mut self.alloc, self.cpu, Pfn(pfn), order)
+        {
             Ok(()) => {}
             Err(BlockError::DoubleFree { .. }) => self.counts.double_frees += 1,
             Err(_) => self.counts.other_free_errors += 1,
@@ -114,26 +149,50 @@ impl PolicyRun {
 
     /// Drops whatever we still hold at trace pfns `pfn..pfn + 2^order`,
     /// which Linux has just handed out again: the trace missed the free.
+    /// A split allocation overlapping the range is first turned into
+    /// order-0 entries for its pieces not yet freed, so that no two live
+    /// entries ever overlap and only the pieces inside the range are
+    /// dropped.
     fn drop_stale(&mut self, pfn: u64, order: u8) {
         let end = pfn.saturating_add(1u64 << order);
+        if !self.large.is_empty() {
+            let mut overlapping: Vec<u64> = self.large.range(pfn..end).map(|(&s, _)| s).collect();
+            if let Some(start) = self.covering(pfn).filter(|&s| s < pfn) {
+                overlapping.push(start);
+            }
+            for start in overlapping {
+                if self.large.get(&start).is_some_and(|l| l.freed.is_some()) {
+                    self.dissolve(start);
+                } else {
+                    self.counts.implicit_frees += 1;
+                    self.free_large_rest(start);
+                }
+            }
+        }
         for p in pfn..end {
             if let Some(ours) = self.small.remove(&p) {
                 self.counts.implicit_frees += 1;
                 if ours != FAILED {
-                    self.free_ours(ours, 0);
+                    self.free_ours(ours & !PIECE, 0);
                 }
             }
         }
-        if self.large.is_empty() {
+    }
+
+    /// Turns the split allocation at `start` into one order-0 entry per
+    /// piece not yet freed.
+    fn dissolve(&mut self, start: u64) {
+        let Some(l) = self.large.remove(&start) else {
             return;
-        }
-        let mut stale: Vec<u64> = self.large.range(pfn..end).map(|(&s, _)| s).collect();
-        if let Some(start) = self.covering(pfn).filter(|&s| s < pfn) {
-            stale.push(start);
-        }
-        for start in stale {
-            self.counts.implicit_frees += 1;
-            self.free_large_rest(start);
+        };
+        let Some(bits) = &l.freed else {
+            return;
+        };
+        for i in 0..(1u64 << l.order) {
+            if bits[(i / 64) as usize] & (1 << (i % 64)) == 0 {
+                let ours = l.ours.map_or(FAILED, |o| (o + i) | PIECE);
+                self.small.insert(start + i, ours);
+            }
         }
     }
 
@@ -169,7 +228,10 @@ impl PolicyRun {
     fn on_alloc(&mut self, pfn: u64, order: u8, flags: AllocFlags) {
         self.drop_stale(pfn, order);
         let result = match Order::new(order) {
-            Some(o) => self.policy.alloc(&mut self.alloc, o, flags).ok(),
+            Some(o) => self
+                .policy
+                .alloc_on_cpu(&mut self.alloc, self.cpu, o, flags)
+                .ok(),
             None => None,
         };
         let counts = match result {
@@ -194,18 +256,24 @@ impl PolicyRun {
 
     fn on_free(&mut self, pfn: u64, order: u8) {
         if let Some(ours) = self.small.remove(&pfn) {
+            let piece = ours != FAILED && ours & PIECE != 0;
             if ours == FAILED {
                 self.counts.failed_alloc_frees_ignored += 1;
+            } else if piece {
+                self.counts.split_piece_frees += 1;
+                self.free_ours(ours & !PIECE, 0);
             } else {
                 self.counts.frees += 1;
                 self.free_ours(ours, 0);
             }
             if order > 0 {
-                self.counts.oversized_frees += 1;
+                // Several pieces at once are a piece free; several order-0
+                // allocations at once are an oversized free.
+                self.counts.oversized_frees += u64::from(!piece);
                 for p in pfn.saturating_add(1)..pfn.saturating_add(1u64 << order) {
                     if let Some(ours) = self.small.remove(&p) {
                         if ours != FAILED {
-                            self.free_ours(ours, 0);
+                            self.free_ours(ours & !PIECE, 0);
                         }
                     }
                 }
@@ -304,6 +372,7 @@ impl PolicyRun {
             free_blocks: c.free_blocks,
             unusable_index,
             mixed: c.mixed,
+            unmovable_spread: c.unmovable_spread,
         });
     }
 }
@@ -334,24 +403,55 @@ impl GfpCache {
                 f
             }
         };
-        // The traced migratetype is authoritative (it is what Linux used).
+        // The traced migratetype is authoritative (it is what Linux used);
+        // flags that already ask for it are kept as they are, so that flags
+        // pagesim wrote (`--emit-trace`) read back bit for bit.
         let mt = MigrateType::from_index(migratetype as usize).unwrap_or(MigrateType::Unmovable);
-        (base - AllocFlags::MOVABLE - AllocFlags::RECLAIMABLE) | AllocFlags::for_migratetype(mt)
+        if base.migratetype() == mt {
+            base
+        } else {
+            (base - AllocFlags::MOVABLE - AllocFlags::RECLAIMABLE) | AllocFlags::for_migratetype(mt)
+        }
     }
 }
 
 /// Replays the trace files into each policy's allocator.
 pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport> {
     let started = Instant::now();
+    let names: Vec<&str> = opts.policies.iter().map(|p| p.name).collect();
+    let emit_to = match &opts.emit_trace {
+        Some(base) => emit_paths(base, &names).into_iter().map(Some).collect(),
+        None => vec![None; names.len()],
+    };
+    for path in emit_to.iter().flatten() {
+        let same =
+            |input: &PathBuf| match (std::fs::canonicalize(input), std::fs::canonicalize(path)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            };
+        if opts.files.iter().any(same) {
+            return Err(Error::Usage(format!(
+                "--emit-trace {} would overwrite an input trace",
+                path.display()
+            )));
+        }
+    }
+    let pageblock_order = opts.machine.config.pageblock_order;
     let mut runs: Vec<PolicyRun> = opts
         .policies
         .iter()
-        .map(|info| {
+        .zip(emit_to)
+        .map(|(info, path)| {
+            let emit = match path {
+                Some(p) => Some(Arc::new(TraceWriter::create(&p, pageblock_order)?)),
+                None => None,
+            };
             opts.machine
                 .allocator_with(info.configure)
-                .map(|a| PolicyRun::new(info, a))
+                .map(|a| PolicyRun::new(info, a, emit))
         })
         .collect::<Result<_>>()?;
+    let nr_cpus = opts.machine.config.nr_cpus.max(1);
     let nr_orders = opts.machine.config.nr_orders as usize;
     let mut events = EventCounts {
         alloc_by_order: vec![0; nr_orders],
@@ -404,7 +504,7 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                     })
                 }
             };
-            if let Some(ts) = apply(parsed, &mut events, &mut runs, &mut gfp) {
+            if let Some(ts) = apply(parsed, &mut events, &mut runs, &mut gfp, nr_cpus) {
                 last_timestamp.clear();
                 last_timestamp.extend_from_slice(ts);
             }
@@ -444,12 +544,22 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
         run.sample(at, time, &mut scratch);
         run.alloc.check_invariants().map_err(Error::Invariant)?;
     }
+    let mut emitted = Vec::with_capacity(runs.len());
+    for run in &mut runs {
+        // Drop the sink first: nothing may write after the file is closed.
+        run.alloc.set_event_sink(None);
+        emitted.push(run.emit.take().map(|w| w.finish()).transpose()?);
+    }
     let elapsed_s = started.elapsed().as_secs_f64();
     let info = opts.machine.info(&runs[0].alloc);
     let pageblock = opts.machine.config.pageblock();
     let policies = runs
         .into_iter()
-        .map(|run| finish(run, &events, pageblock))
+        .zip(emitted)
+        .map(|(run, emitted)| PolicyReport {
+            emitted_trace: emitted,
+            ..finish(run, &events, pageblock)
+        })
         .collect();
     Ok(ReplayReport {
         kind: "replay",
@@ -468,8 +578,9 @@ fn apply<'a>(
     events: &mut EventCounts,
     runs: &mut [PolicyRun],
     gfp: &mut GfpCache,
+    nr_cpus: u16,
 ) -> Option<&'a [u8]> {
-    let (timestamp, event) = match line {
+    let (task, cpu, timestamp, event) = match line {
         Line::Comment => {
             events.comments += 1;
             return None;
@@ -478,8 +589,25 @@ fn apply<'a>(
             events.lost_events += nr;
             return None;
         }
-        Line::Event { timestamp, event } => (timestamp, event),
+        Line::Event {
+            task,
+            cpu,
+            timestamp,
+            event,
+        } => (task, cpu.unwrap_or(0), timestamp, event),
     };
+    if cpu >= nr_cpus {
+        events.cpu_folded += 1;
+    }
+    let cpu = CpuId(cpu % nr_cpus);
+    let mut micros = None;
+    for run in runs.iter_mut() {
+        run.cpu = cpu;
+        if let Some(w) = &run.emit {
+            let t = *micros.get_or_insert_with(|| timestamp_micros(timestamp).unwrap_or(0));
+            w.set_replay_context(task, cpu.0, t);
+        }
+    }
     match event {
         Event::Alloc {
             pfn,
@@ -535,6 +663,9 @@ fn finish(mut run: PolicyRun, events: &EventCounts, pageblock: Order) -> PolicyR
         linux_extfrag_events: events.mm_page_alloc_extfrag,
         mixed_end,
         mixed_peak: run.peak.unwrap_or_default(),
+        emitted_trace: None,
+        unmovable_spread_end: last.map_or_else(Default::default, |s| s.unmovable_spread),
+        unmovable_spread_peak: SpreadPeak::of(&run.samples),
         free_pageblocks_end: last.map_or(0, at_least),
         free_pageblocks_min: run.samples.iter().map(at_least).min().unwrap_or(0),
         buddyinfo: run.alloc.buddyinfo(),

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use pagealloc::{BuddyInfo, PageTypeInfo, VmStats};
 use serde::Serialize;
 
-use crate::census::MixedPageblocks;
+use crate::census::{MixedPageblocks, UnmovableSpread};
+use crate::emit::EmittedTrace;
 use crate::input::Format;
 use crate::machine::MachineInfo;
 
@@ -29,6 +30,38 @@ pub struct Sample {
     pub unusable_index: Vec<i32>,
     /// Mixed pageblocks.
     pub mixed: MixedPageblocks,
+    /// Pageblocks holding unmovable or reclaimable pages.
+    pub unmovable_spread: UnmovableSpread,
+}
+
+/// The sample where unmovable and reclaimable pages were spread over the
+/// most pageblocks (the first if tied).
+#[derive(Clone, Copy, PartialEq, Debug, Default, Serialize)]
+pub struct SpreadPeak {
+    /// The spread then.
+    pub spread: UnmovableSpread,
+    /// Scenario step, or events replayed, when it was sampled.
+    pub at: u64,
+    /// Trace time then, in seconds (replay only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_s: Option<f64>,
+}
+
+impl SpreadPeak {
+    /// The peak over `samples`: the most pageblocks, the first if tied.
+    pub fn of(samples: &[Sample]) -> SpreadPeak {
+        let mut peak: Option<&Sample> = None;
+        for s in samples {
+            if peak.is_none_or(|p| s.unmovable_spread.pageblocks > p.unmovable_spread.pageblocks) {
+                peak = Some(s);
+            }
+        }
+        peak.map_or_else(SpreadPeak::default, |s| SpreadPeak {
+            spread: s.unmovable_spread,
+            at: s.at,
+            time_s: s.time_s,
+        })
+    }
 }
 
 /// Counters of the engine, as `/proc/vmstat` would show them.
@@ -119,6 +152,9 @@ pub struct EventCounts {
     pub other_events: u64,
     /// Events the ring buffer lost (`[LOST N EVENTS]`).
     pub lost_events: u64,
+    /// Events on a CPU the machine does not have, run on CPU
+    /// `n % nr_cpus`.
+    pub cpu_folded: u64,
     /// Malformed lines skipped (`--lenient`).
     pub malformed_skipped: u64,
     /// The first malformed lines skipped, as `file:line: error`.
@@ -200,6 +236,13 @@ pub struct PolicyReport {
     pub mixed_end: MixedPageblocks,
     /// Mixed pageblocks at the sampled peak.
     pub mixed_peak: MixedPeak,
+    /// The trace written with `--emit-trace`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emitted_trace: Option<EmittedTrace>,
+    /// Unmovable and reclaimable pages over pageblocks at the end.
+    pub unmovable_spread_end: UnmovableSpread,
+    /// The same at the sample where they covered the most pageblocks.
+    pub unmovable_spread_peak: SpreadPeak,
     /// Free blocks of pageblock order or more at the end.
     pub free_pageblocks_end: u64,
     /// The fewest free blocks of pageblock order or more in any sample.
@@ -281,6 +324,8 @@ pub struct SnapshotSummary {
     pub held: Vec<HeldPages>,
     /// Mixed pageblocks.
     pub mixed: MixedPageblocks,
+    /// Pageblocks holding unmovable or reclaimable pages.
+    pub unmovable_spread: UnmovableSpread,
     /// Free pages.
     pub free_pages: u64,
     /// Free blocks per order.
@@ -368,6 +413,13 @@ pub struct VariantReport {
     pub reclaim: ReclaimStats,
     /// The engine's counters.
     pub engine: EngineStats,
+    /// The trace written with `--emit-trace`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emitted_trace: Option<EmittedTrace>,
+    /// Unmovable and reclaimable pages over pageblocks at the end.
+    pub unmovable_spread_end: UnmovableSpread,
+    /// The same at the sample where they covered the most pageblocks.
+    pub unmovable_spread_peak: SpreadPeak,
     /// The time series.
     pub samples: Vec<Sample>,
 }

@@ -15,18 +15,20 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use pagealloc::{AllocError, AllocFlags, Allocator, CpuId, Order, PackClaim, Pfn};
 
 use crate::census::{self, Scratch};
+use crate::emit::{emit_paths, TraceWriter};
 use crate::error::{Error, Result};
 use crate::gfp::describe;
 use crate::progress::Progress;
 use crate::report::{
     ActorStats, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats, Sample, ScenarioReport,
-    Snapshot, SnapshotSummary, VariantReport,
+    Snapshot, SnapshotSummary, SpreadPeak, VariantReport,
 };
 use crate::rng::Rng;
 use crate::scenario::{Actor, AllocMode, Behaviour, Lifetime, Scenario, Variant};
@@ -130,7 +132,8 @@ fn run_variant(
     variant: &Variant,
     progress: &Progress,
 ) -> Result<VariantReport> {
-    let alloc = scenario.machine.allocator()?;
+    let mut alloc = scenario.machine.allocator()?;
+    let writer = emit_writer(scenario, variant, &mut alloc)?;
     let nr_orders = alloc.config().nr_orders as usize;
     let (low, high) = alloc.zones().iter().fold((0, 0), |(l, h), z| {
         (l + z.watermarks().low, h + z.watermarks().high)
@@ -180,6 +183,9 @@ fn run_variant(
     };
     let total = scenario.total_steps();
     for step in 0..total {
+        if let Some(w) = &writer {
+            w.set_step(step);
+        }
         sim.step(step);
         let done = step + 1;
         if done % scenario.sample_every == 0 || done == total {
@@ -195,6 +201,8 @@ fn run_variant(
         }
     }
     sim.alloc.check_invariants().map_err(Error::Invariant)?;
+    sim.alloc.set_event_sink(None);
+    let emitted_trace = writer.map(|w| w.finish()).transpose()?;
     let nr_orders = sim.alloc.config().nr_orders as usize;
     let engine = EngineStats::new(&sim.alloc.stats(), nr_orders);
     Ok(VariantReport {
@@ -211,8 +219,36 @@ fn run_variant(
             .collect(),
         reclaim: sim.reclaim,
         engine,
+        emitted_trace,
+        unmovable_spread_end: sim
+            .samples
+            .last()
+            .map_or_else(Default::default, |s| s.unmovable_spread),
+        unmovable_spread_peak: SpreadPeak::of(&sim.samples),
         samples: sim.samples,
     })
+}
+
+/// With `--emit-trace`, the variant's trace writer, installed as the
+/// allocator's event sink.
+fn emit_writer(
+    scenario: &Scenario,
+    variant: &Variant,
+    alloc: &mut Allocator,
+) -> Result<Option<Arc<TraceWriter>>> {
+    let Some(base) = &scenario.emit_trace else {
+        return Ok(None);
+    };
+    let names: Vec<&str> = scenario.variants.iter().map(|v| v.name.as_str()).collect();
+    let i = scenario
+        .variants
+        .iter()
+        .position(|v| std::ptr::eq(v, variant))
+        .unwrap_or(0);
+    let path = &emit_paths(base, &names)[i];
+    let w = Arc::new(TraceWriter::create(path, alloc.config().pageblock_order)?);
+    alloc.set_event_sink(Some(w.clone()));
+    Ok(Some(w))
 }
 
 impl Sim<'_> {
@@ -561,6 +597,7 @@ impl Sim<'_> {
             free_blocks: c.free_blocks,
             unusable_index,
             mixed: c.mixed,
+            unmovable_spread: c.unmovable_spread,
         });
     }
 
@@ -595,7 +632,9 @@ impl Sim<'_> {
             .probe_orders
             .iter()
             .map(|&order| {
-                let copy = self.alloc.clone();
+                let mut copy = self.alloc.clone();
+                // The probe did not happen: keep it out of --emit-trace.
+                copy.set_event_sink(None);
                 Probe {
                     order: order.get(),
                     flags: describe(AllocFlags::KERNEL),
@@ -613,6 +652,7 @@ impl Sim<'_> {
             summary: SnapshotSummary {
                 held,
                 mixed: c.mixed,
+                unmovable_spread: c.unmovable_spread,
                 free_pages: c.free_pages,
                 free_blocks: c.free_blocks,
                 probes,

@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::census::MixedPageblocks;
+use crate::census::{MixedPageblocks, UnmovableSpread};
 use crate::report::{
     ActorStats, HeldPages, PolicyReport, ReplayReport, ScenarioReport, Snapshot, VariantReport,
 };
@@ -127,6 +127,23 @@ pub fn mixed_rows(t: &mut Table, label: &str, values: &[MixedPageblocks]) {
     );
 }
 
+/// Adds the unmovable-spread rows: pageblocks holding unmovable or
+/// reclaimable pages, the fewest that could, their ratio.
+pub fn spread_rows(t: &mut Table, when: &str, values: &[UnmovableSpread], pages_per_block: u64) {
+    t.row(
+        format!("pageblocks with unmovable/reclaimable{when}"),
+        values.iter().map(|s| s.pageblocks.to_string()),
+    );
+    t.row(
+        format!("  minimum possible (their pages / {pages_per_block})"),
+        values.iter().map(|s| s.min_pageblocks.to_string()),
+    );
+    t.row(
+        "  spread ratio",
+        values.iter().map(UnmovableSpread::ratio_text),
+    );
+}
+
 impl fmt::Display for ReplayReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "pagesim replay")?;
@@ -148,6 +165,17 @@ impl fmt::Display for ReplayReport {
             self.elapsed_s,
             self.events_per_s / 1e6
         )?;
+        for p in &self.policies {
+            if let Some(t) = &p.emitted_trace {
+                writeln!(
+                    f,
+                    "  emitted  policy {}: {} ({} lines)",
+                    p.name,
+                    t.path.display(),
+                    t.lines
+                )?;
+            }
+        }
         let e = &self.events;
         writeln!(f, "\nevents in the trace")?;
         writeln!(
@@ -188,6 +216,13 @@ impl fmt::Display for ReplayReport {
         )?;
         writeln!(f, "  other events           {:>10}", e.other_events)?;
         writeln!(f, "  lost events            {:>10}", e.lost_events)?;
+        if e.cpu_folded > 0 {
+            writeln!(
+                f,
+                "  on CPUs beyond {:<7} {:>10}  run on CPU n % {} (--cpus)",
+                self.machine.nr_cpus, e.cpu_folded, self.machine.nr_cpus
+            )?;
+        }
         writeln!(f, "  comment lines          {:>10}", e.comments)?;
         if e.malformed_skipped > 0 {
             writeln!(f, "  malformed (skipped)    {:>10}", e.malformed_skipped)?;
@@ -196,7 +231,8 @@ impl fmt::Display for ReplayReport {
             }
         }
         writeln!(f)?;
-        write!(f, "{}", policy_table(&self.policies))?;
+        let pages_per_block = 1u64 << self.machine.pageblock_order;
+        write!(f, "{}", policy_table(&self.policies, pages_per_block))?;
         for p in &self.policies {
             writeln!(f, "\n== policy {}: /proc/buddyinfo at the end ==", p.name)?;
             write!(f, "{}", p.buddyinfo)?;
@@ -211,7 +247,7 @@ impl fmt::Display for ReplayReport {
     }
 }
 
-fn policy_table(policies: &[PolicyReport]) -> Table {
+fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
     let mut t = Table::new(policies.iter().map(|p| format!("policy {}", p.name)));
     let col = |g: &dyn Fn(&PolicyReport) -> String| policies.iter().map(g).collect::<Vec<_>>();
     let sum = |v: &[u64]| v.iter().sum::<u64>();
@@ -292,6 +328,21 @@ fn policy_table(policies: &[PolicyReport]) -> Table {
                 .map_or_else(|| "-".to_owned(), |t| format!("{t:.3}"))
         }),
     );
+    let ends: Vec<UnmovableSpread> = policies.iter().map(|p| p.unmovable_spread_end).collect();
+    spread_rows(&mut t, ": end", &ends, pages_per_block);
+    let peaks: Vec<UnmovableSpread> = policies
+        .iter()
+        .map(|p| p.unmovable_spread_peak.spread)
+        .collect();
+    spread_rows(&mut t, ": peak", &peaks, pages_per_block);
+    t.row(
+        "  peak at trace time (s)",
+        col(&|p| {
+            p.unmovable_spread_peak
+                .time_s
+                .map_or_else(|| "-".to_owned(), |t| format!("{t:.3}"))
+        }),
+    );
     t.row(
         "free blocks >= pageblock order: end",
         col(&|p| p.free_pageblocks_end.to_string()),
@@ -330,6 +381,17 @@ impl fmt::Display for ScenarioReport {
         writeln!(f, "  machine  {}", self.machine.describe())?;
         let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
         writeln!(f, "  variants {}", names.join(", "))?;
+        for v in &self.variants {
+            if let Some(t) = &v.emitted_trace {
+                writeln!(
+                    f,
+                    "  emitted  variant {}: {} ({} lines)",
+                    v.name,
+                    t.path.display(),
+                    t.lines
+                )?;
+            }
+        }
         for v in self.variants.iter().filter(|v| v.description.is_some()) {
             writeln!(
                 f,
@@ -406,6 +468,9 @@ impl ScenarioReport {
             );
             t.row(format!("  {name} pages"), col(&|h| h.pages));
         }
+        let spread: Vec<UnmovableSpread> =
+            snaps.iter().map(|s| s.summary.unmovable_spread).collect();
+        spread_rows(&mut t, "", &spread, pages_per_block);
         let mixed: Vec<MixedPageblocks> = snaps.iter().map(|s| s.summary.mixed).collect();
         mixed_rows(&mut t, "mixed pageblocks", &mixed);
         t.row(
@@ -537,6 +602,23 @@ impl ScenarioReport {
         t.row(
             "high-atomic pageblocks reserved",
             col(&|v| v.engine.highatomic_reserved.to_string()),
+        );
+        let pages_per_block = 1u64 << self.machine.pageblock_order;
+        let ends: Vec<UnmovableSpread> = self
+            .variants
+            .iter()
+            .map(|v| v.unmovable_spread_end)
+            .collect();
+        spread_rows(&mut t, ": end", &ends, pages_per_block);
+        let peaks: Vec<UnmovableSpread> = self
+            .variants
+            .iter()
+            .map(|v| v.unmovable_spread_peak.spread)
+            .collect();
+        spread_rows(&mut t, ": peak", &peaks, pages_per_block);
+        t.row(
+            "  peak at step",
+            col(&|v| v.unmovable_spread_peak.at.to_string()),
         );
         t
     }

@@ -67,6 +67,11 @@ pub enum Line<'a> {
     },
     /// An event.
     Event {
+        /// The task column (`bash-3517`, `opt cgu.0-3561`), without the
+        /// padding around it.
+        task: &'a [u8],
+        /// The CPU column (`[001]`), if the line has one.
+        cpu: Option<u16>,
         /// The timestamp text (seconds, as printed).
         timestamp: &'a [u8],
         /// The event.
@@ -133,11 +138,18 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
     if let Some(nr) = lost_events(trimmed) {
         return Ok(Line::Lost { nr });
     }
-    let Some((timestamp, name, fields)) = split_event(line) else {
+    let Some(Parts {
+        ts_start,
+        timestamp,
+        name,
+        fields,
+    }) = split_event(line)
+    else {
         return Err(LineError::NotAnEvent {
             snippet: snippet(trimmed),
         });
     };
+    let (task, cpu) = task_and_cpu(&line[..ts_start]);
     let event = match name {
         b"mm_page_alloc" => parse_alloc(fields)?,
         b"mm_page_free" => {
@@ -163,7 +175,32 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
         }
         _ => Event::Other,
     };
-    Ok(Line::Event { timestamp, event })
+    Ok(Line::Event {
+        task,
+        cpu,
+        timestamp,
+        event,
+    })
+}
+
+/// The task and CPU columns of what precedes the timestamp:
+/// `   task-pid   [001] d..3.` (the flags column may be absent, and the
+/// `trace` file may add a `(tgid)` column, kept as part of the task).
+fn task_and_cpu(prefix: &[u8]) -> (&[u8], Option<u16>) {
+    // The column is a dozen bytes from the end: a plain loop beats memchr's
+    // set-up on such short runs.
+    let Some(open) = prefix.iter().rposition(|&b| b == b'[') else {
+        return (prefix.trim_ascii(), None);
+    };
+    let digits = &prefix[open + 1..];
+    let close = digits.iter().position(|&b| b == b']');
+    let cpu = close
+        .and_then(|c| parse_dec(&digits[..c]))
+        .and_then(|n| u16::try_from(n).ok());
+    match cpu {
+        Some(cpu) => (prefix[..open].trim_ascii(), Some(cpu)),
+        None => (prefix.trim_ascii(), None),
+    }
 }
 
 const ALLOC: &str = "mm_page_alloc";
@@ -279,8 +316,17 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The parts of an event line.
+struct Parts<'a> {
+    /// Where the timestamp starts (the task and CPU columns are before).
+    ts_start: usize,
+    timestamp: &'a [u8],
+    name: &'a [u8],
+    fields: &'a [u8],
+}
+
 /// Finds `timestamp: name: fields`.
-fn split_event(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+fn split_event(line: &[u8]) -> Option<Parts<'_>> {
     let mut from = 0;
     while let Some(off) = memchr(b':', &line[from..]) {
         let colon = from + off;
@@ -294,7 +340,12 @@ fn split_event(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
                     return None;
                 }
                 let fields = rest[end + 1..].trim_ascii();
-                return Some((&line[ts_start..colon], name, fields));
+                return Some(Parts {
+                    ts_start,
+                    timestamp: &line[ts_start..colon],
+                    name,
+                    fields,
+                });
             }
         }
         from = colon + 1;
@@ -371,6 +422,29 @@ pub fn timestamp_secs(text: &[u8]) -> Option<f64> {
     std::str::from_utf8(text).ok()?.parse().ok()
 }
 
+/// The timestamp in microseconds (`152.085071` → 152085071), digits past
+/// the sixth decimal dropped; `None` if it is not `digits[.digits]` or
+/// overflows.
+pub fn timestamp_micros(text: &[u8]) -> Option<u64> {
+    let (secs, frac) = match memchr(b'.', text) {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &b""[..]),
+    };
+    let mut micros = 0u64;
+    for i in 0..6 {
+        let d = match frac.get(i) {
+            Some(b) if b.is_ascii_digit() => u64::from(b - b'0'),
+            Some(_) => return None,
+            None => 0,
+        };
+        micros = micros * 10 + d;
+    }
+    if !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    parse_dec(secs)?.checked_mul(1_000_000)?.checked_add(micros)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,10 +453,19 @@ mod tests {
 
     #[test]
     fn parses_each_page_event() {
-        let Line::Event { timestamp, event } = parse_line(ALLOC_LINE).unwrap() else {
+        let Line::Event {
+            task,
+            cpu,
+            timestamp,
+            event,
+        } = parse_line(ALLOC_LINE).unwrap()
+        else {
             panic!("not an event");
         };
+        assert_eq!(task, b"bash-3517");
+        assert_eq!(cpu, Some(0));
         assert_eq!(timestamp, b"152.085071");
+        assert_eq!(timestamp_micros(timestamp), Some(152_085_071));
         assert_eq!(
             event,
             Event::Alloc {
@@ -422,10 +505,42 @@ mod tests {
         assert!(matches!(
             parse_line(line),
             Ok(Line::Event {
+                task: b"kworker/u8:1 x:2-32",
+                cpu: Some(1),
                 event: Event::FreeBatched { pfn: 0x15c000 },
                 ..
             })
         ));
+        // No flags column; no CPU column at all.
+        let bare = b"  a-1 [012] 1.5: mm_page_free: pfn=0x1 order=0";
+        assert!(matches!(
+            parse_line(bare),
+            Ok(Line::Event {
+                task: b"a-1",
+                cpu: Some(12),
+                ..
+            })
+        ));
+        let no_cpu = b"a-1 1.5: mm_page_free: pfn=0x1 order=0";
+        assert!(matches!(
+            parse_line(no_cpu),
+            Ok(Line::Event {
+                task: b"a-1",
+                cpu: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn timestamps_in_microseconds() {
+        assert_eq!(timestamp_micros(b"0.000001"), Some(1));
+        assert_eq!(timestamp_micros(b"12"), Some(12_000_000));
+        assert_eq!(timestamp_micros(b"1.5"), Some(1_500_000));
+        assert_eq!(timestamp_micros(b"1.123456789"), Some(1_123_456));
+        assert_eq!(timestamp_micros(b"1.2x"), None);
+        assert_eq!(timestamp_micros(b".5"), None);
+        assert_eq!(timestamp_micros(b"99999999999999999999.0"), None);
     }
 
     #[test]

@@ -70,6 +70,15 @@ fn default_scenario_has_the_seed_shape() {
         assert_eq!(held["pages"], 102400, "400 MB of 4 KiB pages");
         assert_eq!(held["min_pageblocks"], 200);
         assert!(held["pageblocks"].as_u64().unwrap() >= 200);
+        // The driver's pages are unmovable: the spread covers them.
+        let spread = &s["summary"]["unmovable_spread"];
+        assert!(spread["pages"].as_u64().unwrap() >= 102400);
+        assert!(spread["pageblocks"].as_u64() >= held["pageblocks"].as_u64());
+        assert_eq!(
+            spread["min_pageblocks"].as_u64().unwrap(),
+            spread["pages"].as_u64().unwrap().div_ceil(512)
+        );
+        assert!(spread["ratio"].as_f64().unwrap() >= 1.0);
         let probes: Vec<u64> = s["summary"]["probes"]
             .as_array()
             .unwrap()
@@ -81,6 +90,11 @@ fn default_scenario_has_the_seed_shape() {
         assert_eq!(zones.len(), 1);
         assert_eq!(zones[0]["zone"], "Normal");
     }
+    let peak = &v["unmovable_spread_peak"];
+    assert!(
+        peak["spread"]["pageblocks"].as_u64() >= v["unmovable_spread_end"]["pageblocks"].as_u64()
+    );
+    assert!(peak.get("time_s").is_none(), "scenarios have no trace time");
     // Deterministic: the same seed gives the same figures.
     let again = pagesim_json(&["run", "--scale", "0.1"]);
     assert_eq!(again, doc);

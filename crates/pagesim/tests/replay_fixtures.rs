@@ -162,6 +162,61 @@ fn handmade_trace_covers_every_rule() {
     assert_eq!(u(&c["other_free_errors"]), 0);
     // Only 0x1001 is still allocated.
     assert_eq!(u(&c["live_pages_end"]), 1);
+    // ... an unmovable page: one pageblock, the minimum.
+    let p = &doc["policies"][0];
+    assert_eq!(
+        p["unmovable_spread_end"],
+        serde_json::json!({"pageblocks": 1, "min_pageblocks": 1, "pages": 1, "ratio": 1.0})
+    );
+    // At the peak: 0x1001, the split 0x2000 o3 (unmovable) before its
+    // pieces went, the reclaimable 0x3000 o2 or 0x4000.
+    let peak = &p["unmovable_spread_peak"];
+    assert!(u(&peak["spread"]["pageblocks"]) >= 1);
+    assert!(peak["time_s"].as_f64().unwrap() >= 10.0);
+}
+
+#[test]
+fn a_freed_piece_reallocated_leaves_the_other_pieces_live() {
+    // Linux splits 0x2000 o3, frees its first two pages and hands them out
+    // again as one order-1 block while the other six pages stay allocated:
+    // no implicit free, and the later free of 0x2005 is a piece.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("pieces.trace");
+    let line = |ts: u32, cpu: u32, event: &str| {
+        format!("            bash-100     [{cpu:03}] .....    10.{ts:06}: {event}\n")
+    };
+    let text = [
+        line(
+            1,
+            0,
+            "mm_page_alloc: page=1 pfn=0x2000 order=3 migratetype=0 gfp_flags=GFP_KERNEL",
+        ),
+        line(2, 1, "mm_page_free: page=1 pfn=0x2000 order=0"),
+        line(3, 1, "mm_page_free: page=1 pfn=0x2001 order=0"),
+        line(
+            4,
+            0,
+            "mm_page_alloc: page=1 pfn=0x2000 order=1 migratetype=0 gfp_flags=GFP_KERNEL",
+        ),
+        line(5, 7, "mm_page_free: page=1 pfn=0x2005 order=0"),
+        line(6, 0, "mm_page_free: page=1 pfn=0x2000 order=1"),
+    ]
+    .concat();
+    std::fs::write(&trace, text).unwrap();
+    let doc = pagesim_json(&["replay", trace.to_str().unwrap()]);
+    // The traced machine has two CPUs; CPU 7 runs on CPU 7 % 2.
+    assert_eq!(u(&doc["machine"]["nr_cpus"]), 2);
+    assert_eq!(u(&doc["events"]["cpu_folded"]), 1);
+    let c = &doc["policies"][0]["counts"];
+    assert_eq!(u(&c["implicit_frees"]), 0);
+    assert_eq!(u(&c["unknown_pfn_frees"]), 0);
+    assert_eq!(u(&c["split_piece_frees"]), 3);
+    assert_eq!(u(&c["frees"]), 1);
+    assert_eq!(u(&c["double_frees"]) + u(&c["other_free_errors"]), 0);
+    // 0x2002..=0x2004, 0x2006 and 0x2007.
+    assert_eq!(u(&c["live_pages_end"]), 5);
+    let one = pagesim_json(&["replay", trace.to_str().unwrap(), "--cpus", "1"]);
+    assert_eq!(u(&one["events"]["cpu_folded"]), 3);
 }
 
 #[test]

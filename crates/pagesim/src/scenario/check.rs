@@ -106,6 +106,7 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
         machine,
         phases,
         variants,
+        emit_trace: None,
     })
 }
 

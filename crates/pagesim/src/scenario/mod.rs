@@ -11,6 +11,8 @@
 mod check;
 mod spec;
 
+use std::path::PathBuf;
+
 use pagealloc::{AllocFlags, Order};
 
 use crate::machine::Machine;
@@ -140,6 +142,9 @@ pub struct Scenario {
     pub phases: Vec<Phase>,
     /// Variants (at least one).
     pub variants: Vec<Variant>,
+    /// Not from the file: `--emit-trace`, where to write each variant's
+    /// allocator decisions as ftrace text.
+    pub emit_trace: Option<PathBuf>,
 }
 
 impl Scenario {
