@@ -6,7 +6,9 @@
 //! To add one: implement [`AllocPolicy`] and append a [`PolicyInfo`] to
 //! [`REGISTRY`].
 
-use pagealloc::{AllocError, AllocFlags, Allocator, BlockError, Config, CpuId, Order, Packing, Pfn};
+use pagealloc::{
+    AllocError, AllocFlags, Allocator, BlockError, Config, CpuId, Order, Packing, Pfn,
+};
 
 /// How requests are served.
 pub trait AllocPolicy {
