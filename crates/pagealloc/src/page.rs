@@ -42,7 +42,8 @@ const LINK_BITS: u32 = 28;
 const LINK_MASK: u64 = (1 << LINK_BITS) - 1;
 /// The "no neighbour" link value.
 pub(crate) const NIL: u32 = LINK_MASK as u32;
-/// Most pages one zone may span: every index must differ from [`NIL`].
+/// Most pages one zone may span: 2^28 - 1, since every zone-relative index
+/// must fit a 28-bit link and differ from the "no neighbour" value.
 pub const MAX_ZONE_PAGES: u64 = LINK_MASK;
 
 const TAG_MASK: u64 = 0b111;
