@@ -150,18 +150,26 @@ fn draw(
                 .iter()
                 .flat_map(|s| s.samples.iter().map(|p| (panel.value)(p))),
         );
+        let y_top = (y_max * 1.05).max(1.0);
+        // Integer panels get at most one tick per integer in range, or the
+        // rounded labels repeat (0, 0, 1, 1...) on small ranges.
+        let y_ticks = if panel.decimals == 0 {
+            (y_top.floor() as usize + 1).clamp(2, 6)
+        } else {
+            6
+        };
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, ("sans-serif", 16))
             .margin(8)
             .x_label_area_size(32)
             .y_label_area_size(56)
-            .build_cartesian_2d(x_min..x_max, 0f64..(y_max * 1.05).max(1.0))
+            .build_cartesian_2d(x_min..x_max, 0f64..y_top)
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
             .x_desc(x.label())
             .x_labels(5)
-            .y_labels(6)
+            .y_labels(y_ticks)
             .x_label_formatter(&|v| format!("{v:.*}", x.decimals()))
             .y_label_formatter(&|v| format!("{v:.*}", panel.decimals))
             .label_style(("sans-serif", 12))
