@@ -22,10 +22,30 @@
 //!   split and merge; pageblock ownership; Linux 6.x fallback with pageblock
 //!   claiming and stealing; the high-atomic reserve; min/low/high watermarks
 //!   and lowmem reserves; zonelist fallback Normal → DMA32 → DMA.
+//! * **Per-CPU front end** (`pcp`, `bulk`; seed 004): per-CPU lists for
+//!   orders 0..=3 and the pageblock order with Linux 6.7+ batch and high
+//!   tuning, so most allocations and frees never take the zone lock;
+//!   [`Allocator::alloc_bulk`] and [`Allocator::free_bulk`] on top.
+//! * **Packed allocation** (`compact`; seed 001): [`Allocator::alloc_packed`]
+//!   and the [`Packing`] policy put order-0 pages into pageblocks their
+//!   migratetype already owns, fullest first.
+//! * **Events** ([`events`]): an optional [`EventSink`] with the fields of
+//!   Linux's `kmem` tracepoints.
 //! * **Observability** ([`report`], [`stats`]): counters after
 //!   `/proc/vmstat`, and snapshots rendered exactly as `/proc/buddyinfo`,
 //!   `/proc/pagetypeinfo`, `/proc/zoneinfo` and debugfs's fragmentation
 //!   indices print them.
+//!
+//! ## Concurrency
+//!
+//! The allocator is `Send + Sync`. Each zone's free lists sit behind a
+//! `lock_api` lock (`R`, a spinlock by default, so it works without `std`),
+//! each CPU's lists behind their own; page records are atomics owned by
+//! whoever holds the block they head, and a free takes an allocated head
+//! over with one compare-and-swap, so a racing double free fails with an
+//! error. The caller names its CPU ([`CpuId`]); `std` adds
+//! [`Allocator::this_cpu`]. The plain [`Allocator::alloc`] and
+//! [`Allocator::free`] use CPU 0.
 //!
 //! Every invariant in docs/DESIGN.md is checked by
 //! [`Allocator::check_invariants`].
