@@ -51,8 +51,8 @@ use frame_alloc::{
 };
 use free_list::{FreeList, PageLayout, PageRange};
 use pagealloc::{
-    AllocFlags, Allocator, Config, CpuId, MemoryMap, Order, PackClaim, PageCount, PcpHigh, PcpMode,
-    Pfn, ZoneBounds,
+    AllocFlags, Allocator, Config, CpuId, LocalLists, MemoryMap, Order, PackClaim, PageCount,
+    PcpHigh, PcpMode, Pfn, ZoneBounds,
 };
 
 /// Frames every allocator manages: 1 GiB of 4 KiB frames.
@@ -150,6 +150,37 @@ impl FrameAlloc for PageAlloc {
             .free_on_cpu(self.cpu, Pfn(frame as u64), order(o))
             .expect("pagealloc free");
     }
+}
+
+/// `pagealloc` through CPU 0's lists held as [`LocalLists`]: no lock per
+/// call, as a kernel with interrupts off on its CPU would call it.
+struct PageAllocLocal<'a>(LocalLists<'a>);
+
+impl FrameAlloc for PageAllocLocal<'_> {
+    #[inline(always)]
+    fn alloc(&mut self, o: u32) -> Option<usize> {
+        self.0
+            .alloc(order(o), AllocFlags::KERNEL)
+            .ok()
+            .map(|p| p.0 as usize)
+    }
+
+    #[inline(always)]
+    fn free(&mut self, frame: usize, o: u32) {
+        self.0
+            .free(Pfn(frame as u64), order(o))
+            .expect("pagealloc free");
+    }
+}
+
+/// A fresh one-CPU allocator for [`PageAllocLocal`] to hold.
+fn local_allocator() -> Allocator {
+    pagealloc_allocator(PcpMode::Enabled, 1)
+}
+
+/// CPU 0's lists of `a`, held.
+fn hold(a: &Allocator) -> PageAllocLocal<'_> {
+    PageAllocLocal(a.local(CpuId(0)).expect("CPU 0's lists are free"))
 }
 
 // --------------------------------------------------- buddy_system_allocator
@@ -440,6 +471,8 @@ fn single(c: &mut Criterion) {
     let mut g = c.benchmark_group("single");
     configure(&mut g);
     single_one(&mut g, "pagealloc", PageAlloc::new(PcpMode::Enabled));
+    let local = local_allocator();
+    single_one(&mut g, "pagealloc-local", hold(&local));
     single_one(&mut g, "pagealloc-nopcp", PageAlloc::new(PcpMode::Disabled));
     single_one(&mut g, "buddy_system_allocator", Buddy::new());
     single_one(&mut g, "bitmap-allocator", Bitmap::new());
@@ -465,6 +498,8 @@ fn churn(c: &mut Criterion) {
     let mut g = c.benchmark_group("churn");
     configure(&mut g);
     churn_one(&mut g, "pagealloc", PageAlloc::new(PcpMode::Enabled));
+    let local = local_allocator();
+    churn_one(&mut g, "pagealloc-local", hold(&local));
     churn_one(&mut g, "pagealloc-nopcp", PageAlloc::new(PcpMode::Disabled));
     churn_one(&mut g, "buddy_system_allocator", Buddy::new());
     churn_one(&mut g, "bitmap-allocator", Bitmap::new());
@@ -488,6 +523,26 @@ fn bulk_pagealloc(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, pcp: PcpMode
                 .expect("alloc_bulk");
             assert_eq!(got, n, "short bulk allocation");
             a.free_bulk(cpu, black_box(&buf)).expect("free_bulk");
+        })
+    });
+    drop(held);
+}
+
+/// `alloc_bulk` + `free_bulk` of `n` pages through CPU 0's lists held as
+/// [`LocalLists`].
+fn bulk_pagealloc_local(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, n: usize) {
+    let a = local_allocator();
+    let mut local = hold(&a);
+    let held = prefill_random(&mut local);
+    let mut buf = vec![Pfn(0); n];
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            let got = local
+                .0
+                .alloc_bulk(AllocFlags::KERNEL, black_box(&mut buf))
+                .expect("alloc_bulk");
+            assert_eq!(got, n, "short bulk allocation");
+            local.0.free_bulk(black_box(&buf)).expect("free_bulk");
         })
     });
     drop(held);
@@ -546,6 +601,7 @@ fn bulk(c: &mut Criterion) {
         configure(&mut g);
         g.throughput(Throughput::Elements(n as u64));
         bulk_pagealloc(&mut g, "pagealloc-bulk", PcpMode::Enabled, n);
+        bulk_pagealloc_local(&mut g, "pagealloc-local-bulk", n);
         packed_pagealloc(&mut g, "pagealloc-packed", n);
         bulk_pagealloc(&mut g, "pagealloc-nopcp-bulk", PcpMode::Disabled, n);
         bulk_singles(

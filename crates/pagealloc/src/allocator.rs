@@ -7,7 +7,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
-use lock_api::{Mutex, RawMutex};
+use lock_api::{Mutex, MutexGuard, RawMutex};
 
 use crate::buddy::FreePlacement;
 use crate::config::{CmaSupport, Config, PcpMode};
@@ -15,7 +15,7 @@ use crate::error::{AllocError, BlockError, ConfigError};
 use crate::events::{AllocEvent, AllocKind, EventSink, FreeEvent, FreeKind};
 use crate::layout::{zone_spans, MemoryMap};
 use crate::page::{PageMeta, PageState};
-use crate::pcp::{pcp_index, pcp_migratetype, Pcp};
+use crate::pcp::{pcp_free_index, pcp_index, CpuLists, Pcp, NO_ZONE};
 use crate::stats::VmStats;
 use crate::units::{
     AllocFlags, CpuId, MigrateType, NodeId, Order, Pfn, ZoneType, MAX_NR_ORDERS, NR_ZONE_TYPES,
@@ -38,18 +38,16 @@ pub struct Allocator<R: RawMutex = DefaultLock> {
     pub(crate) map: MemoryMap,
     /// Populated zones, sorted by start frame.
     pub(crate) zones: Vec<Zone<R>>,
-    /// Per-CPU lists, `[cpu][zone]`.
-    pub(crate) pcps: Vec<Box<[Mutex<R, Pcp>]>>,
+    /// Per CPU: its lists for every zone, under one lock.
+    pub(crate) cpus: Box<[CpuSlot<R>]>,
     /// Per node, zone indices in fallback order.
     zonelists: Vec<NodeZonelists>,
-    /// Each CPU's home node.
-    cpu_nodes: Vec<NodeId>,
     /// Failed allocations per order (counted outside any lock).
     failures: [AtomicU64; MAX_NR_ORDERS],
     /// `split_page` calls.
     split_pages: AtomicU64,
     /// Where events go, if anywhere.
-    events: Option<Arc<dyn EventSink>>,
+    pub(crate) events: Option<Arc<dyn EventSink>>,
     /// The next CPU slot [`Allocator::this_cpu`] hands to a new thread.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     next_slot: AtomicU16,
@@ -59,11 +57,7 @@ impl<R: RawMutex> Clone for Allocator<R> {
     /// A snapshot: every lock is taken (per-CPU lists, then zones) and the
     /// whole state copied, so what-if probes can run on the copy.
     fn clone(&self) -> Allocator<R> {
-        let pcps: Vec<Vec<_>> = self
-            .pcps
-            .iter()
-            .map(|c| c.iter().map(|p| p.lock()).collect())
-            .collect();
+        let held: Vec<_> = self.cpus.iter().map(|c| c.lists.lock()).collect();
         let zones = self
             .zones
             .iter()
@@ -75,22 +69,23 @@ impl<R: RawMutex> Clone for Allocator<R> {
                 }
             })
             .collect();
-        let pcp_copy = pcps
+        let cpus = self
+            .cpus
             .iter()
-            .map(|c| {
-                c.iter()
-                    .map(|p| Mutex::new((**p).clone()))
-                    .collect::<Box<[_]>>()
+            .zip(&held)
+            .map(|(c, lists)| CpuSlot {
+                lists: Mutex::new((**lists).clone()),
+                node: c.node,
+                zonelists: c.zonelists,
             })
             .collect();
-        drop(pcps);
+        drop(held);
         Allocator {
             config: self.config.clone(),
             map: self.map.clone(),
             zones,
-            pcps: pcp_copy,
+            cpus,
             zonelists: self.zonelists.clone(),
-            cpu_nodes: self.cpu_nodes.clone(),
             failures: self
                 .failures
                 .each_ref()
@@ -142,34 +137,44 @@ impl<R: RawMutex> Allocator<R> {
         let cpu_nodes = (0..nr_cpus)
             .map(|c| nodes[c * nodes.len() / nr_cpus])
             .collect::<Vec<_>>();
-        let pcps = cpu_nodes
+        let cpus = cpu_nodes
             .iter()
             .map(|&home| {
                 let cpus_here = cpu_nodes.iter().filter(|&&n| n == home).count() as u64;
-                zones
+                let pcps = zones
                     .iter()
                     .map(|z| {
                         // Linux splits high over the CPUs local to the zone's
                         // node (all CPUs for a CPU-less node).
                         let local = cpu_nodes.iter().filter(|&&n| n == z.core.node).count() as u64;
                         let split = if local == 0 { cpus_here.max(1) } else { local };
-                        Mutex::new(Pcp::new(
-                            z.core.nr_present,
-                            z.core.watermarks.low,
-                            split,
-                            &config,
-                        ))
+                        Pcp::new(z.core.nr_present, z.core.watermarks.low, split, &config)
                     })
-                    .collect::<Box<[_]>>()
+                    .collect();
+                // Every CPU's home node has memory: CPUs are spread over
+                // the nodes that have zones.
+                let slot = zonelists.iter().position(|z| z.node == home).unwrap_or(0);
+                let first_zone = ZoneType::ALL.map(|t| {
+                    let list = &zonelists[slot].lists[NodeScope::AllNodes as usize][t.idx()];
+                    list.first().map_or(NO_ZONE, |&zi| zi as u32)
+                });
+                CpuSlot {
+                    lists: Mutex::new(CpuLists {
+                        zones: pcps,
+                        first_zone,
+                        home_zonelists: slot,
+                    }),
+                    node: home,
+                    zonelists: slot,
+                }
             })
             .collect();
         Ok(Allocator {
             config,
             map,
             zones,
-            pcps,
+            cpus,
             zonelists,
-            cpu_nodes,
             failures: Default::default(),
             split_pages: AtomicU64::new(0),
             events: None,
@@ -198,9 +203,9 @@ impl<R: RawMutex> Allocator<R> {
         for zone in &self.zones {
             total.merge(&zone.free.lock().stats);
         }
-        for cpu in &self.pcps {
-            for pcp in cpu.iter() {
-                total.merge(&pcp.lock().stats);
+        for cpu in self.cpus.iter() {
+            for pcp in cpu.lists.lock().zones.iter() {
+                total.merge(&pcp.stats);
             }
         }
         for (slot, failed) in total.alloc_fail.iter_mut().zip(&self.failures) {
@@ -217,17 +222,18 @@ impl<R: RawMutex> Allocator<R> {
 
     /// Pages sitting on per-CPU lists.
     pub fn nr_pcp_pages(&self) -> u64 {
-        self.pcps
-            .iter()
-            .flat_map(|c| c.iter())
-            .map(|p| p.lock().count)
-            .sum()
+        self.cpus.iter().map(|c| c.lists.lock().count()).sum()
     }
 
     /// Pages on per-CPU lists, per zone (in the order of [`Allocator::zones`]).
     pub fn nr_pcp_pages_per_zone(&self) -> Vec<u64> {
         (0..self.zones.len())
-            .map(|zi| self.pcps.iter().map(|cpu| cpu[zi].lock().count).sum())
+            .map(|zi| {
+                self.cpus
+                    .iter()
+                    .map(|cpu| cpu.lists.lock().zones[zi].count)
+                    .sum()
+            })
             .collect()
     }
 
@@ -243,8 +249,9 @@ impl<R: RawMutex> Allocator<R> {
     /// [`Zone::metadata_bytes`], the per-CPU list heads, and itself.
     pub fn metadata_bytes(&self) -> u64 {
         let zones: u64 = self.zones.iter().map(Zone::metadata_bytes).sum();
-        let pcp =
-            (self.pcps.len() * self.zones.len() * core::mem::size_of::<Mutex<R, Pcp>>()) as u64;
+        let pcp = (self.cpus.len()
+            * (core::mem::size_of::<CpuSlot<R>>() + self.zones.len() * core::mem::size_of::<Pcp>()))
+            as u64;
         zones + pcp + core::mem::size_of::<Self>() as u64
     }
 
@@ -255,6 +262,18 @@ impl<R: RawMutex> Allocator<R> {
         self.zones.iter().position(|z| z.core.spans(pfn))
     }
 
+    /// [`Allocator::zone_index`] trying zone `*hint` first and leaving the
+    /// answer there: a batch's frames mostly share a zone.
+    #[inline]
+    pub(crate) fn zone_index_near(&self, pfn: Pfn, hint: &mut usize) -> Option<usize> {
+        if self.zones.get(*hint).is_some_and(|z| z.core.spans(pfn)) {
+            return Some(*hint);
+        }
+        let zi = self.zone_index(pfn)?;
+        *hint = zi;
+        Some(zi)
+    }
+
     /// The zone spanning `pfn`.
     pub fn zone_of(&self, pfn: Pfn) -> Option<&Zone<R>> {
         self.zone_index(pfn).map(|i| &self.zones[i])
@@ -262,11 +281,25 @@ impl<R: RawMutex> Allocator<R> {
 
     /// The home node of `cpu`.
     pub(crate) fn cpu_home(&self, cpu: CpuId) -> Option<NodeId> {
-        self.cpu_nodes.get(cpu.0 as usize).copied()
+        self.cpus.get(cpu.0 as usize).map(|c| c.node)
     }
 
-    fn check_cpu(&self, cpu: CpuId) -> bool {
-        (cpu.0 as usize) < self.pcps.len()
+    /// The slot of `cpu`, or the error naming it.
+    #[inline]
+    pub(crate) fn cpu_slot(&self, cpu: CpuId) -> Result<&CpuSlot<R>, AllocError> {
+        self.cpus
+            .get(cpu.0 as usize)
+            .ok_or(AllocError::InvalidCpu { cpu: cpu.0 })
+    }
+
+    /// `slot`'s lists, if per-CPU lists are on and nobody holds them (an
+    /// interrupted holder on this CPU, a remote drain, a [`LocalLists`]).
+    #[inline]
+    pub(crate) fn try_hold<'a>(&self, slot: &'a CpuSlot<R>) -> Option<MutexGuard<'a, R, CpuLists>> {
+        if self.config.pcp != PcpMode::Enabled {
+            return None;
+        }
+        slot.lists.try_lock()
     }
 
     /// Allocates a block of `order` on CPU 0 from its node.
@@ -282,7 +315,14 @@ impl<R: RawMutex> Allocator<R> {
         order: Order,
         flags: AllocFlags,
     ) -> Result<Pfn, AllocError> {
-        self.alloc_inner(CpuId(0), node, order, flags)
+        let cpu = CpuId(0);
+        let slot = self.cpu_slot(cpu)?;
+        let zonelists = self.zonelists.iter().position(|z| z.node == node);
+        let mut held = self.try_hold(slot);
+        let pfn = self.alloc_pages(cpu, zonelists, order, flags, held.as_deref_mut())?;
+        drop(held);
+        self.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
+        Ok(pfn)
     }
 
     /// Allocates a block of `order` through `cpu`'s lists, from its node.
@@ -293,22 +333,10 @@ impl<R: RawMutex> Allocator<R> {
         order: Order,
         flags: AllocFlags,
     ) -> Result<Pfn, AllocError> {
-        let Some(&node) = self.cpu_nodes.get(cpu.0 as usize) else {
-            return Err(AllocError::InvalidCpu { cpu: cpu.0 });
-        };
-        self.alloc_inner(cpu, node, order, flags)
-    }
-
-    /// Allocates and reports the allocation to the event sink.
-    #[inline]
-    fn alloc_inner(
-        &self,
-        cpu: CpuId,
-        node: NodeId,
-        order: Order,
-        flags: AllocFlags,
-    ) -> Result<Pfn, AllocError> {
-        let pfn = self.alloc_pages(cpu, node, order, flags)?;
+        let slot = self.cpu_slot(cpu)?;
+        let mut held = self.try_hold(slot);
+        let pfn = self.alloc_pages(cpu, Some(slot.zonelists), order, flags, held.as_deref_mut())?;
+        drop(held);
         self.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
         Ok(pfn)
     }
@@ -362,25 +390,93 @@ impl<R: RawMutex> Allocator<R> {
     /// before failing one more after draining per-CPU lists and giving back
     /// high-atomic pageblocks. There is no reclaim or compaction here: a
     /// caller that can reclaim does so and retries.
-    fn alloc_pages(
+    ///
+    /// `zonelists` names the preferred node's zonelists (`None`: a node
+    /// without memory); `lists` are `cpu`'s lists, if this call holds them.
+    #[inline]
+    pub(crate) fn alloc_pages(
         &self,
         cpu: CpuId,
-        node: NodeId,
+        zonelists: Option<usize>,
         order: Order,
         flags: AllocFlags,
+        mut lists: Option<&mut CpuLists>,
+    ) -> Result<Pfn, AllocError> {
+        // The fast path knows the home node's zonelist only; another node
+        // asked for by name takes the full path.
+        if let Some(held) = lists.as_deref_mut() {
+            if zonelists == Some(held.home_zonelists) {
+                if let Some(pfn) = self.pcp_fast(order, flags, held) {
+                    return Ok(pfn);
+                }
+            }
+        }
+        self.alloc_general(cpu, zonelists, order, flags, lists)
+    }
+
+    /// The common case, decided exactly as `get_page_from_freelist` would
+    /// decide it, without its loop or its mode bookkeeping: the first zone
+    /// of the zonelist passes its watermark and this CPU's list has a block
+    /// cached.
+    #[inline]
+    fn pcp_fast(&self, order: Order, flags: AllocFlags, lists: &mut CpuLists) -> Option<Pfn> {
+        if flags.contains(AllocFlags::THIS_NODE) {
+            // The first zone may be another node's: the full path decides.
+            return None;
+        }
+        let highest = flags.highest_zone();
+        let zi = lists.first_zone[highest.idx()] as usize;
+        let zone = self.zones.get(zi)?;
+        let z = &zone.core;
+        if order > z.geo.max_order {
+            return None;
+        }
+        let mt = flags.migratetype();
+        let index = pcp_index(order, mt, z.geo.pageblock)?;
+        let cma = mt == MigrateType::Movable && self.config.cma == CmaSupport::Enabled;
+        let settled = flags.contains(AllocFlags::NO_WATERMARKS)
+            || (order == Order::ZERO && !z.is_below_high() && z.order0_above_high(highest, cma));
+        if !settled {
+            let mut mode = AllocMode::empty();
+            if cma {
+                mode |= AllocMode::CMA;
+            }
+            let req = Request {
+                cpu: CpuId(0),
+                order,
+                mt,
+                highest,
+            };
+            if !self.zone_allows(zone, req, mode) {
+                return None;
+            }
+        }
+        let idx = lists.zones[zi].take_cached(z, index, order, mt)?;
+        Some(z.pfn(idx))
+    }
+
+    /// Everything but the fast path: checks the request, then the fast
+    /// zonelist pass, the min-watermark pass with reserves, drains, and
+    /// one last pass.
+    #[inline(never)]
+    fn alloc_general(
+        &self,
+        cpu: CpuId,
+        zonelists: Option<usize>,
+        order: Order,
+        flags: AllocFlags,
+        lists: Option<&mut CpuLists>,
     ) -> Result<Pfn, AllocError> {
         let max = self.config.max_order();
         if order > max {
             return Err(AllocError::InvalidOrder { order, max });
         }
-        if !self.check_cpu(cpu) {
-            return Err(AllocError::InvalidCpu { cpu: cpu.0 });
-        }
         let highest = flags.highest_zone();
         let mt = flags.migratetype();
-        let Some(zonelist) = self.zonelist_id(node, highest, flags) else {
+        let Some(slot) = zonelists else {
             return Err(AllocError::NoZone);
         };
+        let zonelist = ZonelistId::new(slot, highest, flags);
         if self.zonelist(zonelist).is_empty() {
             return Err(AllocError::NoZone);
         }
@@ -400,11 +496,23 @@ impl<R: RawMutex> Allocator<R> {
             mt,
             highest,
         };
-        let fast = base | self.zonelists[zonelist.slot].nofragment[highest.idx()];
-        if let Some(pfn) = self.pcp_fast(zonelist, request, fast) {
-            return Ok(pfn);
-        }
-        if let Some(pfn) = self.get_page_from_freelist(zonelist, request, fast) {
+        self.alloc_passes(zonelist, request, base, flags, lists)
+    }
+
+    /// The passes of [`Allocator::alloc_general`] over a checked request.
+    fn alloc_passes(
+        &self,
+        zonelist: ZonelistId,
+        request: Request,
+        base: AllocMode,
+        flags: AllocFlags,
+        mut lists: Option<&mut CpuLists>,
+    ) -> Result<Pfn, AllocError> {
+        let (order, mt) = (request.order, request.mt);
+        let fast = base | self.zonelists[zonelist.slot].nofragment[request.highest.idx()];
+        if let Some(pfn) =
+            self.get_page_from_freelist(zonelist, request, fast, lists.as_deref_mut())
+        {
             return Ok(pfn);
         }
         let mut slow = base | AllocMode::WMARK_MIN;
@@ -417,15 +525,17 @@ impl<R: RawMutex> Allocator<R> {
                 slow |= AllocMode::HIGHATOMIC;
             }
         }
-        if let Some(pfn) = self.get_page_from_freelist(zonelist, request, slow) {
+        if let Some(pfn) =
+            self.get_page_from_freelist(zonelist, request, slow, lists.as_deref_mut())
+        {
             return Ok(pfn);
         }
         // "pages are pinned on the per-cpu lists or in high alloc reserves:
         // shrink them and try again" (after direct reclaim, in Linux).
         let unreserved = self.unreserve_highatomic(zonelist, mt);
-        let drained = self.drain_zonelist(zonelist);
+        let drained = self.drain_zonelist(zonelist, request.cpu, lists.as_deref_mut());
         if unreserved || drained {
-            if let Some(pfn) = self.get_page_from_freelist(zonelist, request, slow) {
+            if let Some(pfn) = self.get_page_from_freelist(zonelist, request, slow, lists) {
                 return Ok(pfn);
             }
         }
@@ -433,51 +543,29 @@ impl<R: RawMutex> Allocator<R> {
         Err(AllocError::NoMemory { order })
     }
 
-    /// The zone indices an allocation preferring `node` tries, in order
-    /// (empty for a node without memory).
-    pub(crate) fn zonelist_for_node(
+    /// The zone indices an allocation from the node of zonelist slot `slot`
+    /// tries, in order.
+    pub(crate) fn zonelist_of_slot(
         &self,
-        node: NodeId,
+        slot: usize,
         highest: ZoneType,
         flags: AllocFlags,
     ) -> &[usize] {
-        self.zonelist_id(node, highest, flags)
-            .map(|id| self.zonelist(id))
-            .unwrap_or(&[])
+        self.zonelist(ZonelistId::new(slot, highest, flags))
     }
 
-    /// The zone indices an allocation on `cpu` tries, in order.
+    /// The zone indices an allocation on `cpu` tries, in order (empty for
+    /// a CPU that does not exist).
     pub(crate) fn zonelist_for(
         &self,
         cpu: CpuId,
         highest: ZoneType,
         flags: AllocFlags,
-    ) -> Vec<usize> {
-        let node = self.cpu_home(cpu).unwrap_or_default();
-        self.zonelist_id(node, highest, flags)
-            .map(|id| self.zonelist(id).to_vec())
-            .unwrap_or_default()
-    }
-
-    /// Which precomputed zonelist an allocation uses.
-    #[inline]
-    fn zonelist_id(
-        &self,
-        node: NodeId,
-        highest: ZoneType,
-        flags: AllocFlags,
-    ) -> Option<ZonelistId> {
-        let slot = self.zonelists.iter().position(|z| z.node == node)?;
-        let scope = if flags.contains(AllocFlags::THIS_NODE) {
-            NodeScope::ThisNode
-        } else {
-            NodeScope::AllNodes
-        };
-        Some(ZonelistId {
-            slot,
-            highest,
-            scope,
-        })
+    ) -> &[usize] {
+        match self.cpus.get(cpu.0 as usize) {
+            Some(slot) => self.zonelist_of_slot(slot.zonelists, highest, flags),
+            None => &[],
+        }
     }
 
     /// The zones an allocation may use, in the order it tries them.
@@ -493,6 +581,7 @@ impl<R: RawMutex> Allocator<R> {
         zonelist: ZonelistId,
         req: Request,
         mut mode: AllocMode,
+        mut lists: Option<&mut CpuLists>,
     ) -> Option<Pfn> {
         loop {
             for &zi in self.zonelist(zonelist) {
@@ -500,7 +589,7 @@ impl<R: RawMutex> Allocator<R> {
                 if !self.zone_allows(zone, req, mode) {
                     continue;
                 }
-                if let Some(pfn) = self.rmqueue(zi, req, mode) {
+                if let Some(pfn) = self.rmqueue(zi, req, mode, lists.as_deref_mut()) {
                     return Some(pfn);
                 }
             }
@@ -509,25 +598,6 @@ impl<R: RawMutex> Allocator<R> {
             }
             mode.remove(AllocMode::NOFRAGMENT);
         }
-    }
-
-    /// The common case, decided exactly as `get_page_from_freelist` would
-    /// decide it, without its loop: the first zone of the zonelist passes its
-    /// watermark and this CPU's list has a block cached.
-    #[inline]
-    fn pcp_fast(&self, zonelist: ZonelistId, req: Request, mode: AllocMode) -> Option<Pfn> {
-        if self.config.pcp != PcpMode::Enabled {
-            return None;
-        }
-        let &zi = self.zonelist(zonelist).first()?;
-        let zone = &self.zones[zi];
-        let index = pcp_index(req.order, req.mt, zone.core.geo.pageblock)?;
-        if !self.zone_allows(zone, req, mode) {
-            return None;
-        }
-        let mut pcp = self.pcps[req.cpu.0 as usize][zi].try_lock()?;
-        let idx = pcp.take_cached(&zone.core, index, req.order, req.mt)?;
-        Some(zone.core.pfn(idx))
     }
 
     /// The watermark test of `get_page_from_freelist`. With per-CPU lists
@@ -550,23 +620,26 @@ impl<R: RawMutex> Allocator<R> {
     /// Takes a block from zone `zi`: through the CPU's lists when the order
     /// is cached and the list lock is free, else from the buddy lists.
     #[inline]
-    fn rmqueue(&self, zi: usize, req: Request, mode: AllocMode) -> Option<Pfn> {
+    fn rmqueue(
+        &self,
+        zi: usize,
+        req: Request,
+        mode: AllocMode,
+        lists: Option<&mut CpuLists>,
+    ) -> Option<Pfn> {
         let zone = &self.zones[zi];
         let pb = zone.core.geo.pageblock;
-        if self.config.pcp == PcpMode::Enabled && pcp_index(req.order, req.mt, pb).is_some() {
-            if let Some(mut pcp) = self.pcps[req.cpu.0 as usize][zi].try_lock() {
-                if let Some(idx) = pcp.alloc(zone, req.order, req.mt, mode) {
-                    drop(pcp);
-                    let pfn = zone.core.pfn(idx);
-                    if mode.contains(AllocMode::HIGHATOMIC) {
-                        let mut guard = zone.lock();
-                        let mut ops = guard.ops();
-                        if ops.reserve_highatomic(pfn, req.order, self.config.highatomic) {
-                            ops.f.stats.highatomic_reserved += 1;
-                        }
+        if let (Some(lists), Some(index)) = (lists, pcp_index(req.order, req.mt, pb)) {
+            if let Some(idx) = lists.zones[zi].alloc(zone, index, req.order, req.mt, mode) {
+                let pfn = zone.core.pfn(idx);
+                if mode.contains(AllocMode::HIGHATOMIC) {
+                    let mut guard = zone.lock();
+                    let mut ops = guard.ops();
+                    if ops.reserve_highatomic(pfn, req.order, self.config.highatomic) {
+                        ops.f.stats.highatomic_reserved += 1;
                     }
-                    return Some(pfn);
                 }
+                return Some(pfn);
             }
         }
         let mut guard = zone.lock();
@@ -599,21 +672,36 @@ impl<R: RawMutex> Allocator<R> {
         any
     }
 
-    /// Drains every CPU's lists for the zones of a zonelist. Returns whether
-    /// any page came back.
-    fn drain_zonelist(&self, zonelist: ZonelistId) -> bool {
+    /// Drains every CPU's lists for the zones of a zonelist, before an
+    /// allocation fails. `own` are the calling CPU's lists if it holds them;
+    /// other CPUs' lists are only tried, never waited for, so two CPUs
+    /// draining each other cannot deadlock. Returns whether any page came
+    /// back.
+    fn drain_zonelist(
+        &self,
+        zonelist: ZonelistId,
+        cpu: CpuId,
+        mut own: Option<&mut CpuLists>,
+    ) -> bool {
         let mut any = false;
         for &zi in self.zonelist(zonelist) {
-            for cpu in 0..self.pcps.len() {
-                any |= self.drain_one(cpu, zi) > 0;
+            for (c, slot) in self.cpus.iter().enumerate() {
+                let drained = match own.as_deref_mut() {
+                    Some(lists) if c == cpu.0 as usize => self.drain_lists(lists, zi),
+                    _ => slot
+                        .lists
+                        .try_lock()
+                        .map_or(0, |mut lists| self.drain_lists(&mut lists, zi)),
+                };
+                any |= drained > 0;
             }
         }
         any
     }
 
-    /// Drains one CPU's lists of one zone; returns the pages drained.
-    pub(crate) fn drain_one(&self, cpu: usize, zi: usize) -> u64 {
-        let mut pcp = self.pcps[cpu][zi].lock();
+    /// Drains one CPU's lists of zone `zi`; returns the pages drained.
+    pub(crate) fn drain_lists(&self, lists: &mut CpuLists, zi: usize) -> u64 {
+        let pcp = &mut lists.zones[zi];
         if pcp.count == 0 {
             return 0;
         }
@@ -625,23 +713,53 @@ impl<R: RawMutex> Allocator<R> {
 
     /// Returns every page on `cpu`'s lists to the buddy lists (Linux
     /// `drain_local_pages`). Returns the pages drained.
+    ///
+    /// It waits for the lists' lock: a thread holding these lists as
+    /// [`LocalLists`] drains them with [`LocalLists::drain`] instead.
     pub fn drain_local(&self, cpu: CpuId) -> Result<u64, AllocError> {
-        if !self.check_cpu(cpu) {
-            return Err(AllocError::InvalidCpu { cpu: cpu.0 });
-        }
+        let mut lists = self.cpu_slot(cpu)?.lists.lock();
         Ok((0..self.zones.len())
-            .map(|zi| self.drain_one(cpu.0 as usize, zi))
+            .map(|zi| self.drain_lists(&mut lists, zi))
             .sum())
     }
 
     /// Returns every page on every CPU's lists to the buddy lists (Linux
     /// `drain_all_pages`), as isolation and contiguous allocation need.
     /// Returns the pages drained.
+    /// It waits for each CPU's lock in turn, so it must not be called by a
+    /// thread that holds [`LocalLists`].
     pub fn drain_all(&self) -> u64 {
-        (0..self.pcps.len())
-            .flat_map(|cpu| (0..self.zones.len()).map(move |zi| (cpu, zi)))
-            .map(|(cpu, zi)| self.drain_one(cpu, zi))
+        self.cpus
+            .iter()
+            .map(|slot| {
+                let mut lists = slot.lists.lock();
+                (0..self.zones.len())
+                    .map(|zi| self.drain_lists(&mut lists, zi))
+                    .sum::<u64>()
+            })
             .sum()
+    }
+
+    /// The zone and record of `pfn` if it heads an allocated block of
+    /// `order`: the fast paths' one check (only present, aligned frames of
+    /// orders the zone has ever head one). `None` says nothing about why.
+    #[inline]
+    pub(crate) fn lookup_allocated(&self, pfn: Pfn, order: Order) -> Option<(usize, PageMeta)> {
+        self.lookup_allocated_near(pfn, order, &mut 0)
+    }
+
+    /// [`Allocator::lookup_allocated`] with a zone hint (see
+    /// [`Allocator::zone_index_near`]).
+    #[inline]
+    pub(crate) fn lookup_allocated_near(
+        &self,
+        pfn: Pfn,
+        order: Order,
+        hint: &mut usize,
+    ) -> Option<(usize, PageMeta)> {
+        let zi = self.zone_index_near(pfn, hint)?;
+        let meta = self.zones[zi].core.meta(pfn);
+        meta.is_allocated_of_order(order).then_some((zi, meta))
     }
 
     /// Finds the allocated block `pfn`/`order`, or says precisely why it is
@@ -688,7 +806,7 @@ impl<R: RawMutex> Allocator<R> {
 
     /// Why taking over the head of `pfn` failed: another thread changed it
     /// between the check and the swap.
-    fn lost_race(&self, pfn: Pfn, order: Order) -> BlockError {
+    pub(crate) fn lost_race(&self, pfn: Pfn, order: Order) -> BlockError {
         self.find_allocated(pfn, order)
             .err()
             .unwrap_or(BlockError::DoubleFree { pfn })
@@ -705,31 +823,59 @@ impl<R: RawMutex> Allocator<R> {
     /// is free, else straight to the buddy lists.
     #[inline]
     pub fn free_on_cpu(&self, cpu: CpuId, pfn: Pfn, order: Order) -> Result<(), BlockError> {
-        self.free_pages(cpu, pfn, order)?;
+        let slot = self
+            .cpus
+            .get(cpu.0 as usize)
+            .ok_or(BlockError::InvalidCpu { cpu: cpu.0 })?;
+        let mut held = self.try_hold(slot);
+        self.free_pages(pfn, order, held.as_deref_mut())?;
+        drop(held);
         self.emit_free(pfn, order, cpu, FreeKind::Single);
         Ok(())
     }
 
+    /// Frees `pfn`/`order` onto `lists` (the freeing CPU's, if this call
+    /// holds them) when its order and pageblock type are cached there, else
+    /// straight to the buddy lists.
     #[inline]
-    fn free_pages(&self, cpu: CpuId, pfn: Pfn, order: Order) -> Result<(), BlockError> {
-        if !self.check_cpu(cpu) {
-            return Err(BlockError::InvalidCpu { cpu: cpu.0 });
+    pub(crate) fn free_pages(
+        &self,
+        pfn: Pfn,
+        order: Order,
+        mut lists: Option<&mut CpuLists>,
+    ) -> Result<(), BlockError> {
+        if let Some(held) = lists.as_deref_mut() {
+            if let Some((zi, meta)) = self.lookup_allocated(pfn, order) {
+                let zone = &self.zones[zi];
+                let z = &zone.core;
+                if let Some(index) = pcp_free_index(order, z.block_mt(pfn), z.geo.pageblock) {
+                    return held.zones[zi]
+                        .free(zone, z.idx(pfn), meta, order, index)
+                        .map_err(|_| self.lost_race(pfn, order));
+                }
+            }
         }
+        self.free_general(pfn, order, lists)
+    }
+
+    /// [`Allocator::free_pages`] beyond the fast path: validation with a
+    /// precise error, then the per-CPU list or the buddy lists.
+    #[inline(never)]
+    fn free_general(
+        &self,
+        pfn: Pfn,
+        order: Order,
+        lists: Option<&mut CpuLists>,
+    ) -> Result<(), BlockError> {
         let (zi, meta) = self.find_allocated(pfn, order)?;
         let zone = &self.zones[zi];
         let z = &zone.core;
         let idx = z.idx(pfn);
-        if self.config.pcp == PcpMode::Enabled {
-            let pcp_mt = pcp_migratetype(z.block_mt(pfn));
-            if let Some(mt) = pcp_mt.filter(|&mt| pcp_index(order, mt, z.geo.pageblock).is_some()) {
-                if let Some(mut pcp) = self.pcps[cpu.0 as usize][zi].try_lock() {
-                    let cached = PageMeta::head(PageState::PcpHead, order);
-                    z.pages
-                        .replace(idx, meta, cached)
-                        .map_err(|_| self.lost_race(pfn, order))?;
-                    pcp.free(zone, idx, order, mt);
-                    return Ok(());
-                }
+        if let Some(lists) = lists {
+            if let Some(index) = pcp_free_index(order, z.block_mt(pfn), z.geo.pageblock) {
+                return lists.zones[zi]
+                    .free(zone, idx, meta, order, index)
+                    .map_err(|_| self.lost_race(pfn, order));
             }
         }
         let mut guard = zone.lock();
@@ -782,7 +928,7 @@ impl<R: RawMutex> Allocator<R> {
             static SLOT: Cell<(usize, u16)> = const { Cell::new((0, 0)) };
         }
         let me = self as *const Self as usize;
-        let nr_cpus = self.pcps.len() as u16;
+        let nr_cpus = self.cpus.len() as u16;
         SLOT.with(|slot| {
             let (owner, cpu) = slot.get();
             if owner == me {
@@ -817,6 +963,36 @@ struct ZonelistId {
     slot: usize,
     highest: ZoneType,
     scope: NodeScope,
+}
+
+impl ZonelistId {
+    /// The zonelist of node slot `slot` for an allocation with `flags`
+    /// whose highest zone is `highest`.
+    #[inline]
+    fn new(slot: usize, highest: ZoneType, flags: AllocFlags) -> ZonelistId {
+        let scope = if flags.contains(AllocFlags::THIS_NODE) {
+            NodeScope::ThisNode
+        } else {
+            NodeScope::AllNodes
+        };
+        ZonelistId {
+            slot,
+            highest,
+            scope,
+        }
+    }
+}
+
+/// One CPU: its per-CPU lists for every zone under one lock, and where it
+/// allocates from. Aligned so two CPUs' locks never share a cache line
+/// (nor the adjacent line the prefetcher pairs with it).
+#[repr(align(128))]
+pub(crate) struct CpuSlot<R: RawMutex> {
+    pub(crate) lists: Mutex<R, CpuLists>,
+    /// The CPU's home node.
+    pub(crate) node: NodeId,
+    /// The home node's index in the zonelists.
+    pub(crate) zonelists: usize,
 }
 
 /// One node's zonelists, precomputed per node scope and highest zone so the

@@ -2,17 +2,17 @@
 //! allocator, Linux `alloc_pages_bulk` and `free_unref_folios`): many pages
 //! under one per-CPU lock round, refilled from the zone a batch at a time.
 
-use alloc::vec::Vec;
 use core::fmt;
 
 use lock_api::RawMutex;
 
 use crate::allocator::Allocator;
+use crate::buddy::FreePlacement;
 use crate::config::PcpMode;
 use crate::error::{AllocError, BlockError};
 use crate::events::{AllocKind, FreeKind};
-use crate::page::{PageMeta, PageState};
-use crate::pcp::{pcp_index, pcp_migratetype};
+use crate::page::PageMeta;
+use crate::pcp::{pcp_free_index, pcp_index, CpuLists};
 use crate::units::{AllocFlags, CpuId, Order, Pfn};
 use crate::watermark::AllocMode;
 
@@ -46,60 +46,76 @@ impl<R: RawMutex> Allocator<R> {
         flags: AllocFlags,
         out: &mut [Pfn],
     ) -> Result<usize, AllocError> {
-        if (cpu.0 as usize) >= self.pcps.len() {
-            return Err(AllocError::InvalidCpu { cpu: cpu.0 });
-        }
+        let slot = self.cpu_slot(cpu)?;
+        let mut held = self.try_hold(slot);
+        let got = self.alloc_bulk_with(cpu, slot.zonelists, flags, out, held.as_deref_mut());
+        drop(held);
+        let got = got?;
+        self.emit_bulk_allocs(cpu, flags, &out[..got]);
+        Ok(got)
+    }
+
+    /// [`Allocator::alloc_bulk`] with `cpu`'s lists held (`None`: not held,
+    /// or per-CPU lists off). Emits no events.
+    pub(crate) fn alloc_bulk_with(
+        &self,
+        cpu: CpuId,
+        zonelists: usize,
+        flags: AllocFlags,
+        out: &mut [Pfn],
+        mut lists: Option<&mut CpuLists>,
+    ) -> Result<usize, AllocError> {
         if out.is_empty() {
             return Ok(0);
         }
         let mt = flags.migratetype();
-        let highest = flags.highest_zone();
-        let pcp_ok = self.config.pcp == PcpMode::Enabled && out.len() > 1;
         let mut got = 0;
-        if pcp_ok && !flags.contains(AllocFlags::NO_WATERMARKS) {
-            let zone = self.bulk_zone(cpu, highest, flags, out.len() as u64);
-            if let Some(zi) = zone {
-                let zone = &self.zones[zi];
-                if let Some(mut pcp) = self.pcps[cpu.0 as usize][zi].try_lock() {
-                    while got < out.len() {
-                        let Some(idx) = pcp.alloc(zone, Order::ZERO, mt, AllocMode::empty()) else {
-                            break;
-                        };
-                        out[got] = zone.core.pfn(idx);
-                        self.emit_alloc(out[got], Order::ZERO, flags, cpu, AllocKind::Bulk);
-                        got += 1;
+        if out.len() > 1 && !flags.contains(AllocFlags::NO_WATERMARKS) {
+            if let Some(held) = lists.as_deref_mut() {
+                if let Some(zi) = self.bulk_zone(zonelists, flags, out.len() as u64) {
+                    let zone = &self.zones[zi];
+                    if let Some(index) = pcp_index(Order::ZERO, mt, zone.core.geo.pageblock) {
+                        got = held.zones[zi].take_bulk(zone, index, mt, out);
                     }
                 }
             }
         }
-        if got == 0 {
-            out[0] = self.alloc_on_cpu(cpu, Order::ZERO, flags)?;
-            got = 1;
-            if !pcp_ok {
-                // Without per-CPU lists a bulk request is ordinary requests.
-                while got < out.len() {
-                    let Ok(pfn) = self.alloc_on_cpu(cpu, Order::ZERO, flags) else {
-                        break;
-                    };
-                    out[got] = pfn;
-                    got += 1;
-                }
+        if got > 0 {
+            return Ok(got);
+        }
+        let pcp_off = self.config.pcp != PcpMode::Enabled;
+        let single = |lists: Option<&mut CpuLists>| {
+            self.alloc_pages(cpu, Some(zonelists), Order::ZERO, flags, lists)
+        };
+        out[0] = single(lists)?;
+        got = 1;
+        if pcp_off {
+            // Without per-CPU lists a bulk request is ordinary requests.
+            while got < out.len() {
+                let Ok(pfn) = single(None) else {
+                    break;
+                };
+                out[got] = pfn;
+                got += 1;
             }
         }
         Ok(got)
     }
 
-    /// The first zone of `cpu`'s zonelist with room for `nr` pages above its
+    /// Reports bulk-allocated pages to the event sink, if any.
+    pub(crate) fn emit_bulk_allocs(&self, cpu: CpuId, flags: AllocFlags, pfns: &[Pfn]) {
+        if self.events.is_some() {
+            for &pfn in pfns {
+                self.emit_alloc(pfn, Order::ZERO, flags, cpu, AllocKind::Bulk);
+            }
+        }
+    }
+
+    /// The first zone of the zonelist with room for `nr` pages above its
     /// low watermark.
-    fn bulk_zone(
-        &self,
-        cpu: CpuId,
-        highest: crate::units::ZoneType,
-        flags: AllocFlags,
-        nr: u64,
-    ) -> Option<usize> {
-        let node = self.cpu_home(cpu)?;
-        self.zonelist_for_node(node, highest, flags)
+    fn bulk_zone(&self, zonelists: usize, flags: AllocFlags, nr: u64) -> Option<usize> {
+        let highest = flags.highest_zone();
+        self.zonelist_of_slot(zonelists, highest, flags)
             .iter()
             .copied()
             .find(|&i| {
@@ -109,81 +125,112 @@ impl<R: RawMutex> Allocator<R> {
             })
     }
 
-    /// Frees a batch of order-0 pages through `cpu`'s lists, holding each
-    /// zone's per-CPU lock across its run of pages. The whole batch is
-    /// checked first: if any entry is not an allocated order-0 page (or a
-    /// frame appears twice) nothing is freed.
+    /// Frees a batch of order-0 pages through `cpu`'s lists under one lock
+    /// round. The batch is all or nothing: if any entry is not an allocated
+    /// order-0 page (or a frame appears twice) nothing is freed and the
+    /// error names the first bad entry.
     pub fn free_bulk(&self, cpu: CpuId, pfns: &[Pfn]) -> Result<(), BulkFreeError> {
-        if (cpu.0 as usize) >= self.pcps.len() {
+        let Some(slot) = self.cpus.get(cpu.0 as usize) else {
             return Err(BulkFreeError {
                 index: 0,
                 error: BlockError::InvalidCpu { cpu: cpu.0 },
             });
-        }
-        let mut checked = Vec::with_capacity(pfns.len());
-        for (index, &pfn) in pfns.iter().enumerate() {
-            let (zi, meta) = self
-                .find_allocated(pfn, Order::ZERO)
-                .map_err(|error| BulkFreeError { index, error })?;
-            checked.push((pfn, zi, meta, index));
-        }
-        let mut sorted: Vec<(Pfn, usize)> = checked.iter().map(|c| (c.0, c.3)).collect();
-        sorted.sort_unstable();
-        if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
-            let (pfn, index) = w[1];
-            return Err(BulkFreeError {
-                index,
-                error: BlockError::DoubleFree { pfn },
-            });
-        }
-        let mut i = 0;
-        while i < checked.len() {
-            let zi = checked[i].1;
-            let run = checked[i..].iter().take_while(|c| c.1 == zi).count();
-            self.free_run(cpu, zi, &checked[i..i + run])?;
-            i += run;
-        }
-        for &pfn in pfns {
-            self.emit_free(pfn, Order::ZERO, cpu, FreeKind::Batched);
-        }
+        };
+        let mut held = self.try_hold(slot);
+        self.free_bulk_with(pfns, held.as_deref_mut())?;
+        drop(held);
+        self.emit_bulk_frees(cpu, pfns);
         Ok(())
     }
 
-    /// Frees order-0 pages of one zone under one per-CPU lock.
-    fn free_run(
+    /// [`Allocator::free_bulk`] with the freeing CPU's lists held, if they
+    /// are. Emits no events.
+    ///
+    /// Two passes. The first takes every block over from its user with one
+    /// compare-and-swap each, into a transient per-CPU state that keeps the
+    /// old record recoverable; a bad entry (including a frame named twice,
+    /// whose second swap finds the first one's mark) stops it, and the
+    /// blocks taken so far get their records back, so nothing changed. The
+    /// second pass puts each block on its list, or on the buddy lists.
+    pub(crate) fn free_bulk_with(
         &self,
-        cpu: CpuId,
-        zi: usize,
-        run: &[(Pfn, usize, PageMeta, usize)],
+        pfns: &[Pfn],
+        mut lists: Option<&mut CpuLists>,
     ) -> Result<(), BulkFreeError> {
-        let zone = &self.zones[zi];
-        let z = &zone.core;
-        let mut pcp = (self.config.pcp == PcpMode::Enabled)
-            .then(|| self.pcps[cpu.0 as usize][zi].try_lock())
-            .flatten();
-        for &(pfn, _, meta, index) in run {
-            let idx = z.idx(pfn);
-            let lost = |_| BulkFreeError {
-                index,
-                error: BlockError::DoubleFree { pfn },
+        let mut hint = 0;
+        for (index, &pfn) in pfns.iter().enumerate() {
+            if let Err(error) = self.take_over(pfn, &mut hint) {
+                for &taken in &pfns[..index] {
+                    self.give_back(taken);
+                }
+                return Err(BulkFreeError { index, error });
+            }
+        }
+        // The per-CPU lists' bookkeeping is committed once per run of pages
+        // of one zone: (zone, pages linked, last list).
+        let mut run: Option<(usize, u64, usize)> = None;
+        for &pfn in pfns {
+            let Some(zi) = self.zone_index_near(pfn, &mut hint) else {
+                continue;
             };
-            let mt = pcp_migratetype(z.block_mt(pfn))
-                .filter(|&mt| pcp_index(Order::ZERO, mt, z.geo.pageblock).is_some());
-            match (&mut pcp, mt) {
-                (Some(pcp), Some(mt)) => {
-                    let cached = PageMeta::head(PageState::PcpHead, Order::ZERO);
-                    z.pages.replace(idx, meta, cached).map_err(lost)?;
-                    pcp.free(zone, idx, Order::ZERO, mt);
+            let zone = &self.zones[zi];
+            let z = &zone.core;
+            let idx = z.idx(pfn);
+            let index = pcp_free_index(Order::ZERO, z.block_mt(pfn), z.geo.pageblock);
+            match (lists.as_deref_mut(), index) {
+                (Some(held), Some(index)) => {
+                    if let Some((rzi, n, last)) = run.filter(|r| r.0 != zi) {
+                        held.zones[rzi].commit_order0_run(&self.zones[rzi], n, last);
+                        run = None;
+                    }
+                    held.zones[zi].link_owned(z, idx, index);
+                    let n = run.map_or(0, |r| r.1);
+                    run = Some((zi, n + 1, index));
                 }
                 _ => {
                     let mut guard = zone.lock();
-                    z.pages.replace(idx, meta, PageMeta::TAIL).map_err(lost)?;
+                    z.pages.set(idx, PageMeta::TAIL);
                     let mut ops = guard.ops();
-                    ops.free_block(pfn, Order::ZERO, crate::buddy::FreePlacement::Auto);
+                    ops.free_block(pfn, Order::ZERO, FreePlacement::Auto);
                     ops.f.stats.count_free(Order::ZERO);
                 }
             }
         }
+        if let (Some(held), Some((zi, n, last))) = (lists, run) {
+            held.zones[zi].commit_order0_run(&self.zones[zi], n, last);
+        }
         Ok(())
+    }
+
+    /// Takes the allocated order-0 page `pfn` over from its user: its record
+    /// becomes the transient [`PageMeta::freeing`] mark.
+    #[inline]
+    fn take_over(&self, pfn: Pfn, hint: &mut usize) -> Result<(), BlockError> {
+        let (zi, meta) = match self.lookup_allocated_near(pfn, Order::ZERO, hint) {
+            Some(found) => found,
+            None => self.find_allocated(pfn, Order::ZERO)?,
+        };
+        let z = &self.zones[zi].core;
+        z.pages
+            .replace(z.idx(pfn), meta, meta.freeing())
+            .map_err(|_| self.lost_race(pfn, Order::ZERO))
+    }
+
+    /// Undoes [`Allocator::take_over`] of `pfn`.
+    fn give_back(&self, pfn: Pfn) {
+        if let Some(zi) = self.zone_index(pfn) {
+            let z = &self.zones[zi].core;
+            let idx = z.idx(pfn);
+            z.pages.set(idx, z.pages.get(idx).unfreeing());
+        }
+    }
+
+    /// Reports a batched free to the event sink, if any.
+    pub(crate) fn emit_bulk_frees(&self, cpu: CpuId, pfns: &[Pfn]) {
+        if self.events.is_some() {
+            for &pfn in pfns {
+                self.emit_free(pfn, Order::ZERO, cpu, FreeKind::Batched);
+            }
+        }
     }
 }

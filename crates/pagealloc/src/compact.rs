@@ -251,7 +251,7 @@ impl<R: RawMutex> Allocator<R> {
         let mt = flags.migratetype();
         let highest = flags.highest_zone();
         let mut got = 0;
-        for zi in self.zonelist_for(cpu, highest, flags) {
+        for &zi in self.zonelist_for(cpu, highest, flags) {
             if got == out.len() {
                 break;
             }

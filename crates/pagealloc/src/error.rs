@@ -155,6 +155,12 @@ pub enum AllocError {
         /// The CPU given.
         cpu: u16,
     },
+    /// The CPU's per-CPU lists are held by someone else (a
+    /// [`crate::LocalLists`], a drain), so they cannot be held now.
+    CpuBusy {
+        /// The CPU given.
+        cpu: u16,
+    },
 }
 
 impl fmt::Display for AllocError {
@@ -170,6 +176,7 @@ impl fmt::Display for AllocError {
                 f.write_str("no zone on this machine satisfies the allocation flags")
             }
             AllocError::InvalidCpu { cpu } => write!(f, "CPU {cpu} does not exist"),
+            AllocError::CpuBusy { cpu } => write!(f, "the lists of CPU {cpu} are held elsewhere"),
         }
     }
 }

@@ -72,16 +72,8 @@ impl ListHead {
     ) {
         match placement {
             Placement::Head => {
-                let first = self.first;
-                meta.set_prev(NIL);
-                meta.set_next(first);
-                pages.set(idx, meta);
-                if first == NIL {
-                    self.last = idx;
-                } else {
-                    pages.update(first, |m| m.set_prev(idx));
-                }
-                self.first = idx;
+                pages.set(idx, self.linked_at_head(meta));
+                self.attach_at_head(pages, idx);
             }
             Placement::Tail => {
                 let last = self.last;
@@ -94,9 +86,98 @@ impl ListHead {
                     pages.update(last, |m| m.set_next(idx));
                 }
                 self.last = idx;
+                self.len += 1;
             }
         }
+    }
+
+    /// `meta` with the links it needs as the new first entry.
+    #[inline]
+    fn linked_at_head(&self, mut meta: PageMeta) -> PageMeta {
+        meta.set_prev(NIL);
+        meta.set_next(self.first);
+        meta
+    }
+
+    /// Makes `idx`, whose record already links to the current first entry,
+    /// the first entry.
+    #[inline]
+    fn attach_at_head(&mut self, pages: &PageTable, idx: u32) {
+        if self.first == NIL {
+            self.last = idx;
+        } else {
+            pages.update(self.first, |m| m.set_prev(idx));
+        }
+        self.first = idx;
         self.len += 1;
+    }
+
+    /// Links `idx` in at the head if its record still reads `expected`,
+    /// replacing it with `meta` (links filled in) in one compare-and-swap:
+    /// how a free takes an allocated head over. On failure nothing changes
+    /// and the record found is returned.
+    #[inline]
+    pub(crate) fn insert_head_replacing(
+        &mut self,
+        pages: &PageTable,
+        idx: u32,
+        expected: PageMeta,
+        meta: PageMeta,
+    ) -> Result<(), PageMeta> {
+        pages.replace(idx, expected, self.linked_at_head(meta))?;
+        self.attach_at_head(pages, idx);
+        Ok(())
+    }
+
+    /// Unlinks the first entry, writing its record as `meta`, and returns it.
+    #[inline]
+    pub(crate) fn pop_front(&mut self, pages: &PageTable, meta: PageMeta) -> Option<u32> {
+        let idx = self.first;
+        if idx == NIL {
+            return None;
+        }
+        let next = pages.get(idx).next();
+        pages.set(idx, meta);
+        self.first = next;
+        if next == NIL {
+            self.last = NIL;
+        } else {
+            pages.update(next, |m| m.set_prev(NIL));
+        }
+        self.len -= 1;
+        Some(idx)
+    }
+
+    /// Unlinks up to `n` entries from the front, writing each record as
+    /// `meta` and handing it to `take` in list order; returns how many. One
+    /// load and one store per entry, and one link fixed at the end.
+    #[inline]
+    pub(crate) fn pop_front_many(
+        &mut self,
+        pages: &PageTable,
+        meta: PageMeta,
+        n: u64,
+        mut take: impl FnMut(u32),
+    ) -> u64 {
+        let n = n.min(self.len);
+        let mut cur = self.first;
+        for _ in 0..n {
+            let next = pages.get(cur).next();
+            pages.set(cur, meta);
+            take(cur);
+            cur = next;
+        }
+        if n == 0 {
+            return 0;
+        }
+        self.first = cur;
+        if cur == NIL {
+            self.last = NIL;
+        } else {
+            pages.update(cur, |m| m.set_prev(NIL));
+        }
+        self.len -= n;
+        n
     }
 
     /// Unlinks `idx`, which must be on this list.

@@ -38,15 +38,11 @@ impl<R: RawMutex> Allocator<R> {
     /// It takes every lock (per-CPU lists first, then zones, the order the
     /// allocation path uses), so it sees a quiescent state.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        let pcps: Vec<Vec<_>> = self
-            .pcps
-            .iter()
-            .map(|cpu| cpu.iter().map(|p| p.lock()).collect())
-            .collect();
+        let pcps: Vec<_> = self.cpus.iter().map(|cpu| cpu.lists.lock()).collect();
         let mut allocated = 0;
         for (zi, zone) in self.zones.iter().enumerate() {
             let free = zone.free.lock();
-            let zone_pcps: Vec<&Pcp> = pcps.iter().map(|cpu| &*cpu[zi]).collect();
+            let zone_pcps: Vec<&Pcp> = pcps.iter().map(|cpu| &cpu.zones[zi]).collect();
             allocated += check_zone(&zone.core, &free, &zone_pcps)?;
         }
         drop(pcps);

@@ -188,6 +188,18 @@ impl PageMeta {
         )
     }
 
+    /// An allocated head being freed by a batch: marked per-CPU, so any
+    /// other free of it fails, while every other bit of the allocated
+    /// record stays for [`PageMeta::unfreeing`] to restore.
+    pub(crate) fn freeing(self) -> PageMeta {
+        PageMeta((self.0 & !TAG_MASK) | PageState::PcpHead as u64)
+    }
+
+    /// The allocated record [`PageMeta::freeing`] came from.
+    pub(crate) fn unfreeing(self) -> PageMeta {
+        PageMeta((self.0 & !TAG_MASK) | PageState::AllocHead as u64)
+    }
+
     /// The page's state.
     pub fn state(self) -> PageState {
         PageState::from_tag(self.0 & TAG_MASK)
@@ -236,6 +248,14 @@ impl PageMeta {
 
     pub(crate) fn set_prev(&mut self, idx: u32) {
         self.0 = (self.0 & !(LINK_MASK << PREV_SHIFT)) | ((idx as u64) & LINK_MASK) << PREV_SHIFT;
+    }
+
+    /// Whether this is an allocated head of exactly `order`: the free
+    /// path's test.
+    #[inline]
+    pub(crate) fn is_allocated_of_order(self, order: Order) -> bool {
+        self.0 & (TAG_MASK | ORDER_MASK << ORDER_SHIFT)
+            == PageState::AllocHead as u64 | (order.get() as u64) << ORDER_SHIFT
     }
 
     /// Whether this is a free head of exactly `order`: the buddy test.

@@ -20,7 +20,7 @@ use crate::config::{Config, PcpHigh};
 use crate::free_list::{ListHead, Placement};
 use crate::page::{PageMeta, PageState};
 use crate::stats::VmStats;
-use crate::units::{MigrateType, Order, NR_PCP_TYPES};
+use crate::units::{MigrateType, Order, Pfn, NR_PCP_TYPES, NR_ZONE_TYPES};
 use crate::watermark::AllocMode;
 use lock_api::RawMutex;
 
@@ -72,6 +72,17 @@ pub(crate) fn pcp_migratetype(mt: MigrateType) -> Option<MigrateType> {
     }
 }
 
+/// The list a freed block of `order` from a pageblock of type `block_mt`
+/// goes on, if any.
+#[inline]
+pub(crate) fn pcp_free_index(
+    order: Order,
+    block_mt: MigrateType,
+    pageblock: Order,
+) -> Option<usize> {
+    pcp_index(order, pcp_migratetype(block_mt)?, pageblock)
+}
+
 /// Linux `zone_batchsize`: ~0.1% of the zone or 1 MiB, whichever is
 /// smaller, divided by 4 and clamped to `2^n - 1`, at least 1.
 pub(crate) fn zone_batchsize(managed: u64, config: &Config) -> u64 {
@@ -87,6 +98,29 @@ pub(crate) fn zone_batchsize(managed: u64, config: &Config) -> u64 {
 /// the zone.
 pub(crate) fn zone_highsize(total: u64, nr_cpus: u64, batch: u64) -> u64 {
     (total / nr_cpus.max(1)).max(batch << 2)
+}
+
+/// One CPU's per-CPU lists for every zone, under one lock: the unit a
+/// [`crate::LocalLists`] guard holds and a remote drain takes.
+#[derive(Clone, Debug)]
+pub(crate) struct CpuLists {
+    /// Indexed like [`crate::Allocator::zones`].
+    pub(crate) zones: alloc::boxed::Box<[Pcp]>,
+    /// Per highest zone type: the first zone of this CPU's zonelist (any
+    /// node), where the fast path looks; [`NO_ZONE`] if there is none.
+    pub(crate) first_zone: [u32; NR_ZONE_TYPES],
+    /// The zonelists `first_zone` comes from (the CPU's home node's).
+    pub(crate) home_zonelists: usize,
+}
+
+/// No zone in a [`CpuLists::first_zone`] slot.
+pub(crate) const NO_ZONE: u32 = u32::MAX;
+
+impl CpuLists {
+    /// Pages on this CPU's lists, all zones.
+    pub(crate) fn count(&self) -> u64 {
+        self.zones.iter().map(|p| p.count).sum()
+    }
 }
 
 /// One CPU's lists for one zone (Linux `struct per_cpu_pages`).
@@ -180,6 +214,7 @@ impl Pcp {
     /// The high mark after a free (Linux `nr_pcp_high`), shrinking it when
     /// the zone is below its high watermark or a burst of high-order frees
     /// is under way.
+    #[inline]
     fn high_after_free(&mut self, free_high: bool, below_high: bool) -> u64 {
         self.high = self.high.clamp(self.high_min, self.high_max);
         if self.high == 0 {
@@ -221,15 +256,6 @@ impl Pcp {
             .clamp(self.batch, (high - self.batch).max(self.batch))
     }
 
-    /// Pops the first block of list `index`.
-    #[inline]
-    fn pop(&mut self, z: &ZoneCore, index: usize, order: Order) -> Option<u32> {
-        let idx = self.lists[index].first()?;
-        self.lists[index].remove(&z.pages, idx);
-        self.count -= order.nr_pages().0;
-        Some(idx)
-    }
-
     /// Takes a block of `order` for `mt` from this CPU's lists, refilling an
     /// empty list from the zone (Linux `__rmqueue_pcplist`). The block is
     /// left marked allocated.
@@ -237,27 +263,42 @@ impl Pcp {
     pub(crate) fn alloc<R: RawMutex>(
         &mut self,
         zone: &Zone<R>,
+        index: usize,
         order: Order,
         mt: MigrateType,
         mode: AllocMode,
     ) -> Option<u32> {
-        let z = &zone.core;
-        let index = pcp_index(order, mt, z.geo.pageblock)?;
         if self.lists[index].is_empty() {
-            let batch = self.refill_batch(order, z.is_below_high());
-            let mut guard = zone.lock();
-            let mut ops = guard.ops();
-            let got = ops.rmqueue_bulk(
-                order,
-                mt,
-                mode,
-                batch,
-                &mut self.lists[index],
-                &mut self.stats,
-            );
-            self.count += got * order.nr_pages().0;
+            self.refill(zone, index, order, mt, mode);
         }
-        self.take_cached(z, index, order, mt)
+        self.take_cached(&zone.core, index, order, mt)
+    }
+
+    /// Fills the empty list `index` with a batch from the zone, under one
+    /// zone-lock acquisition. Returns how many blocks came.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refill<R: RawMutex>(
+        &mut self,
+        zone: &Zone<R>,
+        index: usize,
+        order: Order,
+        mt: MigrateType,
+        mode: AllocMode,
+    ) -> u64 {
+        let batch = self.refill_batch(order, zone.core.is_below_high());
+        let mut guard = zone.lock();
+        let mut ops = guard.ops();
+        let got = ops.rmqueue_bulk(
+            order,
+            mt,
+            mode,
+            batch,
+            &mut self.lists[index],
+            &mut self.stats,
+        );
+        self.count += got * order.nr_pages().0;
+        got
     }
 
     /// Takes the first block of list `index` if there is one, marked
@@ -270,31 +311,112 @@ impl Pcp {
         order: Order,
         mt: MigrateType,
     ) -> Option<u32> {
-        let idx = self.pop(z, index, order)?;
-        z.pages.set(idx, PageMeta::allocated(order, mt));
+        let idx = self.lists[index].pop_front(&z.pages, PageMeta::allocated(order, mt))?;
+        self.count -= order.nr_pages().0;
         self.free_count >>= 1;
         self.stats.count_alloc(order);
         Some(idx)
     }
 
-    /// Puts a block the caller owns (its head already marked per-CPU) on
-    /// this CPU's lists and drains a batch if the lists grew past `high`
-    /// (Linux `free_frozen_page_commit`).
+    /// Fills `out` with order-0 pages for `mt` from list `index` (refilling
+    /// it from the zone as it empties) and returns how many it placed: the
+    /// bulk allocator's inner loop, one record load and store per page.
+    pub(crate) fn take_bulk<R: RawMutex>(
+        &mut self,
+        zone: &Zone<R>,
+        index: usize,
+        mt: MigrateType,
+        out: &mut [Pfn],
+    ) -> usize {
+        let z = &zone.core;
+        let meta = PageMeta::allocated(Order::ZERO, mt);
+        let mut got = 0;
+        while got < out.len() {
+            if self.lists[index].is_empty()
+                && self.refill(zone, index, Order::ZERO, mt, AllocMode::empty()) == 0
+            {
+                break;
+            }
+            let slots = &mut out[got..];
+            let mut k = 0;
+            let n = self.lists[index].pop_front_many(&z.pages, meta, slots.len() as u64, |idx| {
+                slots[k] = z.pfn(idx);
+                k += 1;
+            });
+            self.count -= n;
+            self.free_count >>= n.min(u64::BITS as u64 - 1);
+            self.stats.alloc_calls[0] += n;
+            self.stats.pgalloc += n;
+            got += n as usize;
+        }
+        got
+    }
+
+    /// Takes over the allocated head `idx`, whose record must still read
+    /// `expected`, onto list `index` with one compare-and-swap, then drains
+    /// a batch if the lists grew past `high` (Linux
+    /// `free_frozen_page_commit`). If the record changed (a racing free),
+    /// nothing changes and the record found is returned.
     #[inline]
     pub(crate) fn free<R: RawMutex>(
         &mut self,
         zone: &Zone<R>,
         idx: u32,
+        expected: PageMeta,
         order: Order,
-        mt: MigrateType,
-    ) {
+        index: usize,
+    ) -> Result<(), PageMeta> {
+        let cached = PageMeta::head(PageState::PcpHead, order);
+        self.lists[index].insert_head_replacing(&zone.core.pages, idx, expected, cached)?;
+        self.commit_free(zone, order, index);
+        Ok(())
+    }
+
+    /// Puts an order-0 page the caller already owns on list `index`; the
+    /// caller commits a run of them with [`Pcp::commit_order0_run`].
+    #[inline]
+    pub(crate) fn link_owned(&mut self, z: &ZoneCore, idx: u32, index: usize) {
+        let cached = PageMeta::head(PageState::PcpHead, Order::ZERO);
+        self.lists[index].insert(&z.pages, idx, cached, Placement::Head);
+    }
+
+    /// The bookkeeping of [`Pcp::commit_free`] for `n` order-0 pages that
+    /// joined the lists together (a batched free, Linux
+    /// `free_unref_folios`): the same counters, and one high check and one
+    /// drain for the run instead of one per page. The drain takes what
+    /// per-page commits would have: a batch, plus whatever the run put
+    /// above `high`. `index` is the list the run ended on.
+    pub(crate) fn commit_order0_run<R: RawMutex>(&mut self, zone: &Zone<R>, n: u64, index: usize) {
+        if n == 0 {
+            return;
+        }
+        let z = &zone.core;
+        self.alloc_factor >>= n.min(u64::from(u32::BITS - 1)) as u32;
+        self.count += n;
+        self.stats.free_calls[0] += n;
+        self.stats.pgfree += n;
+        self.prev_free_high_order = false;
+        let cap = self.batch << BATCH_SCALE_MAX;
+        if self.free_count < cap {
+            self.free_count = (self.free_count + n).min(cap);
+        }
+        let high = self.high_after_free(false, z.is_below_high());
+        if self.count >= high {
+            let amount = self.drain_amount(high, false) + (self.count - high);
+            let mut guard = zone.lock();
+            self.drain(&mut guard.ops(), amount, index);
+            if z.is_below_high() && guard.ops().high_watermark_met() {
+                z.set_below_high(false);
+            }
+        }
+    }
+
+    /// The bookkeeping after a block joined list `index`: counts, the
+    /// free-burst heuristics, and a drain once over `high`.
+    #[inline]
+    fn commit_free<R: RawMutex>(&mut self, zone: &Zone<R>, order: Order, index: usize) {
         let z = &zone.core;
         self.alloc_factor >>= 1;
-        let Some(index) = pcp_index(order, mt, z.geo.pageblock) else {
-            return;
-        };
-        let cached = PageMeta::head(PageState::PcpHead, order);
-        self.lists[index].insert(&z.pages, idx, cached, Placement::Head);
         self.count += order.nr_pages().0;
         self.stats.count_free(order);
         let mut free_high = false;
@@ -310,12 +432,26 @@ impl Pcp {
         }
         let high = self.high_after_free(free_high, z.is_below_high());
         if self.count >= high {
-            let amount = self.drain_amount(high, free_high);
-            let mut guard = zone.lock();
-            self.drain(&mut guard.ops(), amount, index);
-            if z.is_below_high() && guard.ops().high_watermark_met() {
-                z.set_below_high(false);
-            }
+            self.drain_over_high(zone, high, free_high, index);
+        }
+    }
+
+    /// Drains a batch because the lists reached `high`.
+    #[cold]
+    #[inline(never)]
+    fn drain_over_high<R: RawMutex>(
+        &mut self,
+        zone: &Zone<R>,
+        high: u64,
+        free_high: bool,
+        index: usize,
+    ) {
+        let z = &zone.core;
+        let amount = self.drain_amount(high, free_high);
+        let mut guard = zone.lock();
+        self.drain(&mut guard.ops(), amount, index);
+        if z.is_below_high() && guard.ops().high_watermark_met() {
+            z.set_below_high(false);
         }
     }
 

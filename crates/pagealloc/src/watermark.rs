@@ -93,6 +93,21 @@ impl ZoneCore {
         )
     }
 
+    /// The fast path's test for an order-0 request without reserves: free
+    /// pages above the high watermark (Linux checks the high mark first
+    /// while the zone is not flagged below it; passing settles it). The
+    /// same arithmetic as [`ZoneCore::watermark_ok`] with `WMARK_HIGH`,
+    /// without the mode decoding.
+    #[inline]
+    pub(crate) fn order0_above_high(&self, highest: ZoneType, cma_usable: bool) -> bool {
+        let free = self.published_free.load(Ordering::Relaxed);
+        let mut unusable = self.published_free_highatomic.load(Ordering::Relaxed);
+        if !cma_usable {
+            unusable += self.published_free_cma.load(Ordering::Relaxed);
+        }
+        free > unusable + self.watermarks.high + self.lowmem_reserve[highest.idx()]
+    }
+
     /// The published non-empty bitmaps of the free lists.
     fn published_bitmaps(&self) -> [u16; NR_MIGRATE_TYPES] {
         self.published_nonempty

@@ -324,6 +324,13 @@ fn every_alloc_error() {
             |a| a.alloc_on(NodeId(2), order(0), AllocFlags::KERNEL), AE::NoZone),
         ("a CPU that does not exist", x86(),
             |a| a.alloc_on_cpu(CpuId(3), order(0), AllocFlags::KERNEL), AE::InvalidCpu { cpu: 3 }),
+        ("lists held by another LocalLists", x86(),
+            |a| {
+                let _held = a.local(CpuId(0)).expect("free lists");
+                a.local(CpuId(0)).map(|_| Pfn(0))
+            }, AE::CpuBusy { cpu: 0 }),
+        ("local lists of a CPU that does not exist", x86(),
+            |a| a.local(CpuId(3)).map(|_| Pfn(0)), AE::InvalidCpu { cpu: 3 }),
         ("larger than any free block", x86(),
             |a| a.alloc(order(10), AllocFlags::DMA), AE::NoMemory { order: order(10) }),
     ];
@@ -343,7 +350,7 @@ fn every_alloc_error() {
             }
             AllocError::NoMemory { order } => vec![order.to_string()],
             AllocError::NoZone => vec![],
-            AllocError::InvalidCpu { cpu } => vec![cpu.to_string()],
+            AllocError::InvalidCpu { cpu } | AllocError::CpuBusy { cpu } => vec![cpu.to_string()],
         };
         assert_message(&want, &needles);
     }

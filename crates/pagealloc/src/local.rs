@@ -1,0 +1,131 @@
+//! Holding one CPU's per-CPU lists across many calls.
+//!
+//! Every ordinary call ([`Allocator::alloc_on_cpu`], [`Allocator::free_on_cpu`],
+//! the bulk calls) try-locks its CPU's lists, does its work and unlocks: two
+//! atomic read-modify-writes per call, which on a current x86 core cost more
+//! than the list work itself. A kernel that has already made itself the only
+//! user of a CPU (interrupts and preemption off) needs no lock for each
+//! call; [`LocalLists`] is that state as a value. It holds the CPU's lock
+//! from [`Allocator::local`] until it is dropped, and every call through it
+//! goes straight to the lists. It is the guard-as-proof pattern: the
+//! borrow says the lists are held.
+//!
+//! While it is held, remote drains of this CPU wait ([`Allocator::drain_all`],
+//! [`Allocator::drain_local`], and the readers that take every lock:
+//! [`Allocator::stats`], [`Allocator::check_invariants`], cloning), so it is
+//! for short runs of work, like an interrupts-off section; the thread that
+//! holds it must not call those itself. Allocation slow paths never wait for
+//! a lock held this way: they drain what they can and skip busy CPUs. Frees
+//! still take each block over with a compare-and-swap, so a double free
+//! racing from another CPU fails cleanly here too.
+
+use lock_api::{MutexGuard, RawMutex};
+
+use crate::allocator::Allocator;
+use crate::bulk::BulkFreeError;
+use crate::config::PcpMode;
+use crate::error::{AllocError, BlockError};
+use crate::events::{AllocKind, FreeKind};
+use crate::pcp::CpuLists;
+use crate::units::{AllocFlags, CpuId, Order, Pfn};
+
+/// One CPU's per-CPU lists, held (see the module docs). Made by
+/// [`Allocator::local`]; the lock is released when it is dropped.
+pub struct LocalLists<'a, R: RawMutex = crate::DefaultLock> {
+    allocator: &'a Allocator<R>,
+    cpu: CpuId,
+    zonelists: usize,
+    lists: MutexGuard<'a, R, CpuLists>,
+}
+
+impl<R: RawMutex> Allocator<R> {
+    /// Holds `cpu`'s per-CPU lists until the returned value is dropped, so
+    /// that the calls made through it pay no lock each. Fails with
+    /// [`AllocError::CpuBusy`] if someone else holds them (another
+    /// `LocalLists`, a drain in progress): it never waits.
+    pub fn local(&self, cpu: CpuId) -> Result<LocalLists<'_, R>, AllocError> {
+        let slot = self.cpu_slot(cpu)?;
+        let lists = slot
+            .lists
+            .try_lock()
+            .ok_or(AllocError::CpuBusy { cpu: cpu.0 })?;
+        Ok(LocalLists {
+            allocator: self,
+            cpu,
+            zonelists: slot.zonelists,
+            lists,
+        })
+    }
+}
+
+impl<R: RawMutex> LocalLists<'_, R> {
+    /// The CPU whose lists these are.
+    pub fn cpu(&self) -> CpuId {
+        self.cpu
+    }
+
+    /// Pages on these lists, all zones.
+    pub fn nr_pages(&self) -> u64 {
+        self.lists.count()
+    }
+
+    /// The lists for a call, or `None` with per-CPU lists off (then every
+    /// call goes to the buddy lists, as the ordinary calls do).
+    #[inline]
+    fn held(&mut self) -> Option<&mut CpuLists> {
+        (self.allocator.config.pcp == PcpMode::Enabled).then_some(&mut *self.lists)
+    }
+
+    /// [`Allocator::alloc_on_cpu`] on this CPU.
+    #[inline]
+    pub fn alloc(&mut self, order: Order, flags: AllocFlags) -> Result<Pfn, AllocError> {
+        let (a, cpu, zonelists) = (self.allocator, self.cpu, self.zonelists);
+        let pfn = a.alloc_pages(cpu, Some(zonelists), order, flags, self.held())?;
+        a.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
+        Ok(pfn)
+    }
+
+    /// [`Allocator::free_on_cpu`] on this CPU.
+    #[inline]
+    pub fn free(&mut self, pfn: Pfn, order: Order) -> Result<(), BlockError> {
+        let a = self.allocator;
+        a.free_pages(pfn, order, self.held())?;
+        a.emit_free(pfn, order, self.cpu, FreeKind::Single);
+        Ok(())
+    }
+
+    /// [`Allocator::alloc_bulk`] on this CPU.
+    pub fn alloc_bulk(&mut self, flags: AllocFlags, out: &mut [Pfn]) -> Result<usize, AllocError> {
+        let (a, cpu, zonelists) = (self.allocator, self.cpu, self.zonelists);
+        let got = a.alloc_bulk_with(cpu, zonelists, flags, out, self.held())?;
+        a.emit_bulk_allocs(cpu, flags, &out[..got]);
+        Ok(got)
+    }
+
+    /// [`Allocator::free_bulk`] on this CPU.
+    pub fn free_bulk(&mut self, pfns: &[Pfn]) -> Result<(), BulkFreeError> {
+        let a = self.allocator;
+        a.free_bulk_with(pfns, self.held())?;
+        a.emit_bulk_frees(self.cpu, pfns);
+        Ok(())
+    }
+
+    /// Returns every page on these lists to the buddy lists (what
+    /// [`Allocator::drain_local`] does, for the holder). Returns the pages
+    /// drained.
+    pub fn drain(&mut self) -> u64 {
+        let a = self.allocator;
+        (0..a.zones.len())
+            .map(|zi| a.drain_lists(&mut self.lists, zi))
+            .sum()
+    }
+}
+
+impl<R: RawMutex> core::fmt::Debug for LocalLists<'_, R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocalLists")
+            .field("cpu", &self.cpu)
+            .field("nr_pages", &self.nr_pages())
+            .finish_non_exhaustive()
+    }
+}
