@@ -393,7 +393,7 @@ impl<R: RawMutex> Allocator<R> {
     ///
     /// `zonelists` names the preferred node's zonelists (`None`: a node
     /// without memory); `lists` are `cpu`'s lists, if this call holds them.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc_pages(
         &self,
         cpu: CpuId,
@@ -418,7 +418,7 @@ impl<R: RawMutex> Allocator<R> {
     /// decide it, without its loop or its mode bookkeeping: the first zone
     /// of the zonelist passes its watermark and this CPU's list has a block
     /// cached.
-    #[inline]
+    #[inline(always)]
     fn pcp_fast(&self, order: Order, flags: AllocFlags, lists: &mut CpuLists) -> Option<Pfn> {
         if flags.contains(AllocFlags::THIS_NODE) {
             // The first zone may be another node's: the full path decides.
@@ -750,7 +750,7 @@ impl<R: RawMutex> Allocator<R> {
 
     /// [`Allocator::lookup_allocated`] with a zone hint (see
     /// [`Allocator::zone_index_near`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lookup_allocated_near(
         &self,
         pfn: Pfn,
@@ -806,6 +806,8 @@ impl<R: RawMutex> Allocator<R> {
 
     /// Why taking over the head of `pfn` failed: another thread changed it
     /// between the check and the swap.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn lost_race(&self, pfn: Pfn, order: Order) -> BlockError {
         self.find_allocated(pfn, order)
             .err()
@@ -837,7 +839,7 @@ impl<R: RawMutex> Allocator<R> {
     /// Frees `pfn`/`order` onto `lists` (the freeing CPU's, if this call
     /// holds them) when its order and pageblock type are cached there, else
     /// straight to the buddy lists.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free_pages(
         &self,
         pfn: Pfn,

@@ -116,7 +116,7 @@ impl ListHead {
     /// replacing it with `meta` (links filled in) in one compare-and-swap:
     /// how a free takes an allocated head over. On failure nothing changes
     /// and the record found is returned.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert_head_replacing(
         &mut self,
         pages: &PageTable,
@@ -130,7 +130,7 @@ impl ListHead {
     }
 
     /// Unlinks the first entry, writing its record as `meta`, and returns it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop_front(&mut self, pages: &PageTable, meta: PageMeta) -> Option<u32> {
         let idx = self.first;
         if idx == NIL {

@@ -25,7 +25,9 @@
 //! * **Per-CPU front end** (`pcp`, `bulk`; seed 004): per-CPU lists for
 //!   orders 0..=3 and the pageblock order with Linux 6.7+ batch and high
 //!   tuning, so most allocations and frees never take the zone lock;
-//!   [`Allocator::alloc_bulk`] and [`Allocator::free_bulk`] on top.
+//!   [`Allocator::alloc_bulk`] and [`Allocator::free_bulk`] on top, and
+//!   [`LocalLists`] ([`Allocator::local`]) to hold one CPU's lists across
+//!   many calls, as a kernel with interrupts off would, with no lock per call.
 //! * **Packed allocation** (`compact`; seed 001): [`Allocator::alloc_packed`]
 //!   and the [`Packing`] policy put order-0 pages into pageblocks their
 //!   migratetype already owns, fullest first.
@@ -44,7 +46,9 @@
 //! whoever holds the block they head, and a free takes an allocated head
 //! over with one compare-and-swap, so a racing double free fails with an
 //! error. The caller names its CPU ([`CpuId`]); `std` adds
-//! [`Allocator::this_cpu`]. The plain [`Allocator::alloc`] and
+//! [`Allocator::this_cpu`]. Each CPU's lists for all zones sit behind one
+//! lock that every ordinary call try-locks; a [`LocalLists`] holds it
+//! instead, until dropped. The plain [`Allocator::alloc`] and
 //! [`Allocator::free`] use CPU 0.
 //!
 //! Every invariant in docs/DESIGN.md is checked by

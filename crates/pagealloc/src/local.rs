@@ -31,6 +31,20 @@ use crate::units::{AllocFlags, CpuId, Order, Pfn};
 
 /// One CPU's per-CPU lists, held (see the module docs). Made by
 /// [`Allocator::local`]; the lock is released when it is dropped.
+///
+/// ```
+/// use pagealloc::{AllocError, AllocFlags, Allocator, Config, CpuId, MemoryMap, Order, PageCount, Pfn};
+///
+/// let map = MemoryMap::contiguous(Pfn(0x1000), PageCount(16384)).unwrap();
+/// let a: Allocator = Allocator::new(map, Config::default()).unwrap();
+/// let mut cpu0 = a.local(CpuId(0)).unwrap();
+/// let page = cpu0.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap();
+/// cpu0.free(page, Order::ZERO).unwrap();
+/// assert!(cpu0.free(page, Order::ZERO).is_err()); // still a typed error
+/// assert_eq!(a.local(CpuId(0)).unwrap_err(), AllocError::CpuBusy { cpu: 0 });
+/// drop(cpu0); // releases CPU 0's lists
+/// a.check_invariants().unwrap();
+/// ```
 pub struct LocalLists<'a, R: RawMutex = crate::DefaultLock> {
     allocator: &'a Allocator<R>,
     cpu: CpuId,

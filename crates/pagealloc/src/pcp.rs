@@ -216,7 +216,9 @@ impl Pcp {
     /// is under way.
     #[inline]
     fn high_after_free(&mut self, free_high: bool, below_high: bool) -> u64 {
-        self.high = self.high.clamp(self.high_min, self.high_max);
+        // Every update keeps `high` inside its bounds, which never change
+        // (Linux clamps here because a sysctl may move them).
+        debug_assert!((self.high_min..=self.high_max).contains(&self.high));
         if self.high == 0 {
             return 0;
         }
@@ -303,7 +305,7 @@ impl Pcp {
 
     /// Takes the first block of list `index` if there is one, marked
     /// allocated as `mt`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_cached(
         &mut self,
         z: &ZoneCore,
@@ -357,7 +359,7 @@ impl Pcp {
     /// a batch if the lists grew past `high` (Linux
     /// `free_frozen_page_commit`). If the record changed (a racing free),
     /// nothing changes and the record found is returned.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free<R: RawMutex>(
         &mut self,
         zone: &Zone<R>,
@@ -413,7 +415,7 @@ impl Pcp {
 
     /// The bookkeeping after a block joined list `index`: counts, the
     /// free-burst heuristics, and a drain once over `high`.
-    #[inline]
+    #[inline(always)]
     fn commit_free<R: RawMutex>(&mut self, zone: &Zone<R>, order: Order, index: usize) {
         let z = &zone.core;
         self.alloc_factor >>= 1;
