@@ -247,13 +247,27 @@ impl<R: RawMutex> Allocator<R> {
     /// Zones are tried in zonelist order. In each, pages come from the small
     /// (order < 3) free blocks of the type's own pageblocks, fullest
     /// pageblock first; then, with [`PackClaim::ClaimFreePageblocks`], from
-    /// whole free pageblocks, which become the type's. A zone gives no more
-    /// than keeps it above its low watermark. Partial success is the rule,
-    /// as in the seed: fewer than `out.len()` pages means the owned
-    /// pageblocks (and free pageblocks, if allowed) ran out; the pages
-    /// obtained stay allocated and are ordinary order-0 allocations, freed
-    /// with [`Allocator::free`] or [`Allocator::free_bulk`] like any other.
-    /// Per-CPU lists are bypassed: their pages sit wherever they were freed.
+    /// the larger free blocks (order 3 up to below a pageblock) of its own
+    /// pageblocks, fullest first, then from whole free pageblocks (its own
+    /// type's, then its fallback types', the smallest free block first),
+    /// which become the type's. A free block of a pageblock owned by another
+    /// type is never split.
+    ///
+    /// Partial success is the rule, as in the seed. The call returns `n <=
+    /// out.len()`; `out[..n]` hold the pages and `out[n..]` is untouched.
+    /// `n < out.len()` means that in every zone of the zonelist either the
+    /// zone's budget ran out (it gives no more than keeps its free pages
+    /// above its low watermark plus the lowmem reserve for the request) or
+    /// its candidates did (the owned pageblocks' free blocks, and free
+    /// pageblocks if allowed). The pages are ordinary order-0 allocations,
+    /// freed with [`Allocator::free`] or [`Allocator::free_bulk`] like any
+    /// other. Per-CPU lists are bypassed: their pages sit wherever they
+    /// were freed, and packing must choose where its pages lie.
+    ///
+    /// Cost: one walk of the type's free lists of the orders concerned per
+    /// zone and phase, a linear-time selection of the `out.len()` best
+    /// blocks, and constant work per page taken; no allocation once the
+    /// zone's key buffer has grown.
     pub fn alloc_packed(
         &self,
         cpu: CpuId,
