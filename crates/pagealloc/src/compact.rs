@@ -17,12 +17,13 @@
 //! Cost. Every free block of an owned pageblock is on that type's lists
 //! (freelist hygiene), so the candidates are the list entries themselves:
 //! one walk over the lists of the orders wanted gives each block a key
-//! (its pageblock's free pages, then its index), the `want` smallest keys
-//! are selected in linear time and sorted, and the blocks are taken whole,
-//! in that order, the last one split. No pageblock is walked page by page,
+//! (its pageblock's free pages, then its index), the keys become a heap in
+//! linear time, and blocks are popped smallest key first and taken whole
+//! until the call has its pages, the last one split. No pageblock is walked page by page,
 //! and the keys live in a buffer kept under the zone lock, so a call
 //! allocates nothing once that buffer has grown.
 
+use alloc::collections::BinaryHeap;
 use alloc::vec::Vec;
 
 use lock_api::RawMutex;
@@ -137,8 +138,8 @@ impl ZoneOps<'_> {
     /// while `want` allows, the last one split.
     ///
     /// One list walk per call; the `u64` keys (`free pages << 32 | index`)
-    /// live in a buffer kept under the zone lock, and only the `want`
-    /// smallest are sorted.
+    /// live in a buffer kept under the zone lock, heapified in linear time,
+    /// and only the blocks taken are popped.
     fn take_listed(
         &mut self,
         mt: MigrateType,
@@ -159,25 +160,24 @@ impl ZoneOps<'_> {
                 keys.push(u64::from(free) << 32 | u64::from(idx));
             }
         }
-        // Every block gives at least one page, so the `want` smallest keys
-        // are all a call can use: select them in linear time, sort only them.
-        if keys.len() > want {
-            keys.select_nth_unstable(want - 1);
-            keys.truncate(want);
+        // A max-heap of complemented keys pops the smallest key first; it is
+        // built in linear time, and only the blocks a call uses are popped.
+        for key in keys.iter_mut() {
+            *key = !*key;
         }
-        keys.sort_unstable();
+        let mut heap = BinaryHeap::from(keys);
         let mut got = 0;
-        for &key in &keys {
-            if got == want {
+        while got < want {
+            let Some(key) = heap.pop() else {
                 break;
-            }
+            };
             // The low half of a key is the block's index; no block on the
             // list changes while others are taken (allocation never merges).
-            let idx = key as u32;
+            let idx = !key as u32;
             let order = self.z.pages.get(idx).order();
             got += self.take_block(idx, order, mt, mt, want - got, take);
         }
-        self.f.pack_scratch = keys;
+        self.f.pack_scratch = heap.into_vec();
         got
     }
 
@@ -265,9 +265,9 @@ impl<R: RawMutex> Allocator<R> {
     /// were freed, and packing must choose where its pages lie.
     ///
     /// Cost: one walk of the type's free lists of the orders concerned per
-    /// zone and phase, a linear-time selection of the `out.len()` best
-    /// blocks, and constant work per page taken; no allocation once the
-    /// zone's key buffer has grown.
+    /// zone and phase, a heap built over those blocks in linear time, one
+    /// pop per block taken and constant work per page; no allocation once
+    /// the zone's key buffer has grown.
     pub fn alloc_packed(
         &self,
         cpu: CpuId,
