@@ -19,7 +19,9 @@
 //! requests. Groups:
 //!
 //! * `bulk/<N>/pagealloc-packed`: `alloc_packed` (seed 001) + `free_bulk`,
-//!   beside `alloc_bulk` + `free_bulk` in the same group.
+//!   beside `alloc_bulk` + `free_bulk` in the same group;
+//!   `pagealloc-bulk-alloc` and `pagealloc-packed-alloc` time the
+//!   allocating call alone (the free after it untimed).
 //! * `single/<allocator>`: one order-0 allocation and its free, with the
 //!   allocator 50% full of random-order (0..=3) blocks.
 //! * `churn/<allocator>`: 50% full of order-0 frames; free a random held
@@ -573,6 +575,50 @@ fn packed_pagealloc(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, n: usize) 
     drop(held);
 }
 
+/// The allocation half alone of `bulk_pagealloc` (`Pages::Bulk`) or of
+/// `packed_pagealloc` (`Pages::Packed`): only the allocating call is timed,
+/// the `free_bulk` after it is not. Packed pages come from the buddy lists
+/// and their frees end there; bulk pages recycle through the per-CPU list.
+fn alloc_half(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, pages: Pages, n: usize) {
+    let mut pa = PageAlloc::new(PcpMode::Enabled);
+    let held = prefill_random(&mut pa);
+    let a = &pa.a;
+    let cpu = CpuId(0);
+    let mut buf = vec![Pfn(0); n];
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let got = match pages {
+                    Pages::Bulk => a.alloc_bulk(cpu, AllocFlags::KERNEL, black_box(&mut buf)),
+                    Pages::Packed => a.alloc_packed(
+                        cpu,
+                        AllocFlags::KERNEL,
+                        PackClaim::ClaimFreePageblocks,
+                        black_box(&mut buf),
+                    ),
+                }
+                .expect("allocation");
+                timed += start.elapsed();
+                assert_eq!(got, n, "short allocation");
+                a.free_bulk(cpu, black_box(&buf)).expect("free_bulk");
+            }
+            timed
+        })
+    });
+    drop(held);
+}
+
+/// Which allocation `alloc_half` times.
+#[derive(Clone, Copy)]
+enum Pages {
+    /// `alloc_bulk`.
+    Bulk,
+    /// `alloc_packed`.
+    Packed,
+}
+
 /// `n` single allocations, then their `n` frees.
 fn bulk_singles<A: FrameAlloc>(
     g: &mut BenchmarkGroup<'_, WallTime>,
@@ -603,6 +649,8 @@ fn bulk(c: &mut Criterion) {
         bulk_pagealloc(&mut g, "pagealloc-bulk", PcpMode::Enabled, n);
         bulk_pagealloc_local(&mut g, "pagealloc-local-bulk", n);
         packed_pagealloc(&mut g, "pagealloc-packed", n);
+        alloc_half(&mut g, "pagealloc-bulk-alloc", Pages::Bulk, n);
+        alloc_half(&mut g, "pagealloc-packed-alloc", Pages::Packed, n);
         bulk_pagealloc(&mut g, "pagealloc-nopcp-bulk", PcpMode::Disabled, n);
         bulk_singles(
             &mut g,

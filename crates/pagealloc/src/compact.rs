@@ -13,7 +13,17 @@
 //!
 //! "Fullest" is measured by the per-pageblock free-page count the zone keeps
 //! (see `BlockTable`).
+//!
+//! Cost. Every free block of an owned pageblock is on that type's lists
+//! (freelist hygiene), so the candidates are the list entries themselves:
+//! one walk over the lists of the orders wanted gives each block a key
+//! (its pageblock's free pages, then its index), the keys become a heap in
+//! linear time, and blocks are popped smallest key first and taken whole
+//! until the call has its pages, the last one split. No pageblock is walked page by page,
+//! and the keys live in a buffer kept under the zone lock, so a call
+//! allocates nothing once that buffer has grown.
 
+use alloc::collections::BinaryHeap;
 use alloc::vec::Vec;
 
 use lock_api::RawMutex;
@@ -21,7 +31,8 @@ use lock_api::RawMutex;
 use crate::allocator::Allocator;
 use crate::error::AllocError;
 use crate::fallback::FallbackEvent;
-use crate::page::{PageMeta, PageState};
+use crate::free_list::Placement;
+use crate::page::PageMeta;
 use crate::units::{AllocFlags, CpuId};
 use crate::units::{MigrateType, Order, Pfn};
 use crate::zone::ZoneOps;
@@ -76,8 +87,8 @@ impl ZoneOps<'_> {
     /// Takes up to `want` order-0 pages of `mt`, packed, handing each to
     /// `take` already marked allocated. Returns how many it took, and the
     /// claims of other types' pageblocks it made (as fallback events).
-    /// `scan_limit` bounds how many entries of each small-order free list
-    /// are examined for candidate pageblocks.
+    /// `scan_limit` bounds how many entries of each free list are examined
+    /// for candidate blocks.
     pub(crate) fn rmqueue_packed(
         &mut self,
         mt: MigrateType,
@@ -88,28 +99,20 @@ impl ZoneOps<'_> {
         claims: &mut dyn FnMut(FallbackEvent),
     ) -> usize {
         let pb = self.z.geo.pageblock;
-        let mut got = 0;
-        // Pageblocks owned by `mt` with small free blocks, fullest first.
-        let small = Order::new(PACK_MAX_ORDER).unwrap_or(Order::ZERO);
-        let owned = self.owned_pageblocks(mt, Order::ZERO, small, scan_limit);
-        got += self.take_from_pageblocks(&owned, mt, Some(small), want - got, take);
+        // The small free blocks of pageblocks `mt` owns, fullest first.
+        let mut got = self.take_listed(mt, 0..=PACK_MAX_ORDER, scan_limit, want, take);
         if got == want || claim == PackClaim::OwnedOnly {
             return got;
         }
         // Before claiming anything new, finish the pageblocks the type owns:
         // their larger free blocks too, fullest pageblock first.
-        let larger = Order::new(PACK_MAX_ORDER + 1).unwrap_or(Order::LIMIT);
-        let below_pb = pb.lower().unwrap_or(Order::ZERO);
-        let owned = self.owned_pageblocks(mt, larger, below_pb, scan_limit);
-        got += self.take_from_pageblocks(&owned, mt, None, want - got, take);
+        let larger = PACK_MAX_ORDER + 1..=pb.get().saturating_sub(1);
+        got += self.take_listed(mt, larger, scan_limit, want - got, take);
         while got < want {
             let Some((idx, order, from)) = self.free_pageblock_to_claim(mt) else {
                 break;
             };
             let pfn = self.z.pfn(idx);
-            self.del_free(idx, order, from);
-            self.set_range_migratetype(pfn, order, mt);
-            self.add_free(idx, order, mt, crate::free_list::Placement::Head);
             if from != mt {
                 let event = FallbackEvent {
                     pfn,
@@ -122,87 +125,93 @@ impl ZoneOps<'_> {
                 self.z.emit_fallback(&event);
                 claims(event);
             }
-            got += self.take_from_pageblock(pfn, mt, None, want - got, take);
+            // Claimed whole: the pieces left after taking go to `mt`'s lists.
+            self.set_range_migratetype(pfn, order, mt);
+            got += self.take_block(idx, order, from, mt, want - got, take);
         }
         got
     }
 
-    /// Pageblocks owned by `mt` that hold a free block of order `from..=to`
-    /// among the first `scan_limit` entries of each of those lists, fullest
-    /// (fewest free pages) first.
-    fn owned_pageblocks(
-        &self,
+    /// Takes up to `want` order-0 pages from the free blocks of `orders` on
+    /// `mt`'s lists (the first `scan_limit` of each list), fullest pageblock
+    /// first, in address order within a pageblock. Each block is taken whole
+    /// while `want` allows, the last one split.
+    ///
+    /// One list walk per call; the `u64` keys (`free pages << 32 | index`)
+    /// live in a buffer kept under the zone lock, heapified in linear time,
+    /// and only the blocks taken are popped.
+    fn take_listed(
+        &mut self,
         mt: MigrateType,
-        from: Order,
-        to: Order,
+        orders: core::ops::RangeInclusive<u8>,
         scan_limit: usize,
-    ) -> Vec<Pfn> {
-        let pb = self.z.geo.pageblock;
-        let mut found: Vec<(u32, Pfn)> = Vec::new();
-        for order in self.z.geo.orders().filter(|o| (from..=to).contains(o)) {
+        want: usize,
+        take: &mut dyn FnMut(u32),
+    ) -> usize {
+        if want == 0 || self.f.nonempty[mt.idx()] & order_mask(orders.clone()) == 0 {
+            return 0;
+        }
+        let mut keys = core::mem::take(&mut self.f.pack_scratch);
+        keys.clear();
+        for order in self.z.geo.orders().filter(|o| orders.contains(&o.get())) {
             let list = &self.f.areas[order.idx()].lists[mt.idx()];
             for idx in list.iter(&self.z.pages).take(scan_limit) {
-                let pfn = self.z.pfn(idx);
-                found.push((self.z.blocks.free_pages(pfn), pfn.align_down(pb)));
+                let free = self.z.blocks.free_pages(self.z.pfn(idx));
+                keys.push(u64::from(free) << 32 | u64::from(idx));
             }
         }
-        found.sort_unstable();
-        found.dedup_by_key(|c| c.1);
-        found.into_iter().map(|(_, block)| block).collect()
-    }
-
-    /// Takes up to `want` order-0 pages from `blocks` in turn.
-    fn take_from_pageblocks(
-        &mut self,
-        blocks: &[Pfn],
-        mt: MigrateType,
-        max_order: Option<Order>,
-        want: usize,
-        take: &mut dyn FnMut(u32),
-    ) -> usize {
+        // A max-heap of complemented keys pops the smallest key first; it is
+        // built in linear time, and only the blocks a call uses are popped.
+        for key in keys.iter_mut() {
+            *key = !*key;
+        }
+        let mut heap = BinaryHeap::from(keys);
         let mut got = 0;
-        for &block in blocks {
-            if got == want {
+        while got < want {
+            let Some(key) = heap.pop() else {
                 break;
-            }
-            got += self.take_from_pageblock(block, mt, max_order, want - got, take);
+            };
+            // The low half of a key is the block's index; no block on the
+            // list changes while others are taken (allocation never merges).
+            let idx = !key as u32;
+            let order = self.z.pages.get(idx).order();
+            got += self.take_block(idx, order, mt, mt, want - got, take);
         }
+        self.f.pack_scratch = heap.into_vec();
         got
     }
 
-    /// Takes up to `want` order-0 pages from the free blocks of the
-    /// pageblock starting at `block`, front to back, splitting blocks of at
-    /// most `max_order` (any order when `None`).
-    fn take_from_pageblock(
+    /// Takes the first `min(want, 2^order)` pages of the free block at `idx`
+    /// on `from`'s list as order-0 allocations of `mt`, and gives the rest
+    /// back as aligned blocks at the head of `mt`'s lists (as `expand` would
+    /// have split it; the caller has retyped the pageblocks if `from` is
+    /// another type). Returns how many it took.
+    fn take_block(
         &mut self,
-        block: Pfn,
+        idx: u32,
+        order: Order,
+        from: MigrateType,
         mt: MigrateType,
-        max_order: Option<Order>,
         want: usize,
         take: &mut dyn FnMut(u32),
     ) -> usize {
-        let z = self.z;
-        let start = block.max(z.start);
-        let end = Pfn((block.0 + z.geo.pageblock_nr_pages()).min(z.end.0));
-        let mut got = 0;
-        let mut pfn = start;
-        while pfn < end && got < want {
-            let meta = z.meta(pfn);
-            let order = meta.order();
-            match meta.state() {
-                PageState::Tail => pfn.0 += 1,
-                PageState::FreeHead if max_order.is_none_or(|max| order <= max) => {
-                    let idx = z.idx(pfn);
-                    self.take_and_expand(idx, Order::ZERO, order, mt, mt);
-                    z.pages.set(idx, PageMeta::allocated(Order::ZERO, mt));
-                    take(idx);
-                    got += 1;
-                    pfn.0 += 1;
-                }
-                _ => pfn.0 += order.nr_pages().0,
-            }
+        let nr = order.nr_pages().0 as u32;
+        let n = nr.min(u32::try_from(want).unwrap_or(u32::MAX));
+        self.del_free(idx, order, from);
+        let allocated = PageMeta::allocated(Order::ZERO, mt);
+        for page in idx..idx + n {
+            self.z.pages.set(page, allocated);
+            take(page);
         }
-        got
+        let mut pos = n;
+        while pos < nr {
+            // The largest block aligned at `pos` that fits before `nr`.
+            let fits = (nr - pos).ilog2();
+            let piece = Order::new(pos.trailing_zeros().min(fits) as u8).unwrap_or(Order::ZERO);
+            self.add_free(idx + pos, piece, mt, Placement::Head);
+            pos += piece.nr_pages().0 as u32;
+        }
+        n as usize
     }
 
     /// A whole free pageblock (a free block of at least pageblock order) to
@@ -222,6 +231,13 @@ impl ZoneOps<'_> {
     }
 }
 
+/// The bits of `orders` in a free-list non-empty mask.
+fn order_mask(orders: core::ops::RangeInclusive<u8>) -> u16 {
+    orders
+        .filter(|&o| u32::from(o) < u16::BITS)
+        .fold(0, |m, o| m | 1 << o)
+}
+
 impl<R: RawMutex> Allocator<R> {
     /// Allocates order-0 pages of the flags' migratetype into `out`, packed
     /// into pageblocks that type already owns (seed 001's
@@ -231,13 +247,27 @@ impl<R: RawMutex> Allocator<R> {
     /// Zones are tried in zonelist order. In each, pages come from the small
     /// (order < 3) free blocks of the type's own pageblocks, fullest
     /// pageblock first; then, with [`PackClaim::ClaimFreePageblocks`], from
-    /// whole free pageblocks, which become the type's. A zone gives no more
-    /// than keeps it above its low watermark. Partial success is the rule,
-    /// as in the seed: fewer than `out.len()` pages means the owned
-    /// pageblocks (and free pageblocks, if allowed) ran out; the pages
-    /// obtained stay allocated and are ordinary order-0 allocations, freed
-    /// with [`Allocator::free`] or [`Allocator::free_bulk`] like any other.
-    /// Per-CPU lists are bypassed: their pages sit wherever they were freed.
+    /// the larger free blocks (order 3 up to below a pageblock) of its own
+    /// pageblocks, fullest first, then from whole free pageblocks (its own
+    /// type's, then its fallback types', the smallest free block first),
+    /// which become the type's. A free block of a pageblock owned by another
+    /// type is never split.
+    ///
+    /// Partial success is the rule, as in the seed. The call returns `n <=
+    /// out.len()`; `out[..n]` hold the pages and `out[n..]` is untouched.
+    /// `n < out.len()` means that in every zone of the zonelist either the
+    /// zone's budget ran out (it gives no more than keeps its free pages
+    /// above its low watermark plus the lowmem reserve for the request) or
+    /// its candidates did (the owned pageblocks' free blocks, and free
+    /// pageblocks if allowed). The pages are ordinary order-0 allocations,
+    /// freed with [`Allocator::free`] or [`Allocator::free_bulk`] like any
+    /// other. Per-CPU lists are bypassed: their pages sit wherever they
+    /// were freed, and packing must choose where its pages lie.
+    ///
+    /// Cost: one walk of the type's free lists of the orders concerned per
+    /// zone and phase, a heap built over those blocks in linear time, one
+    /// pop per block taken and constant work per page; no allocation once
+    /// the zone's key buffer has grown.
     pub fn alloc_packed(
         &self,
         cpu: CpuId,
@@ -261,25 +291,32 @@ impl<R: RawMutex> Allocator<R> {
             let reserve = ops.z.watermarks.low + ops.z.lowmem_reserve[highest.idx()];
             let budget = ops.f.nr_free_pages.saturating_sub(reserve) as usize;
             let want = (out.len() - got).min(budget);
-            let mut taken = Vec::with_capacity(want);
+            let z = ops.z;
+            let dest = &mut out[got..got + want];
+            let mut n = 0;
             let mut events = Vec::new();
             ops.rmqueue_packed(
                 mt,
                 want,
                 claim,
                 usize::MAX,
-                &mut |idx| taken.push(idx),
+                &mut |idx| {
+                    // `rmqueue_packed` takes at most `want` pages.
+                    if let Some(slot) = dest.get_mut(n) {
+                        *slot = z.pfn(idx);
+                        n += 1;
+                    }
+                },
                 &mut |e| events.push(e),
             );
             for e in &events {
                 ops.f.stats.count_fallback(e, ops.z.geo.pageblock);
             }
-            for (slot, &idx) in out[got..].iter_mut().zip(&taken) {
-                *slot = ops.z.pfn(idx);
+            for _ in 0..n {
                 ops.f.stats.count_alloc(Order::ZERO);
             }
             drop(guard);
-            for &pfn in &out[got..got + taken.len()] {
+            for &pfn in &out[got..got + n] {
                 self.emit_alloc(
                     pfn,
                     Order::ZERO,
@@ -288,7 +325,7 @@ impl<R: RawMutex> Allocator<R> {
                     crate::events::AllocKind::Packed,
                 );
             }
-            got += taken.len();
+            got += n;
         }
         Ok(got)
     }

@@ -222,6 +222,9 @@ pub struct FreeAreas {
     pub(crate) nr_reserved_highatomic: u64,
     /// What happened under this lock.
     pub(crate) stats: VmStats,
+    /// Reused by packed allocation for its sorted candidate blocks, so a
+    /// packed call allocates no memory once this has grown (`compact.rs`).
+    pub(crate) pack_scratch: Vec<u64>,
 }
 
 /// One zone of one node. `R` is the raw lock guarding its free lists.
@@ -277,6 +280,7 @@ impl FreeAreas {
             nr_free_highatomic: 0,
             nr_reserved_highatomic: 0,
             stats: VmStats::default(),
+            pack_scratch: Vec::new(),
         }
     }
 

@@ -189,6 +189,43 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    /// Many packed calls in a row, with frees of earlier packed pages in
+    /// between (through the per-CPU lists and in batches, then drained):
+    /// every call keeps the ownership rule and exactness checked by
+    /// `check_packed`, and the invariants hold after every step.
+    #[test]
+    fn repeated_packed_calls_and_frees_keep_the_rules(
+        seed in any::<u64>(),
+        steps in prop::collection::vec((1usize..700, any::<bool>(), 0usize..4), 1..12),
+    ) {
+        let (a, _held) = fragmented(seed, 3000);
+        let mut packed: Vec<Pfn> = Vec::new();
+        for (want, claim_free, free_every) in steps {
+            let claim = if claim_free { PackClaim::ClaimFreePageblocks } else { PackClaim::OwnedOnly };
+            // One checked call (its pages stay allocated), then one whose
+            // pages are freed later.
+            check_packed(&a, claim, want);
+            let mut out = vec![Pfn(0); want];
+            let got = a.alloc_packed(CpuId(0), AllocFlags::KERNEL, claim, &mut out).unwrap();
+            a.check_invariants().unwrap();
+            packed.extend_from_slice(&out[..got]);
+            if free_every > 0 && !packed.is_empty() {
+                let batch: Vec<Pfn> = packed.iter().copied().step_by(free_every + 1).collect();
+                packed.retain(|p| !batch.contains(p));
+                a.free_bulk(CpuId(0), &batch).unwrap();
+                a.check_invariants().unwrap();
+                a.drain_all();
+                a.check_invariants().unwrap();
+            }
+        }
+        a.free_bulk(CpuId(0), &packed).unwrap();
+        a.check_invariants().unwrap();
+    }
+}
+
 /// Runs the same mixed order-0 workload under `packing` and returns the
 /// allocator.
 fn mixed_workload(packing: Packing) -> Allocator {

@@ -132,7 +132,9 @@ fn run_variant(
     variant: &Variant,
     progress: &Progress,
 ) -> Result<VariantReport> {
-    let mut alloc = scenario.machine.allocator()?;
+    let mut alloc = scenario
+        .machine
+        .allocator_with(|c| c.packing = variant.packing)?;
     let writer = emit_writer(scenario, variant, &mut alloc)?;
     let nr_orders = alloc.config().nr_orders as usize;
     let (low, high) = alloc.zones().iter().fold((0, 0), |(l, h), z| {

@@ -9,6 +9,10 @@ use crate::report::{
     ActorStats, HeldPages, PolicyReport, ReplayReport, ScenarioReport, Snapshot, VariantReport,
 };
 
+/// The first order whose free blocks a snapshot summary lists (seed 001
+/// asks whether order-3 allocations can still succeed).
+const SUMMARY_FIRST_ORDER: usize = 3;
+
 /// Rows with one value per column, rendered aligned.
 pub struct Table {
     columns: Vec<String>,
@@ -478,7 +482,28 @@ impl ScenarioReport {
             snaps.iter().map(|s| s.summary.free_pages.to_string()),
         );
         let nr_orders = self.machine.nr_orders as usize;
-        for o in 3..nr_orders {
+        // Seed 001's measure: free blocks of order 3 or more, each counted
+        // once however large; beside it, how many order-3 blocks they hold
+        // (a free order-9 block is one block but 64 order-3 blocks).
+        t.row(
+            format!("free blocks of order {SUMMARY_FIRST_ORDER} or more"),
+            snaps.iter().map(|s| {
+                let blocks = s.summary.free_blocks.iter().skip(SUMMARY_FIRST_ORDER);
+                blocks.sum::<u64>().to_string()
+            }),
+        );
+        t.row(
+            format!("  order-{SUMMARY_FIRST_ORDER} blocks they hold"),
+            snaps.iter().map(|s| {
+                let blocks = s.summary.free_blocks.iter().enumerate();
+                let held = blocks.skip(SUMMARY_FIRST_ORDER).map(|(o, &n)| {
+                    n.checked_shl((o - SUMMARY_FIRST_ORDER) as u32)
+                        .unwrap_or(u64::MAX)
+                });
+                held.fold(0u64, u64::saturating_add).to_string()
+            }),
+        );
+        for o in SUMMARY_FIRST_ORDER..nr_orders {
             t.row(
                 format!("free blocks of order {o}"),
                 snaps.iter().map(|s| {

@@ -230,6 +230,29 @@ fn packed_mode_packs_the_driver() {
     assert_scenario_error(&text, &["squeezed"]);
 }
 
+/// A variant's `packing` key turns the engine's packing policy on for that
+/// variant only: the plain driver's `alloc()` calls are then packed by the
+/// allocator itself, so its pages lie in no more pageblocks than without
+/// the policy, and the other variant is unchanged.
+#[test]
+fn packing_key_sets_the_policy_per_variant() {
+    let variants = "[[variant]]\nname = \"linux\"\n\n[[variant]]\nname = \"policy\"\npacking = \"unmovable\"\n\n[[variant]]\nname = \"off\"\npacking = \"off\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), &format!("{SMALL}\n{variants}"));
+    let doc = pagesim_json(&["run", &f]);
+    let vs = doc["variants"].as_array().unwrap();
+    let driver_pageblocks = |v: &serde_json::Value| {
+        v["snapshots"][0]["summary"]["held"][0]["pageblocks"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(driver_pageblocks(&vs[1]) <= driver_pageblocks(&vs[0]));
+    // `off` is the default: the same run as no key at all.
+    assert_eq!(vs[0]["samples"], vs[2]["samples"]);
+    let bad = format!("{SMALL}\n[[variant]]\nname = \"x\"\npacking = \"tight\"\n");
+    assert_scenario_error(&bad, &["tight", "unmovable-and-reclaimable"]);
+}
+
 #[test]
 fn shipped_scenarios_parse_and_run_shortened() {
     for name in ["default.toml", "thp-churn.toml", "slab-storm.toml"] {

@@ -78,6 +78,7 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
                 description: None,
                 actor: BTreeMap::new(),
                 reclaim: None,
+                packing: None,
             },
         ));
     }
@@ -326,6 +327,7 @@ impl Ctx<'_> {
             description: spec.description.clone(),
             actors,
             reclaim,
+            packing: spec.packing.unwrap_or_default().packing(),
         })
     }
 

@@ -13,12 +13,14 @@ mod spec;
 
 use std::path::PathBuf;
 
-use pagealloc::{AllocFlags, Order};
+use pagealloc::{AllocFlags, Order, Packing};
 
 use crate::machine::Machine;
 
 pub use check::parse;
-pub use spec::{ActorKind, ActorSpec, AllocMode, Lifetime, MigrateName, OrderWeights, ReclaimSpec};
+pub use spec::{
+    ActorKind, ActorSpec, AllocMode, Lifetime, MigrateName, OrderWeights, PackingName, ReclaimSpec,
+};
 
 /// The default scenario: the seed-001 experiment.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../../scenarios/default.toml");
@@ -121,6 +123,9 @@ pub struct Variant {
     pub actors: Vec<Actor>,
     /// Reclaim.
     pub reclaim: Reclaim,
+    /// The engine's packing policy (`packing = "unmovable"` in the file;
+    /// off unless given).
+    pub packing: Packing,
 }
 
 /// A checked scenario.

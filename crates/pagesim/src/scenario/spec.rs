@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use pagealloc::AllocFlags;
+use pagealloc::{AllocFlags, Packing};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -66,6 +66,30 @@ pub enum AllocMode {
     /// each chunk in one call. What packing cannot serve is allocated
     /// plainly. Orders above 0 are always plain.
     Packed,
+}
+
+/// The engine's packing policy in a variant (`pagealloc::Packing`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PackingName {
+    /// Linux's placement.
+    #[default]
+    Off,
+    /// Every unmovable order-0 allocation is packed first.
+    Unmovable,
+    /// Every unmovable and reclaimable order-0 allocation is packed first.
+    UnmovableAndReclaimable,
+}
+
+impl PackingName {
+    /// The engine's policy.
+    pub fn packing(self) -> Packing {
+        match self {
+            PackingName::Off => Packing::Off,
+            PackingName::Unmovable => Packing::Unmovable,
+            PackingName::UnmovableAndReclaimable => Packing::UnmovableAndReclaimable,
+        }
+    }
 }
 
 /// How long a churn allocation lives, in steps.
@@ -228,6 +252,7 @@ pub(super) struct VariantSpec {
     #[serde(default)]
     pub(super) actor: BTreeMap<String, Spanned<ActorSpec>>,
     pub(super) reclaim: Option<ReclaimSpec>,
+    pub(super) packing: Option<PackingName>,
 }
 
 /// The whole file.
