@@ -293,7 +293,7 @@ impl<R: RawMutex> Allocator<R> {
     }
 
     /// `slot`'s lists, if per-CPU lists are on and nobody holds them (an
-    /// interrupted holder on this CPU, a remote drain, a [`LocalLists`]).
+    /// interrupted holder on this CPU, a remote drain, a [`LocalLists`](crate::LocalLists)).
     #[inline]
     pub(crate) fn try_hold<'a>(&self, slot: &'a CpuSlot<R>) -> Option<MutexGuard<'a, R, CpuLists>> {
         if self.config.pcp != PcpMode::Enabled {
@@ -715,7 +715,7 @@ impl<R: RawMutex> Allocator<R> {
     /// `drain_local_pages`). Returns the pages drained.
     ///
     /// It waits for the lists' lock: a thread holding these lists as
-    /// [`LocalLists`] drains them with [`LocalLists::drain`] instead.
+    /// [`LocalLists`](crate::LocalLists) drains them with [`LocalLists::drain`](crate::LocalLists::drain) instead.
     pub fn drain_local(&self, cpu: CpuId) -> Result<u64, AllocError> {
         let mut lists = self.cpu_slot(cpu)?.lists.lock();
         Ok((0..self.zones.len())
@@ -727,7 +727,7 @@ impl<R: RawMutex> Allocator<R> {
     /// `drain_all_pages`), as isolation and contiguous allocation need.
     /// Returns the pages drained.
     /// It waits for each CPU's lock in turn, so it must not be called by a
-    /// thread that holds [`LocalLists`].
+    /// thread that holds [`LocalLists`](crate::LocalLists).
     pub fn drain_all(&self) -> u64 {
         self.cpus
             .iter()
@@ -804,12 +804,48 @@ impl<R: RawMutex> Allocator<R> {
         }
     }
 
+    /// [`Allocator::find_allocated`] with its failures settled. Records
+    /// are read here without the zone lock, and a drain or merge under that
+    /// lock passes through states a lockless reader would misname (a head
+    /// already turned tail, not yet merged into the block that covers it:
+    /// "not allocated" where "double free" is the truth). So a failure is
+    /// looked up again under the zone lock, where those moves are atomic,
+    /// and that answer stands (it may even find the block allocated again).
+    #[inline]
+    pub(crate) fn find_allocated_settled(
+        &self,
+        pfn: Pfn,
+        order: Order,
+    ) -> Result<(usize, PageMeta), BlockError> {
+        match self.find_allocated(pfn, order) {
+            Ok(found) => Ok(found),
+            Err(error) => self.find_allocated_locked(pfn, order, error),
+        }
+    }
+
+    /// The second, locked look of [`Allocator::find_allocated_settled`].
+    #[cold]
+    #[inline(never)]
+    fn find_allocated_locked(
+        &self,
+        pfn: Pfn,
+        order: Order,
+        unlocked: BlockError,
+    ) -> Result<(usize, PageMeta), BlockError> {
+        let Some(zi) = self.zone_index(pfn) else {
+            return Err(unlocked);
+        };
+        let _settled = self.zones[zi].free.lock();
+        self.find_allocated(pfn, order)
+    }
+
     /// Why taking over the head of `pfn` failed: another thread changed it
-    /// between the check and the swap.
+    /// between the check and the swap. The caller must not hold the zone
+    /// lock (the answer is settled under it).
     #[cold]
     #[inline(never)]
     pub(crate) fn lost_race(&self, pfn: Pfn, order: Order) -> BlockError {
-        self.find_allocated(pfn, order)
+        self.find_allocated_settled(pfn, order)
             .err()
             .unwrap_or(BlockError::DoubleFree { pfn })
     }
@@ -869,7 +905,7 @@ impl<R: RawMutex> Allocator<R> {
         order: Order,
         lists: Option<&mut CpuLists>,
     ) -> Result<(), BlockError> {
-        let (zi, meta) = self.find_allocated(pfn, order)?;
+        let (zi, meta) = self.find_allocated_settled(pfn, order)?;
         let zone = &self.zones[zi];
         let z = &zone.core;
         let idx = z.idx(pfn);
@@ -881,9 +917,11 @@ impl<R: RawMutex> Allocator<R> {
             }
         }
         let mut guard = zone.lock();
-        z.pages
-            .replace(idx, meta, PageMeta::TAIL)
-            .map_err(|_| self.lost_race(pfn, order))?;
+        if z.pages.replace(idx, meta, PageMeta::TAIL).is_err() {
+            // A racing free won. Under the zone lock the record is settled.
+            let error = self.find_allocated(pfn, order).err();
+            return Err(error.unwrap_or(BlockError::DoubleFree { pfn }));
+        }
         let mut ops = guard.ops();
         ops.free_block(pfn, order, FreePlacement::Auto);
         ops.f.stats.count_free(order);
@@ -893,7 +931,7 @@ impl<R: RawMutex> Allocator<R> {
     /// Turns the allocated block `pfn`/`order` into `2^order` order-0
     /// allocations that can be freed one by one (Linux `split_page`).
     pub fn split_page(&self, pfn: Pfn, order: Order) -> Result<(), BlockError> {
-        let (zi, meta) = self.find_allocated(pfn, order)?;
+        let (zi, meta) = self.find_allocated_settled(pfn, order)?;
         let z = &self.zones[zi].core;
         let idx = z.idx(pfn);
         let page = PageMeta::allocated(Order::ZERO, meta.alloc_migratetype());

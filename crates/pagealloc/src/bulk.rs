@@ -208,7 +208,7 @@ impl<R: RawMutex> Allocator<R> {
     fn take_over(&self, pfn: Pfn, hint: &mut usize) -> Result<(), BlockError> {
         let (zi, meta) = match self.lookup_allocated_near(pfn, Order::ZERO, hint) {
             Some(found) => found,
-            None => self.find_allocated(pfn, Order::ZERO)?,
+            None => self.find_allocated_settled(pfn, Order::ZERO)?,
         };
         let z = &self.zones[zi].core;
         z.pages

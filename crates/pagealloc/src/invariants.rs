@@ -36,7 +36,10 @@ impl<R: RawMutex> Allocator<R> {
     /// 5. a free block is on the list of its pageblocks' migratetype.
     ///
     /// It takes every lock (per-CPU lists first, then zones, the order the
-    /// allocation path uses), so it sees a quiescent state.
+    /// allocation path uses), but it is exact only when no call is in
+    /// flight: a batched free whose CPU lists were busy takes its pages
+    /// over before it takes any lock, and the counters are summed after the
+    /// walk. Tests call it at quiescent points.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         let pcps: Vec<_> = self.cpus.iter().map(|cpu| cpu.lists.lock()).collect();
         let mut allocated = 0;

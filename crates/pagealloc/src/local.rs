@@ -11,10 +11,12 @@
 //! borrow says the lists are held.
 //!
 //! While it is held, remote drains of this CPU wait ([`Allocator::drain_all`],
-//! [`Allocator::drain_local`], and the readers that take every lock:
-//! [`Allocator::stats`], [`Allocator::check_invariants`], cloning), so it is
-//! for short runs of work, like an interrupts-off section; the thread that
-//! holds it must not call those itself. Allocation slow paths never wait for
+//! [`Allocator::drain_local`], and the readers that take every CPU's lock:
+//! [`Allocator::stats`], [`Allocator::nr_pcp_pages`],
+//! [`Allocator::nr_pcp_pages_per_zone`], [`Allocator::nr_allocated_pages`],
+//! [`Allocator::check_invariants`], cloning), so it is for short runs of
+//! work, like an interrupts-off section; the thread that holds it must not
+//! call those itself (it would wait for itself). Allocation slow paths never wait for
 //! a lock held this way: they drain what they can and skip busy CPUs. Frees
 //! still take each block over with a compare-and-swap, so a double free
 //! racing from another CPU fails cleanly here too.

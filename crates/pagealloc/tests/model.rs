@@ -8,7 +8,10 @@
 //! the flags allow, the page counts add up, and every refused call returns
 //! the precise error and changes nothing. Several small machines cover odd
 //! layouts with holes, tiny DMA/DMA32 zones, other page sizes and geometries,
-//! two nodes, and both settings of CMA and the high-atomic reserve. Run with
+//! two nodes, and both settings of CMA and the high-atomic reserve. Some
+//! steps are short runs through CPU 0's held per-CPU lists (`LocalLists`),
+//! checked call by call against the model and, once the lists are dropped,
+//! against the counters and the invariants. Run with
 //! `--nocapture` to see how many operations each machine exercised.
 
 mod common;
@@ -102,6 +105,7 @@ fn run_machine(machine: Machine) -> Tally {
     }
     let tally = tally.into_inner();
     println!("model {}: {tally:?}", machine.name);
+    assert!(tally.local_runs > 0, "no run through held per-CPU lists");
     tally
 }
 

@@ -3,11 +3,28 @@
 //! free them, some on another thread's CPU. At quiesce the invariants hold and
 //! every page is accounted for; after freeing everything and draining, the
 //! free lists are exactly those of a fresh allocator (all merged back).
+//!
+//! Batched frees are all or nothing: `bulk_fills_and_rejects_bad_batches_whole`
+//! and `rejected_bulk_frees_restore_every_record` prove that a refused
+//! `free_bulk` (a frame named twice, at the end or in the middle; an order-1
+//! block in an order-0 batch; a tail page; a free page; a hole; a frame
+//! outside every zone) names the first bad entry and leaves every page record
+//! exactly as it was, including the migratetype each allocated page was
+//! allocated as, along with the counters, `/proc/buddyinfo` and the per-CPU
+//! lists: through `Allocator::free_bulk`, through a held `LocalLists`, and
+//! through `Allocator::free_bulk` on a CPU whose lists are held (where the
+//! batch goes to the buddy lists).
+
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use pagealloc::{AllocFlags, Allocator, Config, CpuId, MemRange, MemoryMap, NodeId, Order, Pfn};
+use common::Census;
+use pagealloc::{
+    AllocFlags, Allocator, BlockError, BulkFreeError, Config, CpuId, LocalLists, MemRange,
+    MemoryMap, MigrateType, NodeId, Order, Pfn, VmStats,
+};
 
 /// A small deterministic generator so failures reproduce.
 struct XorShift(u64);
@@ -192,6 +209,50 @@ fn racing_double_frees_fail_exactly_once() {
     assert_eq!(a.nr_allocated_pages(), 0);
 }
 
+/// Everything a refused batch must leave exactly as it was. `stats` and
+/// `nr_pcp` take every per-CPU lock: not to be taken while holding a
+/// `LocalLists` (see [`HeldState`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct State {
+    census: Census,
+    stats: VmStats,
+    buddyinfo: String,
+    nr_pcp: u64,
+    nr_allocated: u64,
+}
+
+impl State {
+    fn take(a: &Allocator) -> State {
+        State {
+            census: Census::take(a),
+            stats: a.stats(),
+            buddyinfo: a.buddyinfo().to_string(),
+            nr_pcp: a.nr_pcp_pages(),
+            nr_allocated: a.nr_allocated_pages(),
+        }
+    }
+}
+
+/// The part of [`State`] that can be read while holding `lists`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct HeldState {
+    census: Census,
+    buddyinfo: String,
+    nr_free: u64,
+    held_lists: u64,
+}
+
+impl HeldState {
+    fn take(a: &Allocator, lists: &LocalLists<'_>) -> HeldState {
+        HeldState {
+            census: Census::take(a),
+            buddyinfo: a.buddyinfo().to_string(),
+            nr_free: a.nr_free_pages(),
+            held_lists: lists.nr_pages(),
+        }
+    }
+}
+
 #[test]
 fn bulk_fills_and_rejects_bad_batches_whole() {
     let a = machine(1);
@@ -205,22 +266,138 @@ fn bulk_fills_and_rejects_bad_batches_whole() {
     sorted.dedup();
     assert_eq!(sorted.len(), 64, "bulk pages are distinct");
     a.check_invariants().unwrap();
-    let before = (a.nr_allocated_pages(), a.stats());
+    let before = State::take(&a);
+    assert!(before.nr_pcp > 0, "the refill left nothing cached");
     // A batch naming one page twice is refused whole.
     let dup = [out[0], out[1], out[0]];
     let err = a.free_bulk(CpuId(0), &dup).unwrap_err();
     assert_eq!(err.index, 2);
-    assert_eq!((a.nr_allocated_pages(), a.stats()), before);
+    assert_eq!(err.error, BlockError::DoubleFree { pfn: out[0] });
+    assert_eq!(State::take(&a), before);
     // So is one with a frame that is not allocated.
     let err = a.free_bulk(CpuId(0), &[out[3], Pfn(1 << 40)]).unwrap_err();
     assert_eq!(err.index, 1);
-    assert_eq!((a.nr_allocated_pages(), a.stats()), before);
+    assert_eq!(err.error, BlockError::OutOfRange { pfn: Pfn(1 << 40) });
+    assert_eq!(State::take(&a), before);
+    a.check_invariants().unwrap();
     a.free_bulk(CpuId(0), &out).unwrap();
     assert_eq!(a.nr_allocated_pages(), 0);
     assert!(a
         .alloc_bulk(CpuId(5), AllocFlags::KERNEL, &mut out)
         .is_err());
     a.check_invariants().unwrap();
+}
+
+/// How a batch is freed.
+#[derive(Clone, Copy, Debug)]
+enum BulkPath {
+    /// `Allocator::free_bulk` on CPU 0.
+    Plain,
+    /// `LocalLists::free_bulk` on CPU 0's held lists.
+    Local,
+    /// `Allocator::free_bulk` on CPU 0 while the caller holds CPU 0's
+    /// lists: no lists for the batch, straight to the buddy lists.
+    PlainPastHeld,
+}
+
+#[test]
+fn rejected_bulk_frees_restore_every_record() {
+    let a = machine(2);
+    let o1 = Order::new(1).unwrap();
+    // Unmovable, movable and reclaimable order-0 pages, an order-1 block, a
+    // page freed again, a frame in the hole and one outside every zone.
+    let mut u = [Pfn(0); 8];
+    assert_eq!(a.alloc_bulk(CpuId(0), AllocFlags::KERNEL, &mut u), Ok(8));
+    let m: Vec<Pfn> = (0..3)
+        .map(|_| a.alloc(Order::ZERO, AllocFlags::HIGHUSER_MOVABLE).unwrap())
+        .collect();
+    let r = a
+        .alloc_on_cpu(CpuId(1), Order::ZERO, AllocFlags::KERNEL_RECLAIMABLE)
+        .unwrap();
+    let w = a.alloc(o1, AllocFlags::KERNEL).unwrap();
+    let freed = a.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap();
+    a.free(freed, Order::ZERO).unwrap();
+    let (hole, far) = (Pfn(0x1900), Pfn(1 << 40));
+    let w_tail = Pfn(w.0 + 1);
+    a.check_invariants().unwrap();
+
+    use BlockError as BE;
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Vec<Pfn>, usize, BlockError)> = vec![
+        ("duplicate at the end", vec![u[0], u[1], u[2], u[0]], 3, BE::DoubleFree { pfn: u[0] }),
+        ("duplicate in the middle", vec![u[0], u[1], u[2], u[1], u[3], u[4]], 3,
+            BE::DoubleFree { pfn: u[1] }),
+        ("adjacent duplicate", vec![u[5], u[5], u[6]], 1, BE::DoubleFree { pfn: u[5] }),
+        ("movable pages among unmovable ones, one twice",
+            vec![u[0], m[0], u[1], m[1], r, m[2], u[2], m[1], u[3]], 7, BE::DoubleFree { pfn: m[1] }),
+        ("movable and reclaimable pages before a frame outside every zone",
+            vec![m[0], u[0], r, m[1], m[2], far], 5, BE::OutOfRange { pfn: far }),
+        ("an order-1 block in an order-0 batch", vec![u[0], m[0], u[1], w], 3,
+            BE::WrongOrder { pfn: w, order: Order::ZERO, allocated: o1 }),
+        ("the order-1 block's tail page", vec![m[2], u[7], w_tail], 2, BE::NotAllocated { pfn: w_tail }),
+        ("a page already free", vec![u[0], m[0], freed, u[1]], 2, BE::DoubleFree { pfn: freed }),
+        ("a frame in a hole", vec![m[0], m[1], u[0], hole], 3, BE::InHole { pfn: hole }),
+        ("a bad first entry", vec![far, u[0], m[0]], 0, BE::OutOfRange { pfn: far }),
+        ("every page once, then a duplicate",
+            [&u[..], &m[..], &[r][..], &[u[4]][..]].concat(), 12, BE::DoubleFree { pfn: u[4] }),
+    ];
+    let mt_of = |pfn: Pfn| a.allocated_block(pfn).map(|b| b.1);
+    for path in [BulkPath::Plain, BulkPath::Local, BulkPath::PlainPastHeld] {
+        for (name, batch, index, error) in &cases {
+            let what = format!("{name} ({path:?})");
+            let want = BulkFreeError {
+                index: *index,
+                error: *error,
+            };
+            let before = State::take(&a);
+            let got = match path {
+                BulkPath::Plain => a.free_bulk(CpuId(0), batch),
+                BulkPath::Local | BulkPath::PlainPastHeld => {
+                    let mut l = a.local(CpuId(0)).unwrap();
+                    let held = HeldState::take(&a, &l);
+                    assert_eq!(held.census, before.census, "{what}: holding changed state");
+                    let got = match path {
+                        BulkPath::Local => l.free_bulk(batch),
+                        _ => a.free_bulk(CpuId(0), batch),
+                    };
+                    assert_eq!(HeldState::take(&a, &l), held, "{what}: state changed");
+                    got
+                }
+            };
+            assert_eq!(got, Err(want), "{what}");
+            let after = State::take(&a);
+            if after != before {
+                let changed: Vec<_> = before
+                    .census
+                    .blocks
+                    .iter()
+                    .filter(|b| !after.census.blocks.contains(b))
+                    .collect();
+                panic!("{what}: state changed; blocks before that are gone: {changed:?}");
+            }
+            assert_eq!(mt_of(m[1]), Some(MigrateType::Movable), "{what}");
+            assert_eq!(mt_of(r), Some(MigrateType::Reclaimable), "{what}");
+            assert_eq!(mt_of(u[0]), Some(MigrateType::Unmovable), "{what}");
+            assert_eq!(a.allocated_block(w), Some((o1, MigrateType::Unmovable)));
+            a.check_invariants().unwrap();
+        }
+    }
+
+    // Every entry good: the batches go through, each path once.
+    let all: Vec<Pfn> = [&u[..], &m[..], &[r][..]].concat();
+    let (first, rest) = all.split_at(4);
+    let (second, third) = rest.split_at(4);
+    a.free_bulk(CpuId(0), first).unwrap();
+    let mut l = a.local(CpuId(0)).unwrap();
+    l.free_bulk(second).unwrap();
+    a.free_bulk(CpuId(0), third).unwrap();
+    drop(l);
+    for pfn in &all {
+        assert_eq!(a.allocated_block(*pfn), None, "{pfn} still allocated");
+    }
+    a.free(w, o1).unwrap();
+    a.check_invariants().unwrap();
+    assert_eq!(a.nr_allocated_pages(), 0);
 }
 
 #[test]

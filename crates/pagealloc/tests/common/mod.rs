@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use pagealloc::{
-    report::FragIndex, AllocFlags, Allocator, BuddyInfo, Config, FragIndexKind, MemRange, NodeId,
-    PageTypeInfo, Pfn, VmStats, ZoneBounds, ZoneInfo, ZoneType,
+    report::FragIndex, AllocFlags, Allocator, BlockInfo, BuddyInfo, Config, FragIndexKind,
+    MemRange, MigrateType, NodeId, PageTypeInfo, Pfn, VmStats, ZoneBounds, ZoneInfo, ZoneType,
 };
 
 /// One usable range `start..end` on `node`.
@@ -55,6 +55,33 @@ impl Snapshot {
             nr_pcp: a.nr_pcp_pages(),
             nr_allocated: a.nr_allocated_pages(),
         }
+    }
+}
+
+/// Every page record a caller can see: each block of each zone (state,
+/// order and, for an allocated block, the migratetype it was allocated as)
+/// and each pageblock's migratetype. It reads records and zone locks only,
+/// never a per-CPU lock, so it may be taken while the caller holds a
+/// `LocalLists`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Census {
+    pub blocks: Vec<BlockInfo>,
+    pub pageblocks: Vec<(Pfn, MigrateType)>,
+}
+
+impl Census {
+    pub fn take(a: &Allocator) -> Census {
+        let blocks = a.zones().iter().flat_map(|z| z.blocks()).collect();
+        let step = a.config().pageblock_nr_pages();
+        let mut pageblocks = Vec::new();
+        for z in a.zones() {
+            let mut pfn = z.start_pfn().0;
+            while pfn < z.end_pfn().0 {
+                pageblocks.push((Pfn(pfn), z.block_migratetype(Pfn(pfn))));
+                pfn = (pfn / step + 1) * step;
+            }
+        }
+        Census { blocks, pageblocks }
     }
 }
 

@@ -37,6 +37,28 @@ pub enum Op {
         raw: u64,
         split: bool,
     },
+    /// Hold CPU 0's lists (`Allocator::local`) for a few calls, then drop
+    /// them.
+    Local { steps: Vec<LocalStep> },
+}
+
+/// One call through a held `LocalLists`.
+#[derive(Clone, Copy, Debug)]
+pub enum LocalStep {
+    Alloc {
+        order: u8,
+        flags: usize,
+    },
+    /// Free one held block.
+    Free {
+        pick: usize,
+    },
+    /// Free a recently freed block again.
+    DoubleFree {
+        pick: usize,
+    },
+    /// `LocalLists::drain`.
+    Drain,
 }
 
 /// What a bad call aims at (the model decides the exact error, since an
@@ -95,6 +117,19 @@ pub fn op_strategy(max: u8) -> impl Strategy<Value = Op> {
         3 => (any::<usize>(), any::<u64>()).prop_map(|(pick, seed)| Op::FreeGroup { pick, seed }),
         20 => (bad_kind, any::<usize>(), any::<u64>(), any::<bool>())
             .prop_map(|(kind, pick, raw, split)| Op::Bad { kind, pick, raw, split }),
+        4 => proptest::collection::vec(local_step_strategy(max), 1..8)
+            .prop_map(|steps| Op::Local { steps }),
+    ]
+}
+
+fn local_step_strategy(max: u8) -> impl Strategy<Value = LocalStep> {
+    let nr_flags = FLAGS.len();
+    prop_oneof![
+        6 => (order_strategy(max), 0..nr_flags)
+            .prop_map(|(order, flags)| LocalStep::Alloc { order, flags }),
+        5 => any::<usize>().prop_map(|pick| LocalStep::Free { pick }),
+        2 => any::<usize>().prop_map(|pick| LocalStep::DoubleFree { pick }),
+        1 => Just(LocalStep::Drain),
     ]
 }
 

@@ -1,10 +1,12 @@
 //! Running a sequence: each operation on the allocator and the model,
 //! and everything that must hold after it.
 
-use pagealloc::{AllocError, AllocFlags, Allocator, MigrateType, NodeId, Order, Pfn, VmStats};
+use pagealloc::{
+    AllocError, AllocFlags, Allocator, CpuId, MigrateType, NodeId, Order, Pfn, VmStats,
+};
 
-use crate::common::{zone_type_of, Snapshot, FLAGS};
-use crate::ops::{flag_index, BadKind, Op};
+use crate::common::{zone_type_of, Census, Snapshot, FLAGS};
+use crate::ops::{flag_index, BadKind, LocalStep, Op};
 use crate::reference::{Held, Model};
 
 /// What the tests count, per machine: calls made by the test (every
@@ -22,6 +24,8 @@ pub struct Tally {
     /// Allocations that failed with `NoMemory`.
     pub alloc_failures: u64,
     pub splits: u64,
+    /// Runs of calls through held per-CPU lists.
+    pub local_runs: u64,
     /// From `stats()`, from here on.
     pub extfrag_events: u64,
     pub pageblock_claims: u64,
@@ -313,6 +317,108 @@ impl Run<'_> {
         assert_eq!(self.a.allocated_block(Pfn(pfn)), head);
     }
 
+    /// A short run of calls through CPU 0's held lists. While they are
+    /// held nothing that takes every per-CPU lock may run (`stats`,
+    /// `check_invariants`, [`Snapshot::take`]), so each call is checked
+    /// against the model and the page records, and the whole run against
+    /// the counters and the invariants once the lists are dropped.
+    pub fn local(&mut self, steps: &[LocalStep]) {
+        let a = &self.a;
+        let mut l = a.local(CpuId(0)).expect("nobody else holds CPU 0's lists");
+        let (mut allocated, mut freed) = (0u64, 0u64);
+        for &step in steps {
+            self.tally.ops += 1;
+            match step {
+                LocalStep::Alloc { order, flags } => {
+                    let (flags_name, flags) = FLAGS[flags];
+                    let o = Order::new(order).unwrap();
+                    let what = format!("local alloc({order}, {flags_name})");
+                    let max = self.m.config.max_order();
+                    let allowed = self.m.allowed_zones(None, flags);
+                    match l.alloc(o, flags) {
+                        Ok(pfn) => {
+                            let (p, nr) = (pfn.0, 1u64 << order);
+                            assert!(o <= max && pfn.is_aligned(o), "{what}: {pfn}");
+                            let zi = self.m.zone_index(p).expect("allocated outside every zone");
+                            assert!(allowed.contains(&zi), "{what}: zone {zi} not allowed");
+                            assert!(self.m.zones[zi].block_present(p, nr), "{what}: in a hole");
+                            let overlap = self.m.containing(p).is_some()
+                                || self.m.held.range(p..p + nr).next().is_some();
+                            assert!(!overlap, "{what}: {pfn} overlaps a held block");
+                            assert_eq!(a.allocated_block(pfn), Some((o, flags.migratetype())));
+                            let mt = flags.migratetype();
+                            let held = Held {
+                                order,
+                                mt,
+                                zone: zi,
+                                group: None,
+                            };
+                            self.m.insert(p, held);
+                            allocated += nr;
+                            self.tally.allocs += 1;
+                        }
+                        Err(AllocError::InvalidOrder { order: got, max: m }) => {
+                            assert!(o > max && got == o && m == max, "{what}");
+                            self.tally.bad_calls += 1;
+                        }
+                        Err(AllocError::NoZone) => assert!(allowed.is_empty(), "{what}"),
+                        Err(AllocError::NoMemory { order: got }) => {
+                            assert!(got == o && o <= max && !allowed.is_empty(), "{what}");
+                            self.tally.alloc_failures += 1;
+                        }
+                        Err(e) => panic!("{what}: unexpected {e:?}"),
+                    }
+                }
+                LocalStep::Free { pick } => {
+                    let Some((pfn, h)) = self.m.nth_held(pick) else {
+                        continue;
+                    };
+                    let res = l.free(Pfn(pfn), Order::new(h.order).unwrap());
+                    assert_eq!(res, Ok(()), "local free({pfn:#x}, {})", h.order);
+                    assert_eq!(a.allocated_block(Pfn(pfn)), None);
+                    self.m.remove(pfn);
+                    self.m.freed.push((pfn, h.order));
+                    if self.m.freed.len() > 64 {
+                        self.m.freed.remove(0);
+                    }
+                    freed += 1 << h.order;
+                }
+                LocalStep::DoubleFree { pick } => {
+                    let Some(&(pfn, order)) = self.m.freed.get(pick % self.m.freed.len().max(1))
+                    else {
+                        continue;
+                    };
+                    // Allocated again since: not a double free.
+                    let Err(want) = self.m.expect_block(pfn, order) else {
+                        continue;
+                    };
+                    let before = (Census::take(a), a.buddyinfo(), l.nr_pages());
+                    let got = l.free(Pfn(pfn), Order::new(order).unwrap());
+                    assert_eq!(got, Err(want), "local free({pfn:#x}, {order}) again");
+                    let after = (Census::take(a), a.buddyinfo(), l.nr_pages());
+                    assert_eq!(after, before, "refused local free({pfn:#x}) changed state");
+                    self.tally.bad_calls += 1;
+                }
+                LocalStep::Drain => {
+                    let cached = l.nr_pages();
+                    assert_eq!(l.drain(), cached);
+                    assert_eq!(l.nr_pages(), 0);
+                }
+            }
+        }
+        drop(l);
+        self.tally.local_runs += 1;
+        let after = Snapshot::take(&self.a);
+        let (b, s) = (&self.snap.stats, &after.stats);
+        assert_eq!(
+            s.pgalloc,
+            b.pgalloc + allocated,
+            "pages allocated while held"
+        );
+        assert_eq!(s.pgfree, b.pgfree + freed, "pages freed while held");
+        self.commit(after);
+    }
+
     pub fn step(&mut self, op: &Op) {
         match *op {
             Op::Alloc { order, flags, node } => {
@@ -384,6 +490,7 @@ impl Run<'_> {
                 raw,
                 split,
             } => self.bad(kind, pick, raw, split),
+            Op::Local { ref steps } => self.local(steps),
         }
     }
 
