@@ -32,7 +32,10 @@ pub type DefaultLock = spin::Mutex<()>;
 /// All state lives in this value: zones, per-CPU lists, counters and
 /// tunables. It is `Send + Sync`: each zone's free lists sit behind their own
 /// lock `R`, each CPU's lists behind theirs. Every method that changes state
-/// validates its arguments first, so a failed call changes nothing.
+/// validates its arguments first, so a refused call (bad arguments, a
+/// double free) changes nothing. An allocation that fails for want of
+/// memory does what Linux does before failing (drains per-CPU lists, gives
+/// back high-atomic pageblocks) and counts the failure.
 pub struct Allocator<R: RawMutex = DefaultLock> {
     pub(crate) config: Config,
     pub(crate) map: MemoryMap,
@@ -239,10 +242,15 @@ impl<R: RawMutex> Allocator<R> {
 
     /// Pages in allocated blocks: everything present that is neither on a
     /// free list nor on a per-CPU list.
+    ///
+    /// Every CPU's lists are held while the zones are summed (the lock
+    /// order), so a refill cannot count its pages both free and cached.
     pub fn nr_allocated_pages(&self) -> u64 {
+        let held: Vec<_> = self.cpus.iter().map(|c| c.lists.lock()).collect();
+        let cached: u64 = held.iter().map(|l| l.count()).sum();
         let free_anywhere: u64 = self.zones.iter().map(|z| z.free.lock().nr_free_all()).sum();
         let present: u64 = self.zones.iter().map(|z| z.core.nr_present).sum();
-        present - free_anywhere - self.nr_pcp_pages()
+        present.saturating_sub(free_anywhere + cached)
     }
 
     /// Bytes of metadata the allocator keeps: every zone's
@@ -315,14 +323,8 @@ impl<R: RawMutex> Allocator<R> {
         order: Order,
         flags: AllocFlags,
     ) -> Result<Pfn, AllocError> {
-        let cpu = CpuId(0);
-        let slot = self.cpu_slot(cpu)?;
         let zonelists = self.zonelists.iter().position(|z| z.node == node);
-        let mut held = self.try_hold(slot);
-        let pfn = self.alloc_pages(cpu, zonelists, order, flags, held.as_deref_mut())?;
-        drop(held);
-        self.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
-        Ok(pfn)
+        self.alloc_through(CpuId(0), |_| zonelists, order, flags)
     }
 
     /// Allocates a block of `order` through `cpu`'s lists, from its node.
@@ -333,9 +335,22 @@ impl<R: RawMutex> Allocator<R> {
         order: Order,
         flags: AllocFlags,
     ) -> Result<Pfn, AllocError> {
+        self.alloc_through(cpu, |slot| Some(slot.zonelists), order, flags)
+    }
+
+    /// One allocation through `cpu`'s lists (if they are free) from the
+    /// zonelists `zonelists` picks, reported to the event sink.
+    #[inline(always)]
+    fn alloc_through(
+        &self,
+        cpu: CpuId,
+        zonelists: impl FnOnce(&CpuSlot<R>) -> Option<usize>,
+        order: Order,
+        flags: AllocFlags,
+    ) -> Result<Pfn, AllocError> {
         let slot = self.cpu_slot(cpu)?;
         let mut held = self.try_hold(slot);
-        let pfn = self.alloc_pages(cpu, Some(slot.zonelists), order, flags, held.as_deref_mut())?;
+        let pfn = self.alloc_pages(cpu, zonelists(slot), order, flags, held.as_deref_mut())?;
         drop(held);
         self.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
         Ok(pfn)
@@ -441,13 +456,7 @@ impl<R: RawMutex> Allocator<R> {
             if cma {
                 mode |= AllocMode::CMA;
             }
-            let req = Request {
-                cpu: CpuId(0),
-                order,
-                mt,
-                highest,
-            };
-            if !self.zone_allows(zone, req, mode) {
+            if !self.zone_allows(zone, order, highest, mode) {
                 return None;
             }
         }
@@ -586,7 +595,7 @@ impl<R: RawMutex> Allocator<R> {
         loop {
             for &zi in self.zonelist(zonelist) {
                 let zone = &self.zones[zi];
-                if !self.zone_allows(zone, req, mode) {
+                if !self.zone_allows(zone, req.order, req.highest, mode) {
                     continue;
                 }
                 if let Some(pfn) = self.rmqueue(zi, req, mode, lists.as_deref_mut()) {
@@ -605,16 +614,22 @@ impl<R: RawMutex> Allocator<R> {
     /// question (the real mark is lower); failing it flags the zone as below
     /// high, so per-CPU lists stop hoarding, before the real check.
     #[inline]
-    fn zone_allows(&self, zone: &Zone<R>, req: Request, mode: AllocMode) -> bool {
+    fn zone_allows(
+        &self,
+        zone: &Zone<R>,
+        order: Order,
+        highest: ZoneType,
+        mode: AllocMode,
+    ) -> bool {
         let z = &zone.core;
         if self.config.pcp == PcpMode::Enabled && !z.is_below_high() {
             let high = (mode - AllocMode::WMARK_MIN) | AllocMode::WMARK_HIGH;
-            if z.watermark_ok(req.order, req.highest, high) {
+            if z.watermark_ok(order, highest, high) {
                 return true;
             }
             z.set_below_high(true);
         }
-        z.watermark_ok(req.order, req.highest, mode)
+        z.watermark_ok(order, highest, mode)
     }
 
     /// Takes a block from zone `zi`: through the CPU's lists when the order
@@ -673,10 +688,14 @@ impl<R: RawMutex> Allocator<R> {
     }
 
     /// Drains every CPU's lists for the zones of a zonelist, before an
-    /// allocation fails. `own` are the calling CPU's lists if it holds them;
-    /// other CPUs' lists are only tried, never waited for, so two CPUs
-    /// draining each other cannot deadlock. Returns whether any page came
-    /// back.
+    /// allocation fails. `own` are the calling CPU's lists if it holds them.
+    /// Another CPU's lists are tried for a bounded while
+    /// ([`DRAIN_TRY_SPINS`]), never waited for without bound: the caller
+    /// holds its own lists, so two CPUs draining each other, or a thread
+    /// holding [`crate::LocalLists`] that allocates on another CPU, cannot
+    /// deadlock. An ordinary call holds its lists for well under that bound;
+    /// lists held longer (a `LocalLists`) are skipped, and their pages do
+    /// not count. Returns whether any page came back.
     fn drain_zonelist(
         &self,
         zonelist: ZonelistId,
@@ -688,9 +707,7 @@ impl<R: RawMutex> Allocator<R> {
             for (c, slot) in self.cpus.iter().enumerate() {
                 let drained = match own.as_deref_mut() {
                     Some(lists) if c == cpu.0 as usize => self.drain_lists(lists, zi),
-                    _ => slot
-                        .lists
-                        .try_lock()
+                    _ => try_lock_for_a_while(&slot.lists)
                         .map_or(0, |mut lists| self.drain_lists(&mut lists, zi)),
                 };
                 any |= drained > 0;
@@ -819,7 +836,13 @@ impl<R: RawMutex> Allocator<R> {
     ) -> Result<(usize, PageMeta), BlockError> {
         match self.find_allocated(pfn, order) {
             Ok(found) => Ok(found),
-            Err(error) => self.find_allocated_locked(pfn, order, error),
+            // Only these depend on records a drain or merge is rewriting.
+            Err(
+                error @ (BlockError::NotAllocated { .. }
+                | BlockError::DoubleFree { .. }
+                | BlockError::WrongOrder { .. }),
+            ) => self.find_allocated_locked(pfn, order, error),
+            Err(error) => Err(error),
         }
     }
 
@@ -979,6 +1002,22 @@ impl<R: RawMutex> Allocator<R> {
             CpuId(cpu)
         })
     }
+}
+
+/// How many times a failing allocation tries another CPU's busy lists
+/// before it gives up on them: far longer than any ordinary call holds
+/// them, short enough that skipping a long-held `LocalLists` costs little.
+pub(crate) const DRAIN_TRY_SPINS: u32 = 4096;
+
+/// `lock.try_lock()`, retried up to [`DRAIN_TRY_SPINS`] times.
+fn try_lock_for_a_while<R: RawMutex, T>(lock: &Mutex<R, T>) -> Option<MutexGuard<'_, R, T>> {
+    for _ in 0..DRAIN_TRY_SPINS {
+        if let Some(guard) = lock.try_lock() {
+            return Some(guard);
+        }
+        core::hint::spin_loop();
+    }
+    None
 }
 
 /// What one allocation asks for.

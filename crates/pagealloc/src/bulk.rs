@@ -38,8 +38,10 @@ impl<R: RawMutex> Allocator<R> {
     /// round, and returns how many it got (Linux `alloc_pages_bulk`): the
     /// first zone whose watermark allows the whole request serves it from
     /// the per-CPU list, refilling a batch at a time; if that yields nothing
-    /// one ordinary allocation is tried, so a short result still means the
-    /// allocator was really out of pages.
+    /// one ordinary allocation is tried (with its drains), so an empty
+    /// result means what a failed [`Allocator::alloc_on_cpu`] means: out of
+    /// pages, but for pages cached on lists another thread holds as
+    /// [`crate::LocalLists`].
     pub fn alloc_bulk(
         &self,
         cpu: CpuId,
@@ -151,7 +153,9 @@ impl<R: RawMutex> Allocator<R> {
     /// old record recoverable; a bad entry (including a frame named twice,
     /// whose second swap finds the first one's mark) stops it, and the
     /// blocks taken so far get their records back, so nothing changed. The
-    /// second pass puts each block on its list, or on the buddy lists.
+    /// second pass puts each block on its list, or on the buddy lists. (Its
+    /// `continue` on a frame outside every zone cannot run: the first pass
+    /// refused such a batch.)
     pub(crate) fn free_bulk_with(
         &self,
         pfns: &[Pfn],
@@ -166,9 +170,6 @@ impl<R: RawMutex> Allocator<R> {
                 return Err(BulkFreeError { index, error });
             }
         }
-        // The per-CPU lists' bookkeeping is committed once per run of pages
-        // of one zone: (zone, pages linked, last list).
-        let mut run: Option<(usize, u64, usize)> = None;
         for &pfn in pfns {
             let Some(zi) = self.zone_index_near(pfn, &mut hint) else {
                 continue;
@@ -178,15 +179,10 @@ impl<R: RawMutex> Allocator<R> {
             let idx = z.idx(pfn);
             let index = pcp_free_index(Order::ZERO, z.block_mt(pfn), z.geo.pageblock);
             match (lists.as_deref_mut(), index) {
-                (Some(held), Some(index)) => {
-                    if let Some((rzi, n, last)) = run.filter(|r| r.0 != zi) {
-                        held.zones[rzi].commit_order0_run(&self.zones[rzi], n, last);
-                        run = None;
-                    }
-                    held.zones[zi].link_owned(z, idx, index);
-                    let n = run.map_or(0, |r| r.1);
-                    run = Some((zi, n + 1, index));
-                }
+                // Each page is committed as Linux's `free_unref_folios`
+                // commits each folio: the high mark and drains move page by
+                // page, exactly as single frees would move them.
+                (Some(held), Some(index)) => held.zones[zi].free_owned(zone, idx, index),
                 _ => {
                     let mut guard = zone.lock();
                     z.pages.set(idx, PageMeta::TAIL);
@@ -195,9 +191,6 @@ impl<R: RawMutex> Allocator<R> {
                     ops.f.stats.count_free(Order::ZERO);
                 }
             }
-        }
-        if let (Some(held), Some((zi, n, last))) = (lists, run) {
-            held.zones[zi].commit_order0_run(&self.zones[zi], n, last);
         }
         Ok(())
     }

@@ -21,7 +21,8 @@
 //! linear time, and blocks are popped smallest key first and taken whole
 //! until the call has its pages, the last one split. No pageblock is walked page by page,
 //! and the keys live in a buffer kept under the zone lock, so a call
-//! allocates nothing once that buffer has grown.
+//! allocates nothing once that buffer has grown (but for the events of the
+//! pageblocks it claims).
 
 use alloc::collections::BinaryHeap;
 use alloc::vec::Vec;
@@ -85,7 +86,8 @@ pub(crate) const POLICY_SCAN_LIMIT: usize = 64;
 
 impl ZoneOps<'_> {
     /// Takes up to `want` order-0 pages of `mt`, packed, handing each to
-    /// `take` already marked allocated. Returns how many it took, and the
+    /// `take` as a plain tail for it to label (allocated, or linked on a
+    /// per-CPU list). Returns how many it took, and the
     /// claims of other types' pageblocks it made (as fallback events).
     /// `scan_limit` bounds how many entries of each free list are examined
     /// for candidate blocks.
@@ -197,10 +199,12 @@ impl ZoneOps<'_> {
     ) -> usize {
         let nr = order.nr_pages().0 as u32;
         let n = nr.min(u32::try_from(want).unwrap_or(u32::MAX));
+        // The pages go to `take` as plain tails, and the caller writes their
+        // final records (allocated, or linked on a per-CPU list). No page is
+        // ever an allocated head in between: a free racing against this
+        // call must fail its compare-and-swap, not take the page over.
         self.del_free(idx, order, from);
-        let allocated = PageMeta::allocated(Order::ZERO, mt);
         for page in idx..idx + n {
-            self.z.pages.set(page, allocated);
             take(page);
         }
         let mut pos = n;
@@ -301,6 +305,7 @@ impl<R: RawMutex> Allocator<R> {
                 claim,
                 usize::MAX,
                 &mut |idx| {
+                    z.pages.set(idx, PageMeta::allocated(Order::ZERO, mt));
                     // `rmqueue_packed` takes at most `want` pages.
                     if let Some(slot) = dest.get_mut(n) {
                         *slot = z.pfn(idx);

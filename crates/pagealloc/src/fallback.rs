@@ -256,8 +256,6 @@ impl ZoneOps<'_> {
             &mut |idx| found = Some(idx),
             &mut |e| event = Some(e),
         );
-        let idx = found?;
-        self.z.pages.set(idx, crate::page::PageMeta::TAIL);
-        Some((idx, event))
+        Some((found?, event))
     }
 }

@@ -42,13 +42,13 @@
 //!
 //! The allocator is `Send + Sync`. Each zone's free lists sit behind a
 //! `lock_api` lock (`R`, a spinlock by default, so it works without `std`),
-//! each CPU's lists behind their own; page records are atomics owned by
+//! and each CPU's lists for all zones behind one more; page records are
+//! atomics owned by
 //! whoever holds the block they head, and a free takes an allocated head
 //! over with one compare-and-swap, so a racing double free fails with an
 //! error. The caller names its CPU ([`CpuId`]); `std` adds
-//! [`Allocator::this_cpu`]. Each CPU's lists for all zones sit behind one
-//! lock that every ordinary call try-locks; a [`LocalLists`] holds it
-//! instead, until dropped. The plain [`Allocator::alloc`] and
+//! [`Allocator::this_cpu`]. Every ordinary call try-locks its CPU's lists;
+//! a [`LocalLists`] holds them instead, until dropped. The plain [`Allocator::alloc`] and
 //! [`Allocator::free`] use CPU 0.
 //!
 //! Every invariant in docs/DESIGN.md is checked by

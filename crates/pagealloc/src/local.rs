@@ -1,9 +1,10 @@
 //! Holding one CPU's per-CPU lists across many calls.
 //!
 //! Every ordinary call ([`Allocator::alloc_on_cpu`], [`Allocator::free_on_cpu`],
-//! the bulk calls) try-locks its CPU's lists, does its work and unlocks: two
-//! atomic read-modify-writes per call, which on a current x86 core cost more
-//! than the list work itself. A kernel that has already made itself the only
+//! the bulk calls) try-locks its CPU's lists, does its work and unlocks: an
+//! atomic read-modify-write (the try-lock; the unlock is a release store)
+//! per call, which on a current x86 core costs more than a dozen plain
+//! instructions. A kernel that has already made itself the only
 //! user of a CPU (interrupts and preemption off) needs no lock for each
 //! call; [`LocalLists`] is that state as a value. It holds the CPU's lock
 //! from [`Allocator::local`] until it is dropped, and every call through it

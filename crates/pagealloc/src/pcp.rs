@@ -1,11 +1,12 @@
 //! Per-CPU page lists (seed 004): small-order pages kept per CPU so that most
 //! allocations and frees never take the zone lock.
 //!
-//! Each (CPU, zone) pair has a [`Pcp`] under its own lock. The allocation
-//! fast path only *tries* that lock: if it is held (an interrupt re-entered
-//! the allocator on this CPU, or a remote drain is running) the request goes
-//! to the zone instead, which is how Linux keeps per-CPU lists safe since
-//! 5.14. An empty list is refilled with a batch taken under one zone-lock
+//! Each (CPU, zone) pair has a [`Pcp`]; a CPU's `Pcp`s for every zone sit
+//! together behind one lock ([`CpuLists`]). An ordinary call only *tries*
+//! that lock: if it is held (an interrupt re-entered the allocator on this
+//! CPU, a remote drain is running, a [`crate::LocalLists`] holds it) the
+//! request goes to the zone instead, which is how Linux keeps per-CPU lists
+//! safe since 5.14. An empty list is refilled with a batch taken under one zone-lock
 //! acquisition; a list above `high` is drained, a batch at a time, the same
 //! way. Lists hold orders `0..=3` per ordinary migratetype and the pageblock
 //! order (Linux `NR_PCP_LISTS` with THP), threaded through the same page
@@ -153,6 +154,11 @@ impl Pcp {
             PcpHigh::AutoTune => zone_highsize(managed / HIGH_MAX_FRACTION, nr_cpus, batch),
             PcpHigh::Fixed => high_min,
         };
+        // A low watermark above an eighth of the zone (a large
+        // `watermark_scale_factor` or `min_free_kbytes`) puts high_min above
+        // high_max. Linux's clamp then settles on high_max; here the bounds
+        // are ordered once, so every later clamp is well-formed.
+        let high_min = high_min.min(high_max);
         Pcp {
             lists: [ListHead::EMPTY; NR_PCP_LISTS],
             count: 0,
@@ -216,8 +222,9 @@ impl Pcp {
     /// is under way.
     #[inline]
     fn high_after_free(&mut self, free_high: bool, below_high: bool) -> u64 {
-        // Every update keeps `high` inside its bounds, which never change
-        // (Linux clamps here because a sysctl may move them).
+        // Every update keeps `high` inside its bounds, which are ordered
+        // at construction and never change (Linux clamps here because a
+        // sysctl may move them).
         debug_assert!((self.high_min..=self.high_max).contains(&self.high));
         if self.high == 0 {
             return 0;
@@ -374,43 +381,13 @@ impl Pcp {
         Ok(())
     }
 
-    /// Puts an order-0 page the caller already owns on list `index`; the
-    /// caller commits a run of them with [`Pcp::commit_order0_run`].
+    /// Puts an order-0 page the caller already owns (a batched free took it
+    /// over) on list `index`, then commits it as [`Pcp::free`] does.
     #[inline]
-    pub(crate) fn link_owned(&mut self, z: &ZoneCore, idx: u32, index: usize) {
+    pub(crate) fn free_owned<R: RawMutex>(&mut self, zone: &Zone<R>, idx: u32, index: usize) {
         let cached = PageMeta::head(PageState::PcpHead, Order::ZERO);
-        self.lists[index].insert(&z.pages, idx, cached, Placement::Head);
-    }
-
-    /// The bookkeeping of [`Pcp::commit_free`] for `n` order-0 pages that
-    /// joined the lists together (a batched free, Linux
-    /// `free_unref_folios`): the same counters, and one high check and one
-    /// drain for the run instead of one per page. The drain takes what
-    /// per-page commits would have: a batch, plus whatever the run put
-    /// above `high`. `index` is the list the run ended on.
-    pub(crate) fn commit_order0_run<R: RawMutex>(&mut self, zone: &Zone<R>, n: u64, index: usize) {
-        if n == 0 {
-            return;
-        }
-        let z = &zone.core;
-        self.alloc_factor >>= n.min(u64::from(u32::BITS - 1)) as u32;
-        self.count += n;
-        self.stats.free_calls[0] += n;
-        self.stats.pgfree += n;
-        self.prev_free_high_order = false;
-        let cap = self.batch << BATCH_SCALE_MAX;
-        if self.free_count < cap {
-            self.free_count = (self.free_count + n).min(cap);
-        }
-        let high = self.high_after_free(false, z.is_below_high());
-        if self.count >= high {
-            let amount = self.drain_amount(high, false) + (self.count - high);
-            let mut guard = zone.lock();
-            self.drain(&mut guard.ops(), amount, index);
-            if z.is_below_high() && guard.ops().high_watermark_met() {
-                z.set_below_high(false);
-            }
-        }
+        self.lists[index].insert(&zone.core.pages, idx, cached, Placement::Head);
+        self.commit_free(zone, Order::ZERO, index);
     }
 
     /// The bookkeeping after a block joined list `index`: counts, the
@@ -568,6 +545,32 @@ mod tests {
         };
         let pcp = Pcp::new(262_144, 5331, 2, &fixed);
         assert_eq!(pcp.high_max, pcp.high_min);
+    }
+
+    #[test]
+    fn a_low_watermark_above_an_eighth_of_the_zone_orders_the_bounds() {
+        // watermark_scale_factor 3000 on one CPU: low ~79k pages, an eighth
+        // of the zone 32k.
+        let pcp = Pcp::new(262_144, 79_000, 1, &Config::default());
+        assert!(pcp.high_min <= pcp.high_max, "{pcp:?}");
+        assert_eq!(pcp.high, pcp.high_min);
+        // The whole allocator with that setting refills, frees and drains.
+        let config = Config {
+            watermark_scale_factor: 3000,
+            zone_bounds: crate::ZoneBounds::NORMAL_ONLY,
+            ..Config::default()
+        };
+        let map =
+            crate::MemoryMap::contiguous(crate::Pfn(0x4_0000), crate::PageCount(262_144)).unwrap();
+        let a: crate::Allocator = crate::Allocator::new(map, config).unwrap();
+        let pages: alloc::vec::Vec<_> = (0..5000)
+            .map(|_| a.alloc(Order::ZERO, crate::AllocFlags::KERNEL).unwrap())
+            .collect();
+        for p in pages {
+            a.free(p, Order::ZERO).unwrap();
+        }
+        a.drain_all();
+        a.check_invariants().unwrap();
     }
 
     #[test]

@@ -222,8 +222,9 @@ pub struct FreeAreas {
     pub(crate) nr_reserved_highatomic: u64,
     /// What happened under this lock.
     pub(crate) stats: VmStats,
-    /// Reused by packed allocation for its sorted candidate blocks, so a
-    /// packed call allocates no memory once this has grown (`compact.rs`).
+    /// Reused by packed allocation for the heap of its candidate blocks'
+    /// keys, so a packed call allocates no memory for them once this has
+    /// grown (`compact.rs`).
     pub(crate) pack_scratch: Vec<u64>,
 }
 

@@ -369,7 +369,6 @@ fn held_lists_and_ordinary_calls_under_remote_drains() {
     assert_eq!(a.nr_allocated_pages(), held_pages);
     assert_eq!(a.nr_free_pages() + a.nr_pcp_pages() + held_pages, present);
     // The load must have taken every path, or the test proves little.
-    assert_eq!(sum(|t| t.local_runs), THREADS as u64 * RUNS as u64 / 2);
     assert!(sum(|t| t.local_allocs) > 1000, "{tallies:?}");
     assert!(sum(|t| t.local_frees) > 500, "{tallies:?}");
     assert!(sum(|t| t.handed_over_frees) > 100, "{tallies:?}");

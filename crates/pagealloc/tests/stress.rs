@@ -22,8 +22,8 @@ use std::thread;
 
 use common::Census;
 use pagealloc::{
-    AllocFlags, Allocator, BlockError, BulkFreeError, Config, CpuId, LocalLists, MemRange,
-    MemoryMap, MigrateType, NodeId, Order, Pfn, VmStats,
+    AllocError, AllocFlags, Allocator, BlockError, BulkFreeError, Config, CpuId, LocalLists,
+    MemRange, MemoryMap, MigrateType, NodeId, Order, Pfn, VmStats,
 };
 
 /// A small deterministic generator so failures reproduce.
@@ -87,13 +87,20 @@ fn worker(
         match (r >> 8) % 10 {
             0..=4 => {
                 let order = Order::new([0, 0, 0, 1, 2, 3, 9][(r >> 16) as usize % 7]).unwrap();
-                if let Ok(pfn) = a.alloc_on_cpu(cpu, order, flags) {
-                    held.push((pfn, order));
+                match a.alloc_on_cpu(cpu, order, flags) {
+                    Ok(pfn) => held.push((pfn, order)),
+                    // Running out is part of the load; any other error is a bug.
+                    Err(AllocError::NoMemory { .. }) => {}
+                    Err(e) => panic!("alloc_on_cpu({cpu:?}, {order}): {e}"),
                 }
             }
             5 => {
                 let want = 1 + (r >> 16) as usize % batch.len();
-                let got = a.alloc_bulk(cpu, flags, &mut batch[..want]).unwrap_or(0);
+                let got = match a.alloc_bulk(cpu, flags, &mut batch[..want]) {
+                    Ok(got) => got,
+                    Err(AllocError::NoMemory { .. }) => 0,
+                    Err(e) => panic!("alloc_bulk({cpu:?}, {want}): {e}"),
+                };
                 held.extend(batch[..got].iter().map(|&p| (p, Order::ZERO)));
             }
             6 => {
