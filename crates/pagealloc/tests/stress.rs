@@ -418,3 +418,41 @@ fn this_cpu_spreads_threads_over_slots() {
     };
     assert_ne!(mine, other);
 }
+
+/// A batched free moves the per-CPU lists exactly as the same frees one by
+/// one do (Linux commits each folio of `free_unref_folios` separately): the
+/// same pages drained at the same points, the same counters, the same free
+/// lists. Many pages, so the lists cross their high mark mid-batch.
+#[test]
+fn free_bulk_moves_the_lists_as_single_frees_do() {
+    let a = machine(1);
+    let mut pages = Vec::new();
+    while pages.len() < 3000 {
+        match a.alloc(Order::ZERO, AllocFlags::KERNEL) {
+            Ok(pfn) => pages.push(pfn),
+            Err(e) => panic!("alloc: {e}"),
+        }
+    }
+    // Free a few first, so the batch starts from a partly filled list.
+    for &pfn in &pages[..100] {
+        a.free(pfn, Order::ZERO).unwrap();
+    }
+    let batch = &pages[100..];
+    let singles = a.clone();
+    a.free_bulk(CpuId(0), batch).unwrap();
+    for &pfn in batch {
+        singles.free_on_cpu(CpuId(0), pfn, Order::ZERO).unwrap();
+    }
+    let drained = a.stats().pcp_drained;
+    assert!(drained > 0, "the batch never crossed the high mark");
+    assert_eq!(a.stats(), singles.stats());
+    assert_eq!(a.nr_pcp_pages(), singles.nr_pcp_pages());
+    assert_eq!(a.buddyinfo(), singles.buddyinfo());
+    assert_eq!(
+        common::Census::take(&a),
+        common::Census::take(&singles),
+        "different pages drained"
+    );
+    a.check_invariants().unwrap();
+    singles.check_invariants().unwrap();
+}
