@@ -155,12 +155,6 @@ pub enum AllocError {
         /// The CPU given.
         cpu: u16,
     },
-    /// The CPU's per-CPU lists are held by someone else (a
-    /// [`crate::LocalLists`], a drain), so they cannot be held now.
-    CpuBusy {
-        /// The CPU given.
-        cpu: u16,
-    },
 }
 
 impl fmt::Display for AllocError {
@@ -176,7 +170,6 @@ impl fmt::Display for AllocError {
                 f.write_str("no zone on this machine satisfies the allocation flags")
             }
             AllocError::InvalidCpu { cpu } => write!(f, "CPU {cpu} does not exist"),
-            AllocError::CpuBusy { cpu } => write!(f, "the lists of CPU {cpu} are held elsewhere"),
         }
     }
 }
@@ -280,3 +273,32 @@ impl fmt::Display for InvariantViolation {
 }
 
 impl core::error::Error for InvariantViolation {}
+
+/// Why [`crate::Allocator::local`] could not hold a CPU's lists. Nothing
+/// changed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LocalError {
+    /// The CPU number is not below the configured number of CPUs.
+    InvalidCpu {
+        /// The CPU given.
+        cpu: u16,
+    },
+    /// Someone else holds the lists right now: another
+    /// [`crate::LocalLists`], a drain, or an ordinary call in flight on
+    /// that CPU. It never waits.
+    Busy {
+        /// The CPU given.
+        cpu: u16,
+    },
+}
+
+impl fmt::Display for LocalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocalError::InvalidCpu { cpu } => write!(f, "CPU {cpu} does not exist"),
+            LocalError::Busy { cpu } => write!(f, "the lists of CPU {cpu} are held elsewhere"),
+        }
+    }
+}
+
+impl core::error::Error for LocalError {}

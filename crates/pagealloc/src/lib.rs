@@ -104,7 +104,7 @@ pub use buddy::FreePlacement;
 pub use bulk::BulkFreeError;
 pub use compact::{PackClaim, Packing};
 pub use config::{CmaSupport, Config, HighAtomicReserve, MinFree, PcpHigh, PcpMode, ZoneBounds};
-pub use error::{AllocError, BlockError, ConfigError, InvariantViolation};
+pub use error::{AllocError, BlockError, ConfigError, InvariantViolation, LocalError};
 pub use events::{AllocEvent, AllocKind, DrainEvent, EventSink, FreeEvent, FreeKind};
 pub use fallback::FallbackEvent;
 pub use layout::{MemRange, MemoryMap};

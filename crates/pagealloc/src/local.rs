@@ -27,7 +27,7 @@ use lock_api::{MutexGuard, RawMutex};
 use crate::allocator::Allocator;
 use crate::bulk::BulkFreeError;
 use crate::config::PcpMode;
-use crate::error::{AllocError, BlockError};
+use crate::error::{AllocError, BlockError, LocalError};
 use crate::events::{AllocKind, FreeKind};
 use crate::pcp::CpuLists;
 use crate::units::{AllocFlags, CpuId, Order, Pfn};
@@ -36,7 +36,7 @@ use crate::units::{AllocFlags, CpuId, Order, Pfn};
 /// [`Allocator::local`]; the lock is released when it is dropped.
 ///
 /// ```
-/// use pagealloc::{AllocError, AllocFlags, Allocator, Config, CpuId, MemoryMap, Order, PageCount, Pfn};
+/// use pagealloc::{AllocFlags, Allocator, Config, CpuId, LocalError, MemoryMap, Order, PageCount, Pfn};
 ///
 /// let map = MemoryMap::contiguous(Pfn(0x1000), PageCount(16384)).unwrap();
 /// let a: Allocator = Allocator::new(map, Config::default()).unwrap();
@@ -44,7 +44,7 @@ use crate::units::{AllocFlags, CpuId, Order, Pfn};
 /// let page = cpu0.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap();
 /// cpu0.free(page, Order::ZERO).unwrap();
 /// assert!(cpu0.free(page, Order::ZERO).is_err()); // still a typed error
-/// assert_eq!(a.local(CpuId(0)).unwrap_err(), AllocError::CpuBusy { cpu: 0 });
+/// assert_eq!(a.local(CpuId(0)).unwrap_err(), LocalError::Busy { cpu: 0 });
 /// drop(cpu0); // releases CPU 0's lists
 /// a.check_invariants().unwrap();
 /// ```
@@ -58,14 +58,18 @@ pub struct LocalLists<'a, R: RawMutex = crate::DefaultLock> {
 impl<R: RawMutex> Allocator<R> {
     /// Holds `cpu`'s per-CPU lists until the returned value is dropped, so
     /// that the calls made through it pay no lock each. Fails with
-    /// [`AllocError::CpuBusy`] if someone else holds them (another
-    /// `LocalLists`, a drain in progress): it never waits.
-    pub fn local(&self, cpu: CpuId) -> Result<LocalLists<'_, R>, AllocError> {
-        let slot = self.cpu_slot(cpu)?;
+    /// [`LocalError::Busy`] if someone else holds them (another
+    /// `LocalLists`, a drain, an ordinary call in flight on that CPU): it
+    /// never waits.
+    pub fn local(&self, cpu: CpuId) -> Result<LocalLists<'_, R>, LocalError> {
+        let slot = self
+            .cpus
+            .get(cpu.0 as usize)
+            .ok_or(LocalError::InvalidCpu { cpu: cpu.0 })?;
         let lists = slot
             .lists
             .try_lock()
-            .ok_or(AllocError::CpuBusy { cpu: cpu.0 })?;
+            .ok_or(LocalError::Busy { cpu: cpu.0 })?;
         Ok(LocalLists {
             allocator: self,
             cpu,

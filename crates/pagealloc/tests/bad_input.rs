@@ -9,8 +9,8 @@ mod common;
 
 use common::{range, Snapshot};
 use pagealloc::{
-    AllocError, AllocFlags, Allocator, BlockError, Config, ConfigError, CpuId, MemRange, MemoryMap,
-    NodeId, Order, PageCount, Pfn, ZoneBounds, ZoneType, MAX_ZONE_PAGES,
+    AllocError, AllocFlags, Allocator, BlockError, Config, ConfigError, CpuId, LocalError,
+    MemRange, MemoryMap, NodeId, Order, PageCount, Pfn, ZoneBounds, ZoneType, MAX_ZONE_PAGES,
 };
 use pagealloc::{AllocError as AE, BlockError as BE, ConfigError as CE};
 
@@ -271,6 +271,32 @@ fn every_block_error_for_free_and_split() {
     assert_eq!(alloc.nr_allocated_pages(), 0);
 }
 
+/// `Allocator::local` refuses a missing or held CPU with its own error, and
+/// the refusal changes nothing.
+#[test]
+fn every_local_error() {
+    let map = MemoryMap::new(vec![range(0, 0x100, 0x400)]).unwrap();
+    let alloc = Allocator::new(map, Config::default()).unwrap();
+    let before = Snapshot::take(&alloc);
+    assert_eq!(
+        alloc.local(CpuId(3)).unwrap_err(),
+        LocalError::InvalidCpu { cpu: 3 }
+    );
+    let held = alloc.local(CpuId(0)).expect("CPU 0's lists are free");
+    assert_eq!(
+        alloc.local(CpuId(0)).unwrap_err(),
+        LocalError::Busy { cpu: 0 }
+    );
+    drop(held);
+    assert_eq!(
+        Snapshot::take(&alloc),
+        before,
+        "a refused local() changed state"
+    );
+    assert_message(&LocalError::InvalidCpu { cpu: 3 }, &["3".to_string()]);
+    assert_message(&LocalError::Busy { cpu: 0 }, &["0".to_string()]);
+}
+
 #[test]
 fn every_alloc_error() {
     let on = |ranges: Vec<MemRange>, config: Config| {
@@ -324,13 +350,6 @@ fn every_alloc_error() {
             |a| a.alloc_on(NodeId(2), order(0), AllocFlags::KERNEL), AE::NoZone),
         ("a CPU that does not exist", x86(),
             |a| a.alloc_on_cpu(CpuId(3), order(0), AllocFlags::KERNEL), AE::InvalidCpu { cpu: 3 }),
-        ("lists held by another LocalLists", x86(),
-            |a| {
-                let _held = a.local(CpuId(0)).expect("free lists");
-                a.local(CpuId(0)).map(|_| Pfn(0))
-            }, AE::CpuBusy { cpu: 0 }),
-        ("local lists of a CPU that does not exist", x86(),
-            |a| a.local(CpuId(3)).map(|_| Pfn(0)), AE::InvalidCpu { cpu: 3 }),
         ("larger than any free block", x86(),
             |a| a.alloc(order(10), AllocFlags::DMA), AE::NoMemory { order: order(10) }),
     ];
@@ -350,7 +369,7 @@ fn every_alloc_error() {
             }
             AllocError::NoMemory { order } => vec![order.to_string()],
             AllocError::NoZone => vec![],
-            AllocError::InvalidCpu { cpu } | AllocError::CpuBusy { cpu } => vec![cpu.to_string()],
+            AllocError::InvalidCpu { cpu } => vec![cpu.to_string()],
         };
         assert_message(&want, &needles);
     }

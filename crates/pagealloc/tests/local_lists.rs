@@ -44,8 +44,8 @@ use std::time::Duration;
 
 use common::{range, Census, Snapshot};
 use pagealloc::{
-    AllocError, AllocFlags, Allocator, BlockError, Config, CpuId, LocalLists, MemoryMap,
-    MigrateType, Order, PageCount, PcpMode, Pfn, ZoneBounds,
+    AllocError, AllocFlags, Allocator, BlockError, Config, CpuId, LocalError, LocalLists,
+    MemoryMap, MigrateType, Order, PageCount, PcpMode, Pfn, ZoneBounds,
 };
 
 fn order(n: u8) -> Order {
@@ -137,7 +137,7 @@ impl Worker<'_> {
                 let mut lists = loop {
                     match a.local(self.cpu) {
                         Ok(lists) => break lists,
-                        Err(AllocError::CpuBusy { cpu }) => {
+                        Err(LocalError::Busy { cpu }) => {
                             assert_eq!(cpu, self.cpu.0);
                             self.tally.busy += 1;
                             thread::yield_now();
@@ -330,7 +330,7 @@ fn held_lists_and_ordinary_calls_under_remote_drains() {
             while !stop.load(Ordering::Relaxed) {
                 let cpu = CpuId((k % THREADS as u64) as u16);
                 let held = (0..THREADS)
-                    .filter(|&c| matches!(a.local(CpuId(c)), Err(AllocError::CpuBusy { .. })))
+                    .filter(|&c| matches!(a.local(CpuId(c)), Err(LocalError::Busy { .. })))
                     .count();
                 if held > 0 {
                     contended.fetch_add(1, Ordering::Relaxed);
@@ -412,20 +412,14 @@ fn local_is_exclusive_and_names_its_cpu() {
     let a = machine(2, PcpMode::Enabled);
     let l0 = a.local(CpuId(0)).unwrap();
     assert_eq!(l0.cpu(), CpuId(0));
-    assert_eq!(
-        a.local(CpuId(0)).unwrap_err(),
-        AllocError::CpuBusy { cpu: 0 }
-    );
+    assert_eq!(a.local(CpuId(0)).unwrap_err(), LocalError::Busy { cpu: 0 });
     // Busy for every thread, not just the holder.
     let elsewhere = thread::scope(|s| s.spawn(|| a.local(CpuId(0)).map(drop)).join().unwrap());
-    assert_eq!(elsewhere, Err(AllocError::CpuBusy { cpu: 0 }));
+    assert_eq!(elsewhere, Err(LocalError::Busy { cpu: 0 }));
     // Other CPUs are not affected.
     let l1 = a.local(CpuId(1)).unwrap();
     assert_eq!(l1.cpu(), CpuId(1));
-    assert_eq!(
-        a.local(CpuId(1)).unwrap_err(),
-        AllocError::CpuBusy { cpu: 1 }
-    );
+    assert_eq!(a.local(CpuId(1)).unwrap_err(), LocalError::Busy { cpu: 1 });
     drop(l1);
     drop(l0);
     let l0 = a.local(CpuId(0)).expect("free again after drop");
@@ -433,7 +427,7 @@ fn local_is_exclusive_and_names_its_cpu() {
     for cpu in [2, 3, u16::MAX] {
         assert_eq!(
             a.local(CpuId(cpu)).unwrap_err(),
-            AllocError::InvalidCpu { cpu }
+            LocalError::InvalidCpu { cpu }
         );
     }
 
@@ -610,7 +604,7 @@ enum Outcome {
     /// A batch of one was refused naming another entry than the first.
     BatchIndex(usize),
     /// `local()` of its own CPU failed.
-    NoLists(AllocError),
+    NoLists(LocalError),
 }
 
 /// Two threads, each holding its own CPU's lists, free the same block at
