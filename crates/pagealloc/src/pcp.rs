@@ -124,8 +124,11 @@ impl CpuLists {
     }
 }
 
-/// One CPU's lists for one zone (Linux `struct per_cpu_pages`).
+/// One CPU's lists for one zone (Linux `struct per_cpu_pages`). Aligned
+/// so that no two CPUs' `Pcp`s share a cache line (nor the adjacent line
+/// the prefetcher pairs with it), wherever the heap puts their arrays.
 #[derive(Clone, Debug)]
+#[repr(align(128))]
 pub struct Pcp {
     pub(crate) lists: [ListHead; NR_PCP_LISTS],
     /// Pages on all lists.
