@@ -11,57 +11,17 @@
 //! (benches/pcp.rs): 1 GiB of 4 KiB pages in one Normal zone, half held in
 //! blocks of random orders 0..=3 (`churn`: order-0 pages). It uses only
 //! calls that every version of the crate since the per-CPU front end has,
-//! so the same file measures an older commit too; `hot_loops_local` has
+//! so the same file (with `common/`) measures an older commit too; `hot_loops_local` has
 //! the `LocalLists` variants.
 
 use std::hint::black_box;
 
-use pagealloc::{
-    AllocFlags, Allocator, Config, CpuId, MemoryMap, Order, PageCount, PcpHigh, PcpMode, Pfn,
-    ZoneBounds,
-};
+use pagealloc::{AllocFlags, CpuId, Order, PcpMode, Pfn};
 
-/// Frames managed: 1 GiB of 4 KiB pages.
-const FRAMES: u64 = 262_144;
-/// Pages per bulk call.
-const BULK: usize = 64;
+#[path = "common/mod.rs"]
+mod common;
 
-/// Marsaglia's xorshift64, as the benchmarks use.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// The benchmarks' machine, with per-CPU lists on or off.
-fn machine(pcp: PcpMode) -> Allocator {
-    let map = MemoryMap::contiguous(Pfn(0x4_0000), PageCount(FRAMES)).expect("map");
-    let config = Config {
-        nr_cpus: 1,
-        pcp,
-        pcp_high: PcpHigh::AutoTune,
-        zone_bounds: ZoneBounds::NORMAL_ONLY,
-        ..Config::default()
-    };
-    Allocator::new(map, config).expect("allocator")
-}
-
-/// Holds half the frames in blocks of random orders 0..=3.
-fn prefill(a: &Allocator) -> Vec<(Pfn, Order)> {
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    let (mut held, mut used) = (Vec::new(), 0);
-    while used < FRAMES / 2 {
-        let order = Order::new((rng.next() % 4) as u8).expect("order");
-        held.push((a.alloc(order, AllocFlags::KERNEL).expect("prefill"), order));
-        used += order.nr_pages().0;
-    }
-    held
-}
+use common::{machine, order0_pages, prefill, XorShift, BULK};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -95,13 +55,7 @@ fn main() {
             }
         }
         "churn" => {
-            // Half the frames held as order-0 pages instead.
-            for (pfn, order) in held {
-                a.free(pfn, order).expect("free");
-            }
-            let mut pages: Vec<Pfn> = (0..FRAMES / 2)
-                .map(|_| a.alloc(o0, kernel).expect("prefill"))
-                .collect();
+            let mut pages = order0_pages(&a, held);
             let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
             for _ in 0..n {
                 let i = (rng.next() % pages.len() as u64) as usize;

@@ -10,52 +10,12 @@
 
 use std::hint::black_box;
 
-use pagealloc::{
-    AllocFlags, Allocator, Config, CpuId, MemoryMap, Order, PageCount, PcpHigh, PcpMode, Pfn,
-    ZoneBounds,
-};
+use pagealloc::{AllocFlags, CpuId, Order, PcpMode, Pfn};
 
-/// Frames managed: 1 GiB of 4 KiB pages.
-const FRAMES: u64 = 262_144;
-/// Pages per bulk call.
-const BULK: usize = 64;
+#[path = "common/mod.rs"]
+mod common;
 
-/// Marsaglia's xorshift64, as the benchmarks use.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// The benchmarks' machine, with per-CPU lists on or off.
-fn machine(pcp: PcpMode) -> Allocator {
-    let map = MemoryMap::contiguous(Pfn(0x4_0000), PageCount(FRAMES)).expect("map");
-    let config = Config {
-        nr_cpus: 1,
-        pcp,
-        pcp_high: PcpHigh::AutoTune,
-        zone_bounds: ZoneBounds::NORMAL_ONLY,
-        ..Config::default()
-    };
-    Allocator::new(map, config).expect("allocator")
-}
-
-/// Holds half the frames in blocks of random orders 0..=3.
-fn prefill(a: &Allocator) -> Vec<(Pfn, Order)> {
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    let (mut held, mut used) = (Vec::new(), 0);
-    while used < FRAMES / 2 {
-        let order = Order::new((rng.next() % 4) as u8).expect("order");
-        held.push((a.alloc(order, AllocFlags::KERNEL).expect("prefill"), order));
-        used += order.nr_pages().0;
-    }
-    held
-}
+use common::{machine, order0_pages, prefill, XorShift, BULK};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -67,16 +27,10 @@ fn main() {
     let a = machine(PcpMode::Enabled);
     let held = prefill(&a);
     let (cpu, o0, kernel) = (CpuId(0), Order::ZERO, AllocFlags::KERNEL);
-    let mut pages: Vec<Pfn> = Vec::new();
-    if mode == "churn" {
-        // Half the frames held as order-0 pages instead.
-        for (pfn, order) in held {
-            a.free(pfn, order).expect("free");
-        }
-        pages = (0..FRAMES / 2)
-            .map(|_| a.alloc(o0, kernel).expect("prefill"))
-            .collect();
-    }
+    let mut pages: Vec<Pfn> = match mode.as_str() {
+        "churn" => order0_pages(&a, held),
+        _ => Vec::new(),
+    };
     let mut local = a.local(cpu).expect("CPU 0's lists are free");
     let start = std::time::Instant::now();
     match mode.as_str() {

@@ -52,18 +52,6 @@ fn order(n: u8) -> Order {
     Order::new(n).unwrap()
 }
 
-/// A small deterministic generator so failures reproduce.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// 24 MiB of DMA32 with a hole at 0x1800..0x1a00 and 40 MiB of Normal, in
 /// small zones so the load reaches the watermarks.
 fn machine(nr_cpus: u16, pcp: PcpMode) -> Allocator {
@@ -120,7 +108,7 @@ struct Tally {
 struct Worker<'a> {
     a: &'a Allocator,
     cpu: CpuId,
-    rng: XorShift,
+    rng: common::XorShift,
     held: Vec<Held>,
     shared: &'a Mutex<Vec<Held>>,
     tally: Tally,
@@ -313,7 +301,7 @@ fn held_lists_and_ordinary_calls_under_remote_drains() {
                     let mut w = Worker {
                         a,
                         cpu: CpuId(t),
-                        rng: XorShift(0x2545_f491_4f6c_dd1d + t as u64 * 7919),
+                        rng: common::XorShift(0x2545_f491_4f6c_dd1d + t as u64 * 7919),
                         held: Vec::new(),
                         shared,
                         tally: Tally::default(),

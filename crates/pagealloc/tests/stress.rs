@@ -26,18 +26,6 @@ use pagealloc::{
     MemRange, MemoryMap, MigrateType, NodeId, Order, Pfn, VmStats,
 };
 
-/// A small deterministic generator so failures reproduce.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn machine(nr_cpus: u16) -> Allocator {
     let range = |start, end| MemRange {
         node: NodeId(0),
@@ -74,7 +62,7 @@ fn worker(
     steps: usize,
     shared: &Mutex<Vec<Held>>,
 ) -> Vec<Held> {
-    let mut rng = XorShift(seed);
+    let mut rng = common::XorShift(seed);
     let mut held: Vec<Held> = Vec::new();
     let mut batch = [Pfn(0); 32];
     for _ in 0..steps {

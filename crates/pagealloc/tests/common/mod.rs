@@ -253,3 +253,17 @@ pub const FLAGS: &[(&str, AllocFlags)] = &[
         AllocFlags::DMA.union(AllocFlags::THIS_NODE),
     ),
 ];
+
+/// Marsaglia's xorshift64: a small deterministic generator, so failures
+/// reproduce.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
