@@ -328,7 +328,7 @@ impl<R: RawMutex> Allocator<R> {
     }
 
     /// Allocates a block of `order` through `cpu`'s lists, from its node.
-    #[inline]
+    #[inline(always)]
     pub fn alloc_on_cpu(
         &self,
         cpu: CpuId,
@@ -882,7 +882,7 @@ impl<R: RawMutex> Allocator<R> {
     /// Frees the allocated block `pfn`/`order` (Linux `__free_pages`):
     /// onto `cpu`'s lists when the order is cached there and the list lock
     /// is free, else straight to the buddy lists.
-    #[inline]
+    #[inline(always)]
     pub fn free_on_cpu(&self, cpu: CpuId, pfn: Pfn, order: Order) -> Result<(), BlockError> {
         let slot = self
             .cpus

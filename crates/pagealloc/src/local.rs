@@ -92,13 +92,13 @@ impl<R: RawMutex> LocalLists<'_, R> {
 
     /// The lists for a call, or `None` with per-CPU lists off (then every
     /// call goes to the buddy lists, as the ordinary calls do).
-    #[inline]
+    #[inline(always)]
     fn held(&mut self) -> Option<&mut CpuLists> {
         (self.allocator.config.pcp == PcpMode::Enabled).then_some(&mut *self.lists)
     }
 
     /// [`Allocator::alloc_on_cpu`] on this CPU.
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&mut self, order: Order, flags: AllocFlags) -> Result<Pfn, AllocError> {
         let (a, cpu, zonelists) = (self.allocator, self.cpu, self.zonelists);
         let pfn = a.alloc_pages(cpu, Some(zonelists), order, flags, self.held())?;
@@ -107,7 +107,7 @@ impl<R: RawMutex> LocalLists<'_, R> {
     }
 
     /// [`Allocator::free_on_cpu`] on this CPU.
-    #[inline]
+    #[inline(always)]
     pub fn free(&mut self, pfn: Pfn, order: Order) -> Result<(), BlockError> {
         let a = self.allocator;
         a.free_pages(pfn, order, self.held())?;
