@@ -6,9 +6,9 @@
 //! that lock: if it is held (an interrupt re-entered the allocator on this
 //! CPU, a remote drain is running, a [`crate::LocalLists`] holds it) the
 //! request goes to the zone instead, which is how Linux keeps per-CPU lists
-//! safe since 5.14. An empty list is refilled with a batch taken under one zone-lock
-//! acquisition; a list above `high` is drained, a batch at a time, the same
-//! way. Lists hold orders `0..=3` per ordinary migratetype and the pageblock
+//! safe since 5.14. An empty list is refilled with a batch taken under one
+//! zone-lock acquisition; a list above `high` is drained, a batch at a
+//! time, the same way. Lists hold orders `0..=3` per ordinary migratetype and the pageblock
 //! order (Linux `NR_PCP_LISTS` with THP), threaded through the same page
 //! records as the buddy lists.
 //!

@@ -10,7 +10,7 @@
 //!   deadlocks; at quiesce the invariants hold and every page is accounted
 //!   for; after freeing everything and draining, the free lists are exactly
 //!   those of a fresh allocator.
-//! * `local_is_exclusive_and_names_its_cpu`: a held CPU answers `CpuBusy`
+//! * `local_is_exclusive_and_names_its_cpu`: a held CPU answers `LocalError::Busy`
 //!   (to any thread) until the holder drops it, other CPUs stay available,
 //!   a missing CPU is `InvalidCpu`, and a remote `drain_all` waits for the
 //!   holder.
