@@ -6,7 +6,9 @@
 //! cargo run --release -p pagealloc --example meta_bytes
 //! ```
 
-use pagealloc::{Allocator, Config, MemRange, MemoryMap, NodeId, PageCount, PageMeta, Pfn};
+use pagealloc::{
+    Allocator, Config, MemRange, MemoryMap, NodeId, PageCount, Pfn, PAGE_RECORD_BYTES,
+};
 
 fn report(name: &str, a: &Allocator) {
     let present: u64 = a.zones().iter().map(|z| z.nr_present().0).sum();
@@ -30,10 +32,7 @@ fn report(name: &str, a: &Allocator) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!(
-        "size_of::<PageMeta>() = {} bytes",
-        core::mem::size_of::<PageMeta>()
-    );
+    println!("page record = {} bytes", PAGE_RECORD_BYTES);
     let one_gib = MemoryMap::contiguous(Pfn(0x100000), PageCount(1 << 18))?;
     report(
         "1 GiB (one Normal zone)",

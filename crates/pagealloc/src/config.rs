@@ -2,10 +2,12 @@
 //! switches. Every tunable lives here, in the allocator value; there are no
 //! globals. Defaults are Linux 6.x on x86-64.
 
-use crate::compact::Packing;
+use alloc::vec::Vec;
+
+use crate::engine::page::MAX_ZONE_PAGES;
 use crate::error::ConfigError;
-use crate::page::MAX_ZONE_PAGES;
-use crate::units::{Order, MAX_NR_ORDERS, NR_ZONE_TYPES};
+use crate::policy::Packing;
+use crate::units::{Order, PageCount, Pfn, MAX_NR_ORDERS, NR_ZONE_TYPES};
 
 /// Bytes in a KiB, for `min_free_kbytes` arithmetic.
 const KIB: u64 = 1024;
@@ -131,6 +133,27 @@ pub struct Config {
     /// Which order-0 allocations are packed into owned pageblocks (seed
     /// 001); Linux's placement is [`Packing::Off`].
     pub packing: Packing,
+    /// CMA areas (needs [`CmaSupport::Enabled`]): their pageblocks are CMA
+    /// from construction on, as a kernel's reserved CMA ranges are.
+    pub cma_areas: Vec<CmaArea>,
+}
+
+/// A range of whole pageblocks set aside for CMA at construction: movable
+/// allocations may use it, everything else keeps out (Linux
+/// `cma_declare_contiguous`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CmaArea {
+    /// First frame: pageblock-aligned.
+    pub start: Pfn,
+    /// Pages: a whole number of pageblocks.
+    pub nr_pages: PageCount,
+}
+
+impl CmaArea {
+    /// One past the last frame, if that is a frame number.
+    pub fn end(&self) -> Option<Pfn> {
+        self.start.0.checked_add(self.nr_pages.0).map(Pfn)
+    }
 }
 
 impl Default for Config {
@@ -151,6 +174,7 @@ impl Default for Config {
             pcp: PcpMode::Enabled,
             pcp_high: PcpHigh::AutoTune,
             packing: Packing::Off,
+            cma_areas: Vec::new(),
         }
     }
 }

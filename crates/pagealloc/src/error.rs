@@ -4,7 +4,7 @@
 use alloc::string::String;
 use core::fmt;
 
-use crate::units::{NodeId, Order, Pfn, ZoneType};
+use crate::units::{NodeId, Order, PageCount, Pfn, ZoneType};
 
 /// Why a configuration or memory map was refused.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -45,6 +45,15 @@ pub enum ConfigError {
     },
     /// The memory map has no usable range.
     EmptyMap,
+    /// A CMA area cannot be set up.
+    CmaArea {
+        /// Its first frame.
+        start: Pfn,
+        /// Its size.
+        nr_pages: PageCount,
+        /// What is wrong with it.
+        problem: CmaAreaProblem,
+    },
     /// A range is empty or reversed.
     EmptyRange {
         /// Its first frame.
@@ -103,6 +112,22 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::NrCpus { nr_cpus } => write!(f, "{nr_cpus} CPUs requested; 1 to 4096 are supported"),
             ConfigError::EmptyMap => f.write_str("the memory map has no usable range"),
+            ConfigError::CmaArea {
+                start,
+                nr_pages,
+                problem,
+            } => write!(
+                f,
+                "CMA area of {} pages at frame {start}: {}",
+                nr_pages.0,
+                match problem {
+                    CmaAreaProblem::CmaDisabled => "CMA support is off",
+                    CmaAreaProblem::Empty => "it is empty",
+                    CmaAreaProblem::Misaligned => "not a whole number of aligned pageblocks",
+                    CmaAreaProblem::OutsideZone => "not inside the usable memory of one zone",
+                    CmaAreaProblem::Overlaps => "it overlaps an earlier area",
+                }
+            ),
             ConfigError::EmptyRange { start, end } => {
                 write!(f, "memory range {start}..{end} is empty")
             }
@@ -150,11 +175,8 @@ pub enum AllocError {
     },
     /// The flags allow no zone that exists on this machine.
     NoZone,
-    /// The CPU number is not below the configured number of CPUs.
-    InvalidCpu {
-        /// The CPU given.
-        cpu: u16,
-    },
+    /// The CPU does not exist.
+    InvalidCpu(InvalidCpu),
 }
 
 impl fmt::Display for AllocError {
@@ -169,7 +191,7 @@ impl fmt::Display for AllocError {
             AllocError::NoZone => {
                 f.write_str("no zone on this machine satisfies the allocation flags")
             }
-            AllocError::InvalidCpu { cpu } => write!(f, "CPU {cpu} does not exist"),
+            AllocError::InvalidCpu(e) => e.fmt(f),
         }
     }
 }
@@ -203,8 +225,11 @@ pub enum BlockError {
         /// The order given.
         order: Order,
     },
-    /// The frame is already free (on a free list or a per-CPU list).
-    DoubleFree {
+    /// The frame is free (on a free list or a per-CPU list, or inside a
+    /// free block): a double free, or a free of a page that was never
+    /// allocated. The page records cannot tell these two apart (nor can
+    /// Linux's `bad_page`): both name a page nobody owns.
+    AlreadyFree {
         /// The frame.
         pfn: Pfn,
     },
@@ -214,11 +239,8 @@ pub enum BlockError {
         /// The frame.
         pfn: Pfn,
     },
-    /// The CPU number is not below the configured number of CPUs.
-    InvalidCpu {
-        /// The CPU given.
-        cpu: u16,
-    },
+    /// The CPU does not exist.
+    InvalidCpu(InvalidCpu),
     /// The frame starts an allocated block of another order.
     WrongOrder {
         /// The frame.
@@ -241,8 +263,10 @@ impl fmt::Display for BlockError {
             BlockError::Misaligned { pfn, order } => {
                 write!(f, "frame {pfn} is not aligned to {order}")
             }
-            BlockError::DoubleFree { pfn } => write!(f, "frame {pfn} is already free"),
-            BlockError::InvalidCpu { cpu } => write!(f, "CPU {cpu} does not exist"),
+            BlockError::AlreadyFree { pfn } => {
+                write!(f, "frame {pfn} is free (a double free, or never allocated)")
+            }
+            BlockError::InvalidCpu(e) => e.fmt(f),
             BlockError::NotAllocated { pfn } => {
                 write!(f, "frame {pfn} is not the start of an allocated block")
             }
@@ -278,11 +302,8 @@ impl core::error::Error for InvariantViolation {}
 /// changed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum LocalError {
-    /// The CPU number is not below the configured number of CPUs.
-    InvalidCpu {
-        /// The CPU given.
-        cpu: u16,
-    },
+    /// The CPU does not exist.
+    InvalidCpu(InvalidCpu),
     /// Someone else holds the lists right now: another
     /// [`crate::LocalLists`], a drain, or an ordinary call in flight on
     /// that CPU. It never waits.
@@ -295,10 +316,98 @@ pub enum LocalError {
 impl fmt::Display for LocalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LocalError::InvalidCpu { cpu } => write!(f, "CPU {cpu} does not exist"),
+            LocalError::InvalidCpu(e) => e.fmt(f),
             LocalError::Busy { cpu } => write!(f, "the lists of CPU {cpu} are held elsewhere"),
         }
     }
 }
 
 impl core::error::Error for LocalError {}
+
+/// A CPU number at or above the configured number of CPUs: the one error
+/// every call naming a CPU gives for it, whatever else it may fail with.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct InvalidCpu {
+    /// The CPU given.
+    pub cpu: u16,
+    /// How many CPUs the allocator has.
+    pub nr_cpus: u16,
+}
+
+impl fmt::Display for InvalidCpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CPU {} does not exist (the allocator has {})",
+            self.cpu, self.nr_cpus
+        )
+    }
+}
+
+impl core::error::Error for InvalidCpu {}
+
+impl From<InvalidCpu> for AllocError {
+    fn from(e: InvalidCpu) -> AllocError {
+        AllocError::InvalidCpu(e)
+    }
+}
+
+impl From<InvalidCpu> for BlockError {
+    fn from(e: InvalidCpu) -> BlockError {
+        BlockError::InvalidCpu(e)
+    }
+}
+
+impl From<InvalidCpu> for LocalError {
+    fn from(e: InvalidCpu) -> LocalError {
+        LocalError::InvalidCpu(e)
+    }
+}
+
+/// Why [`crate::Allocator::free_bulk`] refused a batch. Nothing in the
+/// batch was freed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BulkFreeError {
+    /// The CPU does not exist (whatever the batch holds, even nothing).
+    InvalidCpu(InvalidCpu),
+    /// Entry `index` of the batch could not be freed.
+    Entry {
+        /// Its position in the batch.
+        index: usize,
+        /// Why.
+        error: BlockError,
+    },
+}
+
+impl fmt::Display for BulkFreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BulkFreeError::InvalidCpu(e) => e.fmt(f),
+            BulkFreeError::Entry { index, error } => write!(f, "batch entry {index}: {error}"),
+        }
+    }
+}
+
+impl core::error::Error for BulkFreeError {}
+
+impl From<InvalidCpu> for BulkFreeError {
+    fn from(e: InvalidCpu) -> BulkFreeError {
+        BulkFreeError::InvalidCpu(e)
+    }
+}
+
+/// Why a CMA area was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CmaAreaProblem {
+    /// The configuration has CMA support off.
+    CmaDisabled,
+    /// It has no pages.
+    Empty,
+    /// Its start or size is not a whole number of pageblocks.
+    Misaligned,
+    /// It is not inside the usable memory of one zone (it crosses a hole
+    /// or a zone boundary, or lies outside memory).
+    OutsideZone,
+    /// It overlaps an earlier area.
+    Overlaps,
+}

@@ -11,7 +11,6 @@
 //!
 //! Without a sink the only cost is one predictable branch per event site.
 
-use crate::fallback::FallbackEvent;
 use crate::units::{AllocFlags, CpuId, MigrateType, Order, Pfn};
 
 /// How an allocation was made.
@@ -88,4 +87,29 @@ pub trait EventSink: Send + Sync {
     fn fallback(&self, _event: &FallbackEvent) {}
     /// A per-CPU list gave a block back to the buddy lists.
     fn pcp_drain(&self, _event: &DrainEvent) {}
+}
+
+/// One fallback, with the fields of Linux's `mm_page_alloc_extfrag` event.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FallbackEvent {
+    /// The first frame of the allocated block.
+    pub pfn: Pfn,
+    /// The order requested.
+    pub alloc_order: Order,
+    /// The order of the block taken from the other type's list.
+    pub fallback_order: Order,
+    /// The type requested.
+    pub alloc_migratetype: MigrateType,
+    /// The type whose list the block came from.
+    pub fallback_migratetype: MigrateType,
+    /// The pageblock now belongs to the requested type.
+    pub change_ownership: bool,
+}
+
+impl FallbackEvent {
+    /// Whether the fallback split a block smaller than a pageblock, leaving
+    /// a pageblock with mixed types (Linux's `fragmenting` field).
+    pub fn fragmenting(&self, pageblock: Order) -> bool {
+        self.fallback_order < pageblock
+    }
 }

@@ -9,8 +9,8 @@
 use alloc::vec::Vec;
 
 use crate::config::Config;
+use crate::engine::page::MAX_ZONE_PAGES;
 use crate::error::ConfigError;
-use crate::page::MAX_ZONE_PAGES;
 use crate::units::{NodeId, PageCount, Pfn, ZoneType};
 
 /// One usable range of frames on a node, `start..end`.

@@ -6,50 +6,64 @@
 //! the same engine serves a kernel, a hypervisor, a device-memory pool and a
 //! simulator.
 //!
-//! ## Layers
+//! ## Layers (the source tree reads the same way, bottom up)
 //!
-//! * **Units** ([`units`]): [`Pfn`], [`PageCount`], [`Order`],
-//!   [`MigrateType`], [`ZoneType`], [`AllocFlags`]. No bare integers for
-//!   frames or orders.
-//! * **Layout** ([`layout`], [`config`]): a memory map with holes becomes
-//!   zones per node (x86-64 boundaries by default), with configurable page
-//!   size, number of orders and pageblock order.
-//! * **Page records** (`page`): eight bytes per page, state, order and the
-//!   free-list links packed in one word.
-//! * **Free lists** ([`free_list`]): per zone, order and migratetype,
-//!   intrusive, O(1) insert at head or tail and O(1) unlink.
-//! * **Buddy engine** (`buddy`, `fallback`, `highatomic`, `watermark`):
-//!   split and merge; pageblock ownership; Linux 6.x fallback with pageblock
-//!   claiming and stealing; the high-atomic reserve; min/low/high watermarks
-//!   and lowmem reserves; zonelist fallback Normal → DMA32 → DMA.
-//! * **Per-CPU front end** (`pcp`, `bulk`; seed 004): per-CPU lists for
-//!   orders 0..=3 and the pageblock order with Linux 6.7+ batch and high
-//!   tuning, so most allocations and frees never take the zone lock;
-//!   [`Allocator::alloc_bulk`] and [`Allocator::free_bulk`] on top, and
-//!   [`LocalLists`] ([`Allocator::local`]) to hold one CPU's lists across
-//!   many calls, as a kernel with interrupts off would, with no lock per call.
-//! * **Packed allocation** (`compact`; seed 001): [`Allocator::alloc_packed`]
-//!   and the [`Packing`] policy put order-0 pages into pageblocks their
-//!   migratetype already owns, fullest first.
-//! * **Events** ([`events`]): an optional [`EventSink`] with the fields of
-//!   Linux's `kmem` tracepoints.
-//! * **Observability** ([`report`], [`stats`]): counters after
-//!   `/proc/vmstat`, and snapshots rendered exactly as `/proc/buddyinfo`,
-//!   `/proc/pagetypeinfo`, `/proc/zoneinfo` and debugfs's fragmentation
-//!   indices print them.
+//! * **Units, policy, configuration** ([`units`], [`policy`], [`config`],
+//!   [`layout`]): [`Pfn`], [`PageCount`], [`Order`], [`MigrateType`],
+//!   [`ZoneType`], [`AllocFlags`]; the [`Packing`] policy; a memory map with
+//!   holes becomes zones per node; CMA areas are declared here.
+//! * **The buddy engine** (`engine/`): eight-byte page records, intrusive
+//!   free lists, the pageblock table, zones, split and merge, Linux 6.x
+//!   fallback with pageblock claiming and stealing, the high-atomic reserve,
+//!   watermarks and lowmem reserves. It knows nothing of what sits above.
+//! * **Packing** (`packing/`, seed 001): order-0 pages packed into
+//!   pageblocks their type already owns, fullest first.
+//! * **The request path** (`request`): every allocation becomes one request
+//!   (order, migratetype, highest zone, mode) and takes its block from the
+//!   first *source* that has one: high-atomic reserve, CMA, packing, the
+//!   type's own lists, fallback. Modes such as `NO_FALLBACK` hold on every
+//!   path.
+//! * **The per-CPU front end** (`pcp/`, seed 004): per-CPU lists for orders
+//!   0..=3 and the pageblock order with Linux 6.7+ batch and high tuning,
+//!   bulk allocation and batched free, and [`LocalLists`].
+//! * **The allocator facade** (`allocator/`): construction, the allocation
+//!   and free paths, drains, CPUs and counters.
+//! * **Observation** (`observe/`, [`report`], [`stats`], [`events`]):
+//!   snapshots rendered exactly as `/proc/buddyinfo`, `/proc/pagetypeinfo`,
+//!   `/proc/zoneinfo` and debugfs's fragmentation indices print them, the
+//!   invariant walk, a state digest, and an optional [`EventSink`] with the
+//!   fields of Linux's `kmem` tracepoints.
+//!
+//! ## Entry points, and who calls them
+//!
+//! | call | for |
+//! |---|---|
+//! | [`Allocator::alloc_on_cpu`], [`Allocator::free_on_cpu`] | a kernel's page allocation and free, naming the running CPU |
+//! | [`Allocator::alloc`], [`Allocator::free`], [`Allocator::alloc_on`] | single-threaded users and tests (CPU 0; `alloc_on` prefers a node) |
+//! | [`Allocator::this_cpu`] (std) | a userspace pool whose threads need a CPU slot each |
+//! | [`Allocator::alloc_bulk`], [`Allocator::free_bulk`] | drivers and page pools that take or return many order-0 pages at once |
+//! | [`Allocator::local`] → [`LocalLists`] | code that already owns its CPU (interrupts off) and makes many calls in a row |
+//! | [`Allocator::alloc_packed`] | long-lived unmovable order-0 allocations that must not scatter (seed 001's driver) |
+//! | [`Allocator::split_page`] | callers that allocate high order and free page by page |
+//! | [`Allocator::drain_local`], [`Allocator::drain_all`] | before isolating memory, or to measure without cached pages |
+//! | [`Allocator::buddyinfo`], [`Allocator::pagetypeinfo`], [`Allocator::zoneinfo`], [`Allocator::frag_index`], [`Allocator::stats`] | monitoring, in Linux's own formats |
+//! | [`Allocator::check_invariants`], [`Allocator::digest`], [`Clone`] | tests and what-if probes |
+//!
+//! Every call that names a CPU refuses a missing one with [`InvalidCpu`]
+//! (inside its own error type). Parameters come in one order: the CPU, then
+//! what is asked (order, flags, options), then the output buffer last.
 //!
 //! ## Concurrency
 //!
 //! The allocator is `Send + Sync`. Each zone's free lists sit behind a
 //! `lock_api` lock (`R`, a spinlock by default, so it works without `std`),
 //! and each CPU's lists for all zones behind one more; page records are
-//! atomics owned by
-//! whoever holds the block they head, and a free takes an allocated head
-//! over with one compare-and-swap, so a racing double free fails with an
-//! error. The caller names its CPU ([`CpuId`]); `std` adds
+//! atomics owned by whoever holds the block they head, and a free takes an
+//! allocated head over with one compare-and-swap, so a racing double free
+//! fails with an error. The caller names its CPU ([`CpuId`]); `std` adds
 //! [`Allocator::this_cpu`]. Every ordinary call try-locks its CPU's lists;
-//! a [`LocalLists`] holds them instead, until dropped. The plain [`Allocator::alloc`] and
-//! [`Allocator::free`] use CPU 0.
+//! a [`LocalLists`] holds them instead, until dropped, and offers the
+//! readers that would otherwise wait for it.
 //!
 //! Every invariant in docs/DESIGN.md is checked by
 //! [`Allocator::check_invariants`].
@@ -79,40 +93,39 @@ extern crate alloc;
 extern crate std;
 
 mod allocator;
-mod buddy;
-mod bulk;
-mod compact;
 pub mod config;
+mod engine;
 pub mod error;
 pub mod events;
-mod fallback;
-pub mod free_list;
-mod highatomic;
-mod invariants;
 pub mod layout;
-mod local;
-mod page;
+mod observe;
+mod packing;
 mod pcp;
-pub mod report;
+pub mod policy;
+mod request;
 pub mod stats;
+mod sync;
 pub mod units;
-mod watermark;
-mod zone;
 
-pub use allocator::{Allocator, DefaultLock};
-pub use buddy::FreePlacement;
-pub use bulk::BulkFreeError;
-pub use compact::{PackClaim, Packing};
-pub use config::{CmaSupport, Config, HighAtomicReserve, MinFree, PcpHigh, PcpMode, ZoneBounds};
-pub use error::{AllocError, BlockError, ConfigError, InvariantViolation, LocalError};
-pub use events::{AllocEvent, AllocKind, DrainEvent, EventSink, FreeEvent, FreeKind};
-pub use fallback::FallbackEvent;
+pub use allocator::Allocator;
+pub use config::{
+    CmaArea, CmaSupport, Config, HighAtomicReserve, MinFree, PcpHigh, PcpMode, ZoneBounds,
+};
+pub use engine::page::{PageState, MAX_ZONE_PAGES, PAGE_RECORD_BYTES};
+pub use engine::zone::{BlockInfo, Watermarks, Zone};
+pub use error::{
+    AllocError, BlockError, BulkFreeError, CmaAreaProblem, ConfigError, InvalidCpu,
+    InvariantViolation, LocalError,
+};
+pub use events::{
+    AllocEvent, AllocKind, DrainEvent, EventSink, FallbackEvent, FreeEvent, FreeKind,
+};
 pub use layout::{MemRange, MemoryMap};
-pub use local::LocalLists;
-pub use page::{PageMeta, PageState, MAX_ZONE_PAGES};
-pub use pcp::Pcp;
-pub use report::{BuddyInfo, FragIndex, FragIndexKind, PageTypeInfo, ZoneInfo};
+pub use observe::report;
+pub use observe::report::{BuddyInfo, FragIndex, FragIndexKind, PageTypeInfo, ZoneInfo};
+pub use pcp::lists::PcpInfo;
+pub use pcp::local::LocalLists;
+pub use policy::{PackClaim, Packing};
 pub use stats::VmStats;
+pub use sync::DefaultLock;
 pub use units::{AllocFlags, CpuId, MigrateType, NodeId, Order, PageCount, Pfn, ZoneType};
-pub use watermark::Watermarks;
-pub use zone::{BlockInfo, FreeAreas, Zone, ZoneCore};

@@ -1,6 +1,6 @@
 //! Event counters, after `/proc/vmstat`.
 
-use crate::fallback::FallbackEvent;
+use crate::events::FallbackEvent;
 use crate::units::{Order, MAX_NR_ORDERS};
 
 /// Counters of what the allocator did since it was built.

@@ -9,8 +9,9 @@ mod common;
 
 use common::{range, Snapshot};
 use pagealloc::{
-    AllocError, AllocFlags, Allocator, BlockError, Config, ConfigError, CpuId, LocalError,
-    MemRange, MemoryMap, NodeId, Order, PageCount, Pfn, ZoneBounds, ZoneType, MAX_ZONE_PAGES,
+    AllocError, AllocFlags, Allocator, BlockError, CmaArea, CmaAreaProblem, CmaSupport, Config,
+    ConfigError, CpuId, InvalidCpu, LocalError, MemRange, MemoryMap, MigrateType, NodeId, Order,
+    PageCount, Pfn, ZoneBounds, ZoneType, MAX_ZONE_PAGES,
 };
 use pagealloc::{AllocError as AE, BlockError as BE, ConfigError as CE};
 
@@ -56,7 +57,63 @@ fn config_needles(err: &ConfigError) -> Vec<String> {
         } => vec![zone.to_string(), nr_pages.to_string(), max.to_string()],
         ConfigError::PfnOverflow { start } => vec![start.to_string()],
         ConfigError::NrCpus { nr_cpus } => vec![nr_cpus.to_string()],
+        ConfigError::CmaArea {
+            start, nr_pages, ..
+        } => vec![start.to_string(), nr_pages.0.to_string()],
     }
+}
+
+/// A CMA area that cannot be set up is refused at construction with what
+/// is wrong with it.
+#[test]
+fn every_cma_area_error() {
+    // Two usable ranges of 4 MiB with a hole between, one zone (DMA32).
+    let map = || MemoryMap::new(vec![range(0, 0x1000, 0x1400), range(0, 0x1800, 0x1c00)]).unwrap();
+    let area = |start: u64, nr: u64| CmaArea {
+        start: Pfn(start),
+        nr_pages: PageCount(nr),
+    };
+    let cma = |areas: Vec<CmaArea>| Config {
+        cma: CmaSupport::Enabled,
+        cma_areas: areas,
+        ..Config::default()
+    };
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Config, CmaArea, CmaAreaProblem)> = vec![
+        ("CMA off", Config { cma_areas: vec![area(0x1000, 0x200)], ..Config::default() },
+            area(0x1000, 0x200), CmaAreaProblem::CmaDisabled),
+        ("empty", cma(vec![area(0x1000, 0)]), area(0x1000, 0), CmaAreaProblem::Empty),
+        ("start not on a pageblock", cma(vec![area(0x1001, 0x200)]), area(0x1001, 0x200),
+            CmaAreaProblem::Misaligned),
+        ("part of a pageblock", cma(vec![area(0x1000, 0x100)]), area(0x1000, 0x100),
+            CmaAreaProblem::Misaligned),
+        ("across the hole", cma(vec![area(0x1200, 0x400)]), area(0x1200, 0x400),
+            CmaAreaProblem::OutsideZone),
+        ("in the hole", cma(vec![area(0x1400, 0x200)]), area(0x1400, 0x200),
+            CmaAreaProblem::OutsideZone),
+        ("past memory", cma(vec![area(0x1c00, 0x200)]), area(0x1c00, 0x200),
+            CmaAreaProblem::OutsideZone),
+        ("overlapping", cma(vec![area(0x1000, 0x400), area(0x1200, 0x200)]), area(0x1200, 0x200),
+            CmaAreaProblem::Overlaps),
+    ];
+    for (name, config, bad, problem) in cases {
+        let want = ConfigError::CmaArea {
+            start: bad.start,
+            nr_pages: bad.nr_pages,
+            problem,
+        };
+        assert_eq!(Allocator::new(map(), config).unwrap_err(), want, "{name}");
+        assert_message(&want, &config_needles(&want));
+    }
+    // And a good one: its pageblocks are CMA, the rest movable.
+    let a = Allocator::new(map(), cma(vec![area(0x1800, 0x400)])).unwrap();
+    assert_eq!(a.pageblock_migratetype(Pfn(0x1800)), Some(MigrateType::Cma));
+    assert_eq!(a.pageblock_migratetype(Pfn(0x1a00)), Some(MigrateType::Cma));
+    assert_eq!(
+        a.pageblock_migratetype(Pfn(0x1000)),
+        Some(MigrateType::Movable)
+    );
+    a.check_invariants().unwrap();
 }
 
 #[test]
@@ -199,8 +256,8 @@ fn every_block_error_for_free_and_split() {
         ("a hole beats misalignment", Pfn(0xa1), 3, BE::InHole { pfn: Pfn(0xa1) }),
         ("misaligned", tail(a, 4), 3, BE::Misaligned { pfn: tail(a, 4), order: order(3) }),
         ("misaligned for a larger order", a, 10, BE::Misaligned { pfn: a, order: order(10) }),
-        ("double free", b, 0, BE::DoubleFree { pfn: b }),
-        ("a page of a free block", free_page, 0, BE::DoubleFree { pfn: free_page }),
+        ("double free", b, 0, BE::AlreadyFree { pfn: b }),
+        ("a page of a free block", free_page, 0, BE::AlreadyFree { pfn: free_page }),
         ("a tail page", tail(a, 1), 0, BE::NotAllocated { pfn: tail(a, 1) }),
         ("an aligned tail", tail(a, 4), 2, BE::NotAllocated { pfn: tail(a, 4) }),
         ("a split tail", tail(c, 2), 1, BE::WrongOrder { pfn: tail(c, 2), order: order(1), allocated: order(0) }),
@@ -233,10 +290,10 @@ fn every_block_error_for_free_and_split() {
             BlockError::InvalidOrder { order, max } => {
                 needles.extend([order.to_string(), max.get().to_string()])
             }
-            BlockError::InvalidCpu { cpu } => needles.push(cpu.to_string()),
+            BlockError::InvalidCpu(e) => needles.push(e.cpu.to_string()),
             BlockError::OutOfRange { pfn }
             | BlockError::InHole { pfn }
-            | BlockError::DoubleFree { pfn }
+            | BlockError::AlreadyFree { pfn }
             | BlockError::NotAllocated { pfn } => needles.push(pfn.to_string()),
             BlockError::Misaligned { pfn, order } => {
                 needles.extend([pfn.to_string(), order.to_string()])
@@ -253,14 +310,17 @@ fn every_block_error_for_free_and_split() {
     let before = Snapshot::take(&alloc);
     assert_eq!(
         alloc.free_on_cpu(CpuId(7), a, order(3)),
-        Err(BE::InvalidCpu { cpu: 7 })
+        Err(BE::InvalidCpu(InvalidCpu { cpu: 7, nr_cpus: 1 }))
     );
     assert_eq!(
         Snapshot::take(&alloc),
         before,
         "free on a missing CPU changed state"
     );
-    assert_message(&BE::InvalidCpu { cpu: 7 }, &["7".to_string()]);
+    assert_message(
+        &BE::InvalidCpu(InvalidCpu { cpu: 7, nr_cpus: 1 }),
+        &["7".to_string(), "1".to_string()],
+    );
     // The pieces of the split block are still there to be freed one by one.
     let alloc = alloc;
     for k in (0..4).rev() {
@@ -280,7 +340,7 @@ fn every_local_error() {
     let before = Snapshot::take(&alloc);
     assert_eq!(
         alloc.local(CpuId(3)).unwrap_err(),
-        LocalError::InvalidCpu { cpu: 3 }
+        LocalError::InvalidCpu(InvalidCpu { cpu: 3, nr_cpus: 1 })
     );
     let held = alloc.local(CpuId(0)).expect("CPU 0's lists are free");
     assert_eq!(
@@ -293,7 +353,10 @@ fn every_local_error() {
         before,
         "a refused local() changed state"
     );
-    assert_message(&LocalError::InvalidCpu { cpu: 3 }, &["3".to_string()]);
+    assert_message(
+        &LocalError::InvalidCpu(InvalidCpu { cpu: 3, nr_cpus: 1 }),
+        &["3".to_string()],
+    );
     assert_message(&LocalError::Busy { cpu: 0 }, &["0".to_string()]);
 }
 
@@ -349,7 +412,7 @@ fn every_alloc_error() {
         ("a node that does not exist", two_nodes(),
             |a| a.alloc_on(NodeId(2), order(0), AllocFlags::KERNEL), AE::NoZone),
         ("a CPU that does not exist", x86(),
-            |a| a.alloc_on_cpu(CpuId(3), order(0), AllocFlags::KERNEL), AE::InvalidCpu { cpu: 3 }),
+            |a| a.alloc_on_cpu(CpuId(3), order(0), AllocFlags::KERNEL), AE::InvalidCpu(InvalidCpu { cpu: 3, nr_cpus: 1 })),
         ("larger than any free block", x86(),
             |a| a.alloc(order(10), AllocFlags::DMA), AE::NoMemory { order: order(10) }),
     ];
@@ -369,7 +432,7 @@ fn every_alloc_error() {
             }
             AllocError::NoMemory { order } => vec![order.to_string()],
             AllocError::NoZone => vec![],
-            AllocError::InvalidCpu { cpu } => vec![cpu.to_string()],
+            AllocError::InvalidCpu(e) => vec![e.cpu.to_string(), e.nr_cpus.to_string()],
         };
         assert_message(&want, &needles);
     }

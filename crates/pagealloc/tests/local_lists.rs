@@ -26,7 +26,7 @@
 //!   its own CPU's lists, free the same block at the same moment, 2,000
 //!   times, singly or one of them as a batch: exactly one free succeeds, the
 //!   other fails naming the block, and the invariants hold after every
-//!   round; the loser is told `DoubleFree`. The same under oversubscribed
+//!   round; the loser is told `AlreadyFree`. The same under oversubscribed
 //!   cores (`racing_local_double_free_is_named_a_double_free`), where a
 //!   racer is often preempted mid-drain: the error a lost race gets is
 //!   settled under the zone lock, so a block being drained is never misnamed
@@ -44,8 +44,8 @@ use std::time::Duration;
 
 use common::{range, Census, Snapshot};
 use pagealloc::{
-    AllocError, AllocFlags, Allocator, BlockError, Config, CpuId, LocalError, LocalLists,
-    MemoryMap, MigrateType, Order, PageCount, PcpMode, Pfn, ZoneBounds,
+    AllocError, AllocFlags, Allocator, BlockError, BulkFreeError, Config, CpuId, InvalidCpu,
+    LocalError, LocalLists, MemoryMap, MigrateType, Order, PageCount, PcpMode, Pfn, ZoneBounds,
 };
 
 fn order(n: u8) -> Order {
@@ -415,7 +415,10 @@ fn local_is_exclusive_and_names_its_cpu() {
     for cpu in [2, 3, u16::MAX] {
         assert_eq!(
             a.local(CpuId(cpu)).unwrap_err(),
-            LocalError::InvalidCpu { cpu }
+            LocalError::InvalidCpu(InvalidCpu {
+                cpu,
+                nr_cpus: a.nr_cpus()
+            })
         );
     }
 
@@ -477,7 +480,7 @@ fn local_without_per_cpu_lists_uses_the_buddy_lists() {
         assert_eq!(l.nr_pages(), 0);
         assert_eq!(
             l.free(pfn, o),
-            Err(BlockError::DoubleFree { pfn }),
+            Err(BlockError::AlreadyFree { pfn }),
             "second free of {pfn}"
         );
     }
@@ -552,7 +555,7 @@ fn ordinary_calls_on_a_held_cpu_use_the_buddy_lists() {
     let held_before = while_held(&l);
     assert_eq!(held_before.0, before.1);
     for (pfn, o) in [(on_lists, Order::ZERO), (on_buddy, order(2))] {
-        let double = BlockError::DoubleFree { pfn };
+        let double = BlockError::AlreadyFree { pfn };
         assert_eq!(l.free(pfn, o), Err(double), "local free of {pfn}");
         assert_eq!(while_held(&l), held_before, "local free of {pfn}");
         assert_eq!(
@@ -566,14 +569,20 @@ fn ordinary_calls_on_a_held_cpu_use_the_buddy_lists() {
     for bad in [on_lists, on_buddy] {
         let err = l.free_bulk(&[still_held, bad]).unwrap_err();
         assert_eq!(
-            (err.index, err.error),
-            (1, BlockError::DoubleFree { pfn: bad })
+            err,
+            BulkFreeError::Entry {
+                index: 1,
+                error: BlockError::AlreadyFree { pfn: bad }
+            }
         );
         assert_eq!(while_held(&l), held_before, "local free_bulk of {bad}");
         let err = a.free_bulk(CpuId(0), &[still_held, bad]).unwrap_err();
         assert_eq!(
-            (err.index, err.error),
-            (1, BlockError::DoubleFree { pfn: bad })
+            err,
+            BulkFreeError::Entry {
+                index: 1,
+                error: BlockError::AlreadyFree { pfn: bad }
+            }
         );
         assert_eq!(while_held(&l), held_before, "free_bulk of {bad}");
     }
@@ -597,7 +606,7 @@ enum Outcome {
 
 /// Two threads, each holding its own CPU's lists, free the same block at
 /// the same moment, `rounds` times, the block's order cycling through
-/// `orders`: the loser must be told `DoubleFree` naming the block.
+/// `orders`: the loser must be told `AlreadyFree` naming the block.
 fn race_double_frees(rounds: usize, orders: &[u8]) {
     let a = small_machine(3);
     let fresh = a.buddyinfo();
@@ -634,8 +643,16 @@ fn race_double_frees(rounds: usize, orders: &[u8]) {
                             // other's.
                             let outcome = if t == 1 && o == Order::ZERO && round % 3 == 0 {
                                 match l.free_bulk(&[pfn]) {
-                                    Err(e) if e.index != 0 => Outcome::BatchIndex(e.index),
-                                    r => Outcome::Freed(r.map_err(|e| e.error)),
+                                    Err(BulkFreeError::Entry { index, .. }) if index != 0 => {
+                                        Outcome::BatchIndex(index)
+                                    }
+                                    Err(BulkFreeError::Entry { error, .. }) => {
+                                        Outcome::Freed(Err(error))
+                                    }
+                                    Err(e @ BulkFreeError::InvalidCpu(_)) => {
+                                        panic!("CPU {} exists: {e}", 1)
+                                    }
+                                    Ok(()) => Outcome::Freed(Ok(())),
                                 }
                             } else {
                                 Outcome::Freed(l.free(pfn, o))
@@ -671,7 +688,7 @@ fn race_double_frees(rounds: usize, orders: &[u8]) {
                 .map(|m| m.lock().unwrap().take().unwrap())
                 .collect();
             let ok = Outcome::Freed(Ok(()));
-            let lost = |x: Outcome| x == Outcome::Freed(Err(BlockError::DoubleFree { pfn }));
+            let lost = |x: Outcome| x == Outcome::Freed(Err(BlockError::AlreadyFree { pfn }));
             let mut check = || -> Result<(), String> {
                 match (got[0], got[1]) {
                     (x, y) if x == ok && lost(y) => wins[0] += 1,

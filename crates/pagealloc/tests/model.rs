@@ -27,8 +27,8 @@ use std::cell::RefCell;
 use common::{assert_zones_match, bounds_mib, expected_zones, range, Snapshot};
 use ops::op_strategy;
 use pagealloc::{
-    AllocFlags, Allocator, CmaSupport, Config, HighAtomicReserve, MemRange, MemoryMap, MigrateType,
-    Order, PcpMode, Pfn, ZoneBounds,
+    AllocFlags, Allocator, CmaArea, CmaSupport, Config, HighAtomicReserve, MemRange, MemoryMap,
+    MigrateType, Order, PageCount, PcpMode, Pfn, ZoneBounds,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, FileFailurePersistence, TestRunner};
@@ -109,6 +109,14 @@ fn run_machine(machine: Machine) -> Tally {
     tally
 }
 
+/// A CMA area of `nr` pages from frame `start`.
+fn cma_area(start: u64, nr: u64) -> CmaArea {
+    CmaArea {
+        start: Pfn(start),
+        nr_pages: PageCount(nr),
+    }
+}
+
 fn config(
     page_size_bytes: u64,
     nr_orders: u8,
@@ -150,11 +158,13 @@ fn x86_small_zones_with_holes() {
 }
 
 /// 64 KiB pages, six orders with the pageblock at the largest order, a DMA
-/// zone of 32 pages, two nodes, CMA configured, no high-atomic reserve.
+/// zone of 32 pages, two nodes, a CMA area of two pageblocks in each
+/// node's Normal zone, no high-atomic reserve.
 #[test]
 fn two_nodes_64k_pages() {
     let mut c = config(65536, 6, 5, bounds_mib(Some(2), Some(8), None));
     c.cma = CmaSupport::Enabled;
+    c.cma_areas = vec![cma_area(192, 64), cma_area(1024, 64)];
     c.highatomic = HighAtomicReserve::Disabled;
     let t = run_machine(Machine {
         name: "64k-6/5-two-nodes",
@@ -165,14 +175,16 @@ fn two_nodes_64k_pages() {
     });
     assert!(t.extfrag_events > 0 && t.alloc_fail > 0);
     assert_eq!(t.highatomic_reserved, 0);
+    assert!(t.cma_allocs > 0, "no movable allocation used the CMA areas");
 }
 
 /// 16 KiB pages, a Movable zone above 24 MiB that only movable requests
-/// may use, CMA configured.
+/// may use, a CMA area of two pageblocks in the Normal zone.
 #[test]
 fn movable_zone_16k_pages() {
     let mut c = config(16384, 8, 6, bounds_mib(Some(2), Some(8), Some(24)));
     c.cma = CmaSupport::Enabled;
+    c.cma_areas = vec![cma_area(576, 128)];
     let t = run_machine(Machine {
         name: "16k-8/6-movable",
         ranges: vec![range(0, 5, 100), range(0, 128, 1000), range(0, 1001, 2100)],
@@ -181,6 +193,7 @@ fn movable_zone_16k_pages() {
         ops: 400..600,
     });
     assert!(t.extfrag_events > 0 && t.alloc_fail > 0);
+    assert!(t.cma_allocs > 0, "no movable allocation used the CMA area");
 }
 
 /// Pageblock order equal to the largest order (16 pages) in one zone large

@@ -32,7 +32,8 @@ fn census(a: &Allocator) -> BTreeMap<u64, BlockCensus> {
                 let block = (b.pfn.0 + k) / PAGEBLOCK_PAGES;
                 let entry = out.entry(block).or_insert(BlockCensus {
                     owner: zone
-                        .block_migratetype(Pfn(block * PAGEBLOCK_PAGES).max(zone.start_pfn())),
+                        .block_migratetype(Pfn(block * PAGEBLOCK_PAGES).max(zone.start_pfn()))
+                        .expect("the zone spans its own pageblocks"),
                     free: 0,
                     small_free: 0,
                 });
@@ -289,7 +290,7 @@ fn unmovable_spread(a: &Allocator) -> (usize, usize) {
         for b in zone.blocks() {
             if b.alloc_migratetype == Some(MigrateType::Unmovable) {
                 holding.insert(b.pfn.0 / PAGEBLOCK_PAGES);
-                if zone.block_migratetype(b.pfn) != MigrateType::Unmovable {
+                if zone.block_migratetype(b.pfn) != Some(MigrateType::Unmovable) {
                     foreign.insert(b.pfn.0 / PAGEBLOCK_PAGES);
                 }
             }

@@ -12,8 +12,8 @@ mod common;
 use common::{bounds_mib, range};
 use pagealloc::report::PageTypeZone;
 use pagealloc::{
-    AllocFlags, Allocator, CmaSupport, Config, FragIndexKind, MemoryMap, MigrateType, NodeId,
-    Order, PageTypeInfo, PcpMode, Pfn, ZoneBounds, ZoneType,
+    AllocFlags, Allocator, CmaArea, CmaSupport, Config, FragIndexKind, MemoryMap, MigrateType,
+    NodeId, Order, PageCount, PageTypeInfo, PcpMode, Pfn, ZoneBounds, ZoneType,
 };
 
 fn order(n: u8) -> Order {
@@ -368,6 +368,11 @@ fn two_nodes_with_cma() {
         pageblock_order: 4,
         zone_bounds: bounds_mib(Some(2), Some(8), None),
         cma: CmaSupport::Enabled,
+        // Half of node 1's Normal zone: two pageblocks.
+        cma_areas: vec![CmaArea {
+            start: Pfn(0x820),
+            nr_pages: PageCount(0x20),
+        }],
         ..Config::default()
     };
     let map = MemoryMap::new([range(0, 0x1f0, 0x230), range(1, 0x800, 0x840)]).unwrap();
@@ -408,16 +413,36 @@ Pages per block:  16
 
 Free pages count per migrate type at order       0      1      2      3      4 
 Node    1, zone   Normal, type    Unmovable      0      0      0      0      0 
-Node    1, zone   Normal, type      Movable      0      0      0      0      4 
+Node    1, zone   Normal, type      Movable      0      0      0      0      2 
 Node    1, zone   Normal, type  Reclaimable      0      0      0      0      0 
 Node    1, zone   Normal, type   HighAtomic      0      0      0      0      0 
-Node    1, zone   Normal, type          CMA      0      0      0      0      0 
+Node    1, zone   Normal, type          CMA      0      0      0      0      2 
 Node    1, zone   Normal, type      Isolate      0      0      0      0      0 
 
 Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic          CMA      Isolate 
-Node 1, zone   Normal            0            4            0            0            0            0 
+Node 1, zone   Normal            0            2            0            0            2            0 
 "
     );
+    // Unmovable requests never get a CMA page; movable ones do, once the
+    // movable pageblocks are gone (or when CMA holds most of the free pages).
+    let node1 = AllocFlags::THIS_NODE | AllocFlags::NO_WATERMARKS;
+    let mut kernel = Vec::new();
+    while let Ok(p) = a.alloc_on(NodeId(1), Order::ZERO, AllocFlags::KERNEL | node1) {
+        kernel.push(p);
+    }
+    assert_eq!(
+        kernel.len(),
+        0x20,
+        "unmovable requests took the non-CMA half"
+    );
+    assert!(kernel
+        .iter()
+        .all(|&p| a.pageblock_migratetype(p) != Some(MigrateType::Cma)));
+    let movable = a
+        .alloc_on(NodeId(1), Order::ZERO, AllocFlags::HIGHUSER_MOVABLE | node1)
+        .expect("CMA pages serve movable requests");
+    assert_eq!(a.pageblock_migratetype(movable), Some(MigrateType::Cma));
+    a.check_invariants().unwrap();
 }
 
 /// Linux stops counting a free list at 100000 entries and prints

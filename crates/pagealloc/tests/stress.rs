@@ -266,13 +266,23 @@ fn bulk_fills_and_rejects_bad_batches_whole() {
     // A batch naming one page twice is refused whole.
     let dup = [out[0], out[1], out[0]];
     let err = a.free_bulk(CpuId(0), &dup).unwrap_err();
-    assert_eq!(err.index, 2);
-    assert_eq!(err.error, BlockError::DoubleFree { pfn: out[0] });
+    assert_eq!(
+        err,
+        BulkFreeError::Entry {
+            index: 2,
+            error: BlockError::AlreadyFree { pfn: out[0] }
+        }
+    );
     assert_eq!(State::take(&a), before);
     // So is one with a frame that is not allocated.
     let err = a.free_bulk(CpuId(0), &[out[3], Pfn(1 << 40)]).unwrap_err();
-    assert_eq!(err.index, 1);
-    assert_eq!(err.error, BlockError::OutOfRange { pfn: Pfn(1 << 40) });
+    assert_eq!(
+        err,
+        BulkFreeError::Entry {
+            index: 1,
+            error: BlockError::OutOfRange { pfn: Pfn(1 << 40) }
+        }
+    );
     assert_eq!(State::take(&a), before);
     a.check_invariants().unwrap();
     a.free_bulk(CpuId(0), &out).unwrap();
@@ -319,28 +329,28 @@ fn rejected_bulk_frees_restore_every_record() {
     use BlockError as BE;
     #[rustfmt::skip]
     let cases: Vec<(&str, Vec<Pfn>, usize, BlockError)> = vec![
-        ("duplicate at the end", vec![u[0], u[1], u[2], u[0]], 3, BE::DoubleFree { pfn: u[0] }),
+        ("duplicate at the end", vec![u[0], u[1], u[2], u[0]], 3, BE::AlreadyFree { pfn: u[0] }),
         ("duplicate in the middle", vec![u[0], u[1], u[2], u[1], u[3], u[4]], 3,
-            BE::DoubleFree { pfn: u[1] }),
-        ("adjacent duplicate", vec![u[5], u[5], u[6]], 1, BE::DoubleFree { pfn: u[5] }),
+            BE::AlreadyFree { pfn: u[1] }),
+        ("adjacent duplicate", vec![u[5], u[5], u[6]], 1, BE::AlreadyFree { pfn: u[5] }),
         ("movable pages among unmovable ones, one twice",
-            vec![u[0], m[0], u[1], m[1], r, m[2], u[2], m[1], u[3]], 7, BE::DoubleFree { pfn: m[1] }),
+            vec![u[0], m[0], u[1], m[1], r, m[2], u[2], m[1], u[3]], 7, BE::AlreadyFree { pfn: m[1] }),
         ("movable and reclaimable pages before a frame outside every zone",
             vec![m[0], u[0], r, m[1], m[2], far], 5, BE::OutOfRange { pfn: far }),
         ("an order-1 block in an order-0 batch", vec![u[0], m[0], u[1], w], 3,
             BE::WrongOrder { pfn: w, order: Order::ZERO, allocated: o1 }),
         ("the order-1 block's tail page", vec![m[2], u[7], w_tail], 2, BE::NotAllocated { pfn: w_tail }),
-        ("a page already free", vec![u[0], m[0], freed, u[1]], 2, BE::DoubleFree { pfn: freed }),
+        ("a page already free", vec![u[0], m[0], freed, u[1]], 2, BE::AlreadyFree { pfn: freed }),
         ("a frame in a hole", vec![m[0], m[1], u[0], hole], 3, BE::InHole { pfn: hole }),
         ("a bad first entry", vec![far, u[0], m[0]], 0, BE::OutOfRange { pfn: far }),
         ("every page once, then a duplicate",
-            [&u[..], &m[..], &[r][..], &[u[4]][..]].concat(), 12, BE::DoubleFree { pfn: u[4] }),
+            [&u[..], &m[..], &[r][..], &[u[4]][..]].concat(), 12, BE::AlreadyFree { pfn: u[4] }),
     ];
     let mt_of = |pfn: Pfn| a.allocated_block(pfn).map(|b| b.1);
     for path in [BulkPath::Plain, BulkPath::Local, BulkPath::PlainPastHeld] {
         for (name, batch, index, error) in &cases {
             let what = format!("{name} ({path:?})");
-            let want = BulkFreeError {
+            let want = BulkFreeError::Entry {
                 index: *index,
                 error: *error,
             };

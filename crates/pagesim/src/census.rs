@@ -154,7 +154,9 @@ pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
             }
             spread.pageblocks += u64::from(mask & (UNMOVABLE | RECLAIMABLE) != 0);
             let pfn = Pfn(((base + i as u64) << pb.get()).max(zone.start_pfn().0));
-            let owner = zone.block_migratetype(pfn);
+            let Some(owner) = zone.block_migratetype(pfn) else {
+                continue;
+            };
             let foreign = mask & !bit(owner);
             if foreign == 0 {
                 continue;

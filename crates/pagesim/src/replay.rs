@@ -142,7 +142,7 @@ impl PolicyRun {
             .free_on_cpu(&mut self.alloc, self.cpu, Pfn(pfn), order)
         {
             Ok(()) => {}
-            Err(BlockError::DoubleFree { .. }) => self.counts.double_frees += 1,
+            Err(BlockError::AlreadyFree { .. }) => self.counts.double_frees += 1,
             Err(_) => self.counts.other_free_errors += 1,
         }
     }

@@ -77,7 +77,8 @@ impl Census {
         for z in a.zones() {
             let mut pfn = z.start_pfn().0;
             while pfn < z.end_pfn().0 {
-                pageblocks.push((Pfn(pfn), z.block_migratetype(Pfn(pfn))));
+                let mt = z.block_migratetype(Pfn(pfn)).expect("inside the zone");
+                pageblocks.push((Pfn(pfn), mt));
                 pfn = (pfn / step + 1) * step;
             }
         }

@@ -54,7 +54,7 @@ pub enum LocalStep {
         pick: usize,
     },
     /// Free a recently freed block again.
-    DoubleFree {
+    AlreadyFree {
         pick: usize,
     },
     /// `LocalLists::drain`.
@@ -65,7 +65,7 @@ pub enum LocalStep {
 /// aim can land on something else, even on a valid block).
 #[derive(Clone, Copy, Debug)]
 pub enum BadKind {
-    DoubleFree,
+    AlreadyFree,
     WrongOrder,
     Misaligned,
     TailPage,
@@ -93,7 +93,7 @@ pub fn op_strategy(max: u8) -> impl Strategy<Value = Op> {
     let nr_flags = FLAGS.len();
     let atomic = flag_index("GFP_ATOMIC");
     let bad_kind = prop_oneof![
-        Just(BadKind::DoubleFree),
+        Just(BadKind::AlreadyFree),
         Just(BadKind::WrongOrder),
         Just(BadKind::Misaligned),
         Just(BadKind::TailPage),
@@ -128,7 +128,7 @@ fn local_step_strategy(max: u8) -> impl Strategy<Value = LocalStep> {
         6 => (order_strategy(max), 0..nr_flags)
             .prop_map(|(order, flags)| LocalStep::Alloc { order, flags }),
         5 => any::<usize>().prop_map(|pick| LocalStep::Free { pick }),
-        2 => any::<usize>().prop_map(|pick| LocalStep::DoubleFree { pick }),
+        2 => any::<usize>().prop_map(|pick| LocalStep::AlreadyFree { pick }),
         1 => Just(LocalStep::Drain),
     ]
 }
@@ -140,7 +140,7 @@ impl Model {
         let max = m.max();
         let random = (m.present_pfn(raw), (raw >> 32) as u8 % (max + 1));
         match kind {
-            BadKind::DoubleFree => match m.freed.len() {
+            BadKind::AlreadyFree => match m.freed.len() {
                 0 => (m.present_pfn(raw), 0),
                 n => m.freed[pick % n],
             },

@@ -101,7 +101,7 @@ impl Model {
                 allocated: Order::new(h.order).unwrap(),
             }),
             Some(_) => Err(BlockError::NotAllocated { pfn: p }),
-            None => Err(BlockError::DoubleFree { pfn: p }),
+            None => Err(BlockError::AlreadyFree { pfn: p }),
         }
     }
 

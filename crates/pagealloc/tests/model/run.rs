@@ -26,6 +26,8 @@ pub struct Tally {
     pub splits: u64,
     /// Runs of calls through held per-CPU lists.
     pub local_runs: u64,
+    /// Allocations that landed in a CMA pageblock (movable ones only).
+    pub cma_allocs: u64,
     /// From `stats()`, from here on.
     pub extfrag_events: u64,
     pub pageblock_claims: u64,
@@ -167,6 +169,14 @@ impl Run<'_> {
                     zone.zone_type
                 );
                 assert!(zone.block_present(p, nr), "{what}: {pfn} crosses a hole");
+                if self.a.pageblock_migratetype(pfn) == Some(MigrateType::Cma) {
+                    assert_eq!(
+                        flags.migratetype(),
+                        MigrateType::Movable,
+                        "{what}: a CMA page for a non-movable request"
+                    );
+                    self.tally.cma_allocs += 1;
+                }
                 assert_eq!(zone_type_of(p, &self.m.config), zone.zone_type);
                 assert_eq!(
                     self.a.zone_of(pfn).map(|z| z.zone_type()),
@@ -383,7 +393,7 @@ impl Run<'_> {
                     }
                     freed += 1 << h.order;
                 }
-                LocalStep::DoubleFree { pick } => {
+                LocalStep::AlreadyFree { pick } => {
                     let Some(&(pfn, order)) = self.m.freed.get(pick % self.m.freed.len().max(1))
                     else {
                         continue;

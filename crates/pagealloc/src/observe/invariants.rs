@@ -7,14 +7,18 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 
-use crate::allocator::Allocator;
-use crate::error::InvariantViolation;
-use crate::page::PageState;
-use crate::pcp::Pcp;
-use crate::units::{MigrateType, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
-use crate::zone::{FreeAreas, ZoneCore};
 use alloc::vec::Vec;
+
 use lock_api::RawMutex;
+
+use crate::allocator::Allocator;
+use crate::engine::free_area::FreeAreas;
+use crate::engine::page::PageState;
+use crate::engine::zone::ZoneCore;
+use crate::error::InvariantViolation;
+use crate::pcp::lists::{CpuLists, Pcp};
+use crate::stats::VmStats;
+use crate::units::{CpuId, MigrateType, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
 
 fn violation(invariant: u8, zone: &ZoneCore, detail: String) -> InvariantViolation {
     InvariantViolation {
@@ -35,21 +39,35 @@ impl<R: RawMutex> Allocator<R> {
     /// 4. every counter equals what the walk finds;
     /// 5. a free block is on the list of its pageblocks' migratetype.
     ///
-    /// It takes every lock (per-CPU lists first, then zones, the order the
-    /// allocation path uses), but it is exact only when no call is in
-    /// flight: a batched free whose CPU lists were busy takes its pages
-    /// over before it takes any lock, and the counters are summed after the
-    /// walk. Tests call it at quiescent points.
+    /// It holds every lock at once (per-CPU lists first, then zones, the
+    /// order the allocation path uses) for the whole walk, and no call
+    /// changes a page record without one of them, so it may run beside
+    /// any other calls. A thread holding [`LocalLists`](crate::LocalLists)
+    /// calls [`LocalLists::check_invariants`](crate::LocalLists::check_invariants).
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        let pcps: Vec<_> = self.cpus.iter().map(|cpu| cpu.lists.lock()).collect();
+        self.check_invariants_with(None)
+    }
+
+    /// [`Allocator::check_invariants`], with `own` lent by its holder.
+    pub(crate) fn check_invariants_with(
+        &self,
+        own: Option<(CpuId, &CpuLists)>,
+    ) -> Result<(), InvariantViolation> {
+        let held = self.hold_all(own);
         let mut allocated = 0;
+        let mut stats = VmStats::default();
         for (zi, zone) in self.zones.iter().enumerate() {
-            let free = zone.free.lock();
-            let zone_pcps: Vec<&Pcp> = pcps.iter().map(|cpu| &cpu.zones[zi]).collect();
-            allocated += check_zone(&zone.core, &free, &zone_pcps)?;
+            let free = held.zones[zi].free_areas();
+            let zone_pcps: Vec<&Pcp> = held.cpus.iter().map(|cpu| &cpu.zones[zi]).collect();
+            allocated += check_zone(&zone.core, free, &zone_pcps)?;
+            stats.merge(&free.stats);
         }
-        drop(pcps);
-        let stats = self.stats();
+        for cpu in &held.cpus {
+            for pcp in cpu.zones.iter() {
+                stats.merge(&pcp.stats);
+            }
+        }
+        drop(held);
         let outstanding = stats.pgalloc.wrapping_sub(stats.pgfree);
         if outstanding != allocated {
             return Err(InvariantViolation {
@@ -231,7 +249,7 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
                 if core::mem::replace(&mut on_list[idx as usize], true) {
                     return Err(violation(1, zone, format!("{pfn} is on a free list twice")));
                 }
-                let expected_prev = prev.unwrap_or(crate::page::NIL);
+                let expected_prev = prev.unwrap_or(crate::engine::page::NIL);
                 if meta.prev() != expected_prev {
                     return Err(violation(4, zone, format!("{pfn} has a broken back link")));
                 }

@@ -12,7 +12,7 @@
 //! pageblock.
 //!
 //! "Fullest" is measured by the per-pageblock free-page count the zone keeps
-//! (see `BlockTable`).
+//! (see `engine::pageblock`).
 //!
 //! Cost. Every free block of an owned pageblock is on that type's lists
 //! (freelist hygiene), so the candidates are the list entries themselves:
@@ -25,64 +25,19 @@
 //! pageblocks it claims).
 
 use alloc::collections::BinaryHeap;
-use alloc::vec::Vec;
 
-use lock_api::RawMutex;
-
-use crate::allocator::Allocator;
-use crate::error::AllocError;
-use crate::fallback::FallbackEvent;
-use crate::free_list::Placement;
-use crate::page::PageMeta;
-use crate::units::{AllocFlags, CpuId};
-use crate::units::{MigrateType, Order, Pfn};
-use crate::zone::ZoneOps;
-
-/// Whether packed allocation may claim whole free pageblocks once the
-/// migratetype's own pageblocks have no small free blocks left.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum PackClaim {
-    /// Only pageblocks the migratetype already owns (the seed's call).
-    OwnedOnly,
-    /// Then the larger free blocks of owned pageblocks, then whole free
-    /// pageblocks, which become the migratetype's.
-    ClaimFreePageblocks,
-}
-
-/// Which allocations the allocator packs on its own (a policy, compared
-/// against Linux's default side by side in `pagesim`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Packing {
-    /// Linux's placement.
-    Off,
-    /// Every unmovable order-0 allocation is packed first.
-    Unmovable,
-    /// Every unmovable and reclaimable order-0 allocation is packed first.
-    UnmovableAndReclaimable,
-}
-
-impl Packing {
-    /// Whether order-0 allocations of `mt` are packed.
-    pub fn packs(self, mt: MigrateType) -> bool {
-        match self {
-            Packing::Off => false,
-            Packing::Unmovable => mt == MigrateType::Unmovable,
-            Packing::UnmovableAndReclaimable => {
-                matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable)
-            }
-        }
-    }
-}
+use crate::engine::fallback::fallbacks_of;
+use crate::engine::free_list::Placement;
+use crate::engine::watermark::AllocMode;
+use crate::engine::zone::ZoneOps;
+use crate::events::FallbackEvent;
+use crate::policy::PackClaim;
+use crate::units::{MigrateType, Order};
 
 /// The largest free block packing splits inside an owned pageblock: below
 /// order 3, as the seed's `alloc_freepages_block` ("allocate only low-order
 /// pages"), so larger blocks stay for larger allocations.
 const PACK_MAX_ORDER: u8 = 2;
-
-/// How many entries of each small-order list the policy (as opposed to an
-/// explicit call) looks at to find candidate pageblocks: it runs on every
-/// refill, so it must stay cheap.
-pub(crate) const POLICY_SCAN_LIMIT: usize = 64;
 
 impl ZoneOps<'_> {
     /// Takes up to `want` order-0 pages of `mt`, packed, handing each to
@@ -90,12 +45,16 @@ impl ZoneOps<'_> {
     /// per-CPU list). Returns how many it took, and the
     /// claims of other types' pageblocks it made (as fallback events).
     /// `scan_limit` bounds how many entries of each free list are examined
-    /// for candidate blocks.
+    /// for candidate blocks. `mode` is the request's: with
+    /// [`AllocMode::NO_FALLBACK`] only free pageblocks of `mt` itself may be
+    /// claimed, never another type's.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn rmqueue_packed(
         &mut self,
         mt: MigrateType,
         want: usize,
         claim: PackClaim,
+        mode: AllocMode,
         scan_limit: usize,
         take: &mut dyn FnMut(u32),
         claims: &mut dyn FnMut(FallbackEvent),
@@ -111,7 +70,7 @@ impl ZoneOps<'_> {
         let larger = PACK_MAX_ORDER + 1..=pb.get().saturating_sub(1);
         got += self.take_listed(mt, larger, scan_limit, want - got, take);
         while got < want {
-            let Some((idx, order, from)) = self.free_pageblock_to_claim(mt) else {
+            let Some((idx, order, from)) = self.free_pageblock_to_claim(mt, mode) else {
                 break;
             };
             let pfn = self.z.pfn(idx);
@@ -220,10 +179,16 @@ impl ZoneOps<'_> {
 
     /// A whole free pageblock (a free block of at least pageblock order) to
     /// claim for `mt`: its own type's first, then its fallback types', the
-    /// smallest such block first so larger ones stay whole.
-    fn free_pageblock_to_claim(&self, mt: MigrateType) -> Option<(u32, Order, MigrateType)> {
+    /// smallest such block first so larger ones stay whole. With
+    /// [`AllocMode::NO_FALLBACK`], its own type's only.
+    fn free_pageblock_to_claim(
+        &self,
+        mt: MigrateType,
+        mode: AllocMode,
+    ) -> Option<(u32, Order, MigrateType)> {
         let pb = self.z.geo.pageblock;
-        let sources = core::iter::once(mt).chain(crate::fallback::fallbacks_of(mt));
+        let others = !mode.contains(AllocMode::NO_FALLBACK);
+        let sources = core::iter::once(mt).chain(fallbacks_of(mt).filter(move |_| others));
         for from in sources {
             for order in self.z.geo.orders().filter(|o| *o >= pb) {
                 if let Some(idx) = self.first_free(order, from) {
@@ -240,112 +205,4 @@ fn order_mask(orders: core::ops::RangeInclusive<u8>) -> u16 {
     orders
         .filter(|&o| u32::from(o) < u16::BITS)
         .fold(0, |m, o| m | 1 << o)
-}
-
-impl<R: RawMutex> Allocator<R> {
-    /// Allocates order-0 pages of the flags' migratetype into `out`, packed
-    /// into pageblocks that type already owns (seed 001's
-    /// `alloc_pages_compact`), and returns how many it placed at the start
-    /// of `out`.
-    ///
-    /// Zones are tried in zonelist order. In each, pages come from the small
-    /// (order < 3) free blocks of the type's own pageblocks, fullest
-    /// pageblock first; then, with [`PackClaim::ClaimFreePageblocks`], from
-    /// the larger free blocks (order 3 up to below a pageblock) of its own
-    /// pageblocks, fullest first, then from whole free pageblocks (its own
-    /// type's, then its fallback types', the smallest free block first),
-    /// which become the type's. A free block of a pageblock owned by another
-    /// type is never split.
-    ///
-    /// Partial success is the rule, as in the seed. The call returns `n <=
-    /// out.len()`; `out[..n]` hold the pages and `out[n..]` is untouched.
-    /// `n < out.len()` means that in every zone of the zonelist either the
-    /// zone's budget ran out (it gives no more than keeps its free pages
-    /// above its low watermark plus the lowmem reserve for the request) or
-    /// its candidates did (the owned pageblocks' free blocks, and free
-    /// pageblocks if allowed). The pages are ordinary order-0 allocations,
-    /// freed with [`Allocator::free`] or [`Allocator::free_bulk`] like any
-    /// other. Per-CPU lists are bypassed: their pages sit wherever they
-    /// were freed, and packing must choose where its pages lie.
-    ///
-    /// Cost: one walk of the type's free lists of the orders concerned per
-    /// zone and phase, a heap built over those blocks in linear time, one
-    /// pop per block taken and constant work per page; no allocation once
-    /// the zone's key buffer has grown.
-    pub fn alloc_packed(
-        &self,
-        cpu: CpuId,
-        flags: AllocFlags,
-        claim: PackClaim,
-        out: &mut [Pfn],
-    ) -> Result<usize, AllocError> {
-        if self.cpu_home(cpu).is_none() {
-            return Err(AllocError::InvalidCpu { cpu: cpu.0 });
-        }
-        let mt = flags.migratetype();
-        let highest = flags.highest_zone();
-        let mut got = 0;
-        for &zi in self.zonelist_for(cpu, highest, flags) {
-            if got == out.len() {
-                break;
-            }
-            let zone = &self.zones[zi];
-            let mut guard = zone.lock();
-            let mut ops = guard.ops();
-            let reserve = ops.z.watermarks.low + ops.z.lowmem_reserve[highest.idx()];
-            let budget = ops.f.nr_free_pages.saturating_sub(reserve) as usize;
-            let want = (out.len() - got).min(budget);
-            let z = ops.z;
-            let dest = &mut out[got..got + want];
-            let mut n = 0;
-            let mut events = Vec::new();
-            ops.rmqueue_packed(
-                mt,
-                want,
-                claim,
-                usize::MAX,
-                &mut |idx| {
-                    z.pages.set(idx, PageMeta::allocated(Order::ZERO, mt));
-                    // `rmqueue_packed` takes at most `want` pages.
-                    if let Some(slot) = dest.get_mut(n) {
-                        *slot = z.pfn(idx);
-                        n += 1;
-                    }
-                },
-                &mut |e| events.push(e),
-            );
-            for e in &events {
-                ops.f.stats.count_fallback(e, ops.z.geo.pageblock);
-            }
-            for _ in 0..n {
-                ops.f.stats.count_alloc(Order::ZERO);
-            }
-            drop(guard);
-            for &pfn in &out[got..got + n] {
-                self.emit_alloc(
-                    pfn,
-                    Order::ZERO,
-                    flags,
-                    cpu,
-                    crate::events::AllocKind::Packed,
-                );
-            }
-            got += n;
-        }
-        Ok(got)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn policy_selects_types() {
-        assert!(!Packing::Off.packs(MigrateType::Unmovable));
-        assert!(Packing::Unmovable.packs(MigrateType::Unmovable));
-        assert!(!Packing::Unmovable.packs(MigrateType::Reclaimable));
-        assert!(Packing::UnmovableAndReclaimable.packs(MigrateType::Reclaimable));
-        assert!(!Packing::UnmovableAndReclaimable.packs(MigrateType::Movable));
-    }
 }

@@ -4,10 +4,10 @@
 //! list of its pageblock's migratetype, so the migratetype of a free block is
 //! never stored per page; it is read from the pageblock.
 
-use crate::free_list::Placement;
-use crate::page::PageMeta;
+use crate::engine::free_list::Placement;
+use crate::engine::page::PageMeta;
+use crate::engine::zone::ZoneOps;
 use crate::units::{MigrateType, Order, Pfn};
-use crate::zone::ZoneOps;
 
 /// Where a freed block goes on its list.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -1,34 +1,45 @@
-//! A zone: its page records, pageblock migratetypes, free areas and counters.
+//! A zone: its geometry, page records, pageblock table and watermarks,
+//! and its free areas behind the zone lock.
 //!
-//! A zone has two halves. The [`ZoneCore`] never needs the zone lock: the
+//! A zone has two halves. The `ZoneCore` never needs the zone lock: the
 //! geometry, the watermarks, and the page records and pageblock types, which
 //! are atomics whose every slot is written only by the owner of the block it
-//! describes. The [`FreeAreas`] (free lists and their counters) live behind
-//! the zone's lock. A [`ZoneOps`] pairs the core with the locked half: holding
+//! describes. The `FreeAreas` (free lists and their counters) live behind
+//! the zone's lock. A `ZoneOps` pairs the core with the locked half: holding
 //! one is the proof that the lock is held (Linux's `zone->lock` context), and
-//! the buddy engine ([`crate::buddy`]), fallback ([`crate::fallback`]) and the
-//! high-atomic reserve ([`crate::highatomic`]) are its methods.
+//! every buddy operation (`list_ops`, `buddy`, `fallback`, `highatomic`) is
+//! one of its methods. [`Zone`] is the public, read-only view.
 
-use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
 use lock_api::{Mutex, MutexGuard, RawMutex};
 
-use crate::compact::Packing;
 use crate::config::Config;
-use crate::events::{DrainEvent, EventSink};
-use crate::fallback::FallbackEvent;
-use crate::free_list::{ListHead, Placement};
+use crate::engine::free_area::FreeAreas;
+use crate::engine::page::{PageMeta, PageState, PageTable};
+use crate::engine::pageblock::BlockTable;
+use crate::events::{DrainEvent, EventSink, FallbackEvent};
 use crate::layout::ZoneSpan;
-use crate::page::{PageMeta, PageState, PageTable};
-use crate::stats::VmStats;
+use crate::policy::Packing;
+use crate::sync::DefaultLock;
 use crate::units::{
-    MigrateType, NodeId, Order, PageCount, Pfn, ZoneType, MAX_NR_ORDERS, NR_MIGRATE_TYPES,
-    NR_ZONE_TYPES,
+    MigrateType, NodeId, Order, PageCount, Pfn, ZoneType, NR_MIGRATE_TYPES, NR_ZONE_TYPES,
 };
-use crate::watermark::Watermarks;
+
+/// A zone's watermarks in pages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Watermarks {
+    /// Below this only reserve users allocate.
+    pub min: u64,
+    /// Below this kswapd would wake; the fast path needs it.
+    pub low: u64,
+    /// kswapd reclaims until this is met.
+    pub high: u64,
+    /// Memory-tiering promotion mark (reported, not used for allocation).
+    pub promo: u64,
+}
 
 /// The geometry every zone shares, copied out of the [`Config`] so the hot
 /// paths read it from the zone's own cache lines.
@@ -58,76 +69,8 @@ impl Geometry {
     }
 }
 
-/// Per pageblock: its migratetype and how many of its pages are free on the
-/// buddy lists, in one atomic word (`mt | free << 8`). The type is read
-/// without the zone lock (Linux reads `get_pfnblock_migratetype` locklessly
-/// too); both are written under it. The free count is what lets packed
-/// allocation (seed 001) find the fullest pageblocks of a type.
-pub(crate) struct BlockTable {
-    slots: Box<[AtomicU32]>,
-    base: u64,
-    shift: u8,
-}
-
-/// Bits of a [`BlockTable`] slot holding the migratetype.
-const BLOCK_MT_MASK: u32 = 0xff;
-/// Shift of the free-page count in a [`BlockTable`] slot.
-const BLOCK_FREE_SHIFT: u32 = 8;
-
-impl Clone for BlockTable {
-    fn clone(&self) -> BlockTable {
-        BlockTable {
-            slots: self
-                .slots
-                .iter()
-                .map(|a| AtomicU32::new(a.load(Ordering::Relaxed)))
-                .collect(),
-            base: self.base,
-            shift: self.shift,
-        }
-    }
-}
-
-impl BlockTable {
-    #[inline]
-    fn slot(&self, pfn: Pfn) -> &AtomicU32 {
-        &self.slots[((pfn.0 >> self.shift) - self.base) as usize]
-    }
-
-    #[inline]
-    pub(crate) fn get(&self, pfn: Pfn) -> MigrateType {
-        let bits = self.slot(pfn).load(Ordering::Relaxed) & BLOCK_MT_MASK;
-        MigrateType::from_index(bits as usize).unwrap_or(MigrateType::Movable)
-    }
-
-    /// Sets the type, keeping the free count (zone lock held).
-    #[inline]
-    pub(crate) fn set(&self, pfn: Pfn, mt: MigrateType) {
-        let slot = self.slot(pfn);
-        let old = slot.load(Ordering::Relaxed);
-        slot.store((old & !BLOCK_MT_MASK) | mt as u32, Ordering::Relaxed)
-    }
-
-    /// Free pages of the pageblock holding `pfn` on the buddy lists.
-    #[inline]
-    pub(crate) fn free_pages(&self, pfn: Pfn) -> u32 {
-        self.slot(pfn).load(Ordering::Relaxed) >> BLOCK_FREE_SHIFT
-    }
-
-    /// Adds or removes `nr` free pages of the pageblock holding `pfn` (zone
-    /// lock held).
-    #[inline]
-    fn account(&self, pfn: Pfn, nr: u32, joining: bool) {
-        let slot = self.slot(pfn);
-        let old = slot.load(Ordering::Relaxed);
-        let delta = nr << BLOCK_FREE_SHIFT;
-        let new = if joining { old + delta } else { old - delta };
-        slot.store(new, Ordering::Relaxed)
-    }
-}
-
 /// The part of a zone that needs no lock.
-pub struct ZoneCore {
+pub(crate) struct ZoneCore {
     pub(crate) node: NodeId,
     pub(crate) zone_type: ZoneType,
     pub(crate) start: Pfn,
@@ -196,40 +139,8 @@ impl core::fmt::Debug for ZoneCore {
     }
 }
 
-/// Per order: one list per migratetype and the number of free blocks (Linux
-/// `struct free_area`).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct FreeArea {
-    pub lists: [ListHead; NR_MIGRATE_TYPES],
-    pub nr_free: u64,
-}
-
-/// The part of a zone behind its lock.
-#[derive(Clone, Debug)]
-pub struct FreeAreas {
-    pub(crate) areas: [FreeArea; MAX_NR_ORDERS],
-    /// Bit `o` of `nonempty[mt]` is set when `areas[o].lists[mt]` is not
-    /// empty: the smallest usable order is one `trailing_zeros` away.
-    pub(crate) nonempty: [u16; NR_MIGRATE_TYPES],
-    /// Free pages on the buddy lists, isolated ones excepted (Linux
-    /// `NR_FREE_PAGES`).
-    pub(crate) nr_free_pages: u64,
-    /// Free pages on CMA lists (`NR_FREE_CMA_PAGES`).
-    pub(crate) nr_free_cma: u64,
-    /// Free pages on high-atomic lists (`nr_free_highatomic`).
-    pub(crate) nr_free_highatomic: u64,
-    /// Pages in pageblocks reserved for high-order atomic allocations.
-    pub(crate) nr_reserved_highatomic: u64,
-    /// What happened under this lock.
-    pub(crate) stats: VmStats,
-    /// Reused by packed allocation for the heap of its candidate blocks'
-    /// keys, so a packed call allocates no memory for them once this has
-    /// grown (`compact.rs`).
-    pub(crate) pack_scratch: Vec<u64>,
-}
-
 /// One zone of one node. `R` is the raw lock guarding its free lists.
-pub struct Zone<R: RawMutex = crate::DefaultLock> {
+pub struct Zone<R: RawMutex = DefaultLock> {
     pub(crate) core: ZoneCore,
     pub(crate) free: Mutex<R, FreeAreas>,
 }
@@ -248,6 +159,12 @@ pub(crate) struct ZoneGuard<'a, R: RawMutex> {
 }
 
 impl<R: RawMutex> ZoneGuard<'_, R> {
+    /// The locked half, to read.
+    #[inline]
+    pub(crate) fn free_areas(&self) -> &FreeAreas {
+        &self.free
+    }
+
     /// The operations that need the lock.
     #[inline]
     pub(crate) fn ops(&mut self) -> ZoneOps<'_> {
@@ -271,43 +188,11 @@ pub(crate) struct ZoneOps<'a> {
     pub f: &'a mut FreeAreas,
 }
 
-impl FreeAreas {
-    fn new() -> FreeAreas {
-        FreeAreas {
-            areas: [FreeArea::default(); MAX_NR_ORDERS],
-            nonempty: [0; NR_MIGRATE_TYPES],
-            nr_free_pages: 0,
-            nr_free_cma: 0,
-            nr_free_highatomic: 0,
-            nr_reserved_highatomic: 0,
-            stats: VmStats::default(),
-            pack_scratch: Vec::new(),
-        }
-    }
-
-    /// Free pages on all lists, isolated ones included.
-    pub(crate) fn nr_free_all(&self) -> u64 {
-        self.areas
-            .iter()
-            .enumerate()
-            .map(|(o, a)| a.lists.iter().map(ListHead::len).sum::<u64>() << o)
-            .sum()
-    }
-
-    /// Free blocks of `order` on the list of `mt`.
-    pub(crate) fn nr_free_blocks(&self, order: Order, mt: MigrateType) -> u64 {
-        self.areas[order.idx()].lists[mt.idx()].len()
-    }
-}
-
 impl ZoneCore {
     /// An empty zone core over `span`; every pageblock starts movable, as
     /// Linux's `memmap_init` leaves them.
     fn new(span: &ZoneSpan, config: &Config) -> ZoneCore {
         let geo = Geometry::of(config);
-        let pb = geo.pageblock;
-        let base = span.start.align_down(pb).0 >> pb.get();
-        let block_end = span.end.align_up(pb).unwrap_or(span.end).0 >> pb.get();
         ZoneCore {
             node: span.node,
             zone_type: span.zone_type,
@@ -318,13 +203,7 @@ impl ZoneCore {
             geo,
             packing: config.packing,
             pages: PageTable::new(span.nr_spanned() as usize),
-            blocks: BlockTable {
-                slots: (base..block_end)
-                    .map(|_| AtomicU32::new(MigrateType::Movable as u32))
-                    .collect(),
-                base,
-                shift: pb.get(),
-            },
+            blocks: BlockTable::new(span.start, span.end, geo.pageblock, MigrateType::Movable),
             watermarks: Watermarks::default(),
             lowmem_reserve: [0; NR_ZONE_TYPES],
             published_free: AtomicU64::new(0),
@@ -570,11 +449,11 @@ impl<R: RawMutex> Zone<R> {
         self.core.is_present(pfn)
     }
 
-    /// The migratetype of the pageblock holding `pfn` (which the zone must
-    /// span).
+    /// The migratetype of the pageblock holding `pfn`, or `None` if the zone
+    /// does not span `pfn`.
     #[inline]
-    pub fn block_migratetype(&self, pfn: Pfn) -> MigrateType {
-        self.core.block_mt(pfn)
+    pub fn block_migratetype(&self, pfn: Pfn) -> Option<MigrateType> {
+        self.core.spans(pfn).then(|| self.core.block_mt(pfn))
     }
 
     /// Bytes of metadata this zone keeps: page records, pageblock words, the
@@ -582,7 +461,7 @@ impl<R: RawMutex> Zone<R> {
     pub fn metadata_bytes(&self) -> u64 {
         let core = &self.core;
         (core.pages.len() * core::mem::size_of::<PageMeta>()
-            + core.blocks.slots.len() * core::mem::size_of::<AtomicU32>()
+            + core.blocks.bytes()
             + core.present.len() * core::mem::size_of::<(Pfn, Pfn)>()
             + core::mem::size_of::<Self>()) as u64
     }
@@ -612,186 +491,6 @@ impl<R: RawMutex> Zone<R> {
             }
             None
         })
-    }
-}
-
-impl ZoneOps<'_> {
-    /// Adjusts the free-page counters for the block `idx`/`order` joining or
-    /// leaving the lists of `mt` (Linux `account_freepages`). Splitting and
-    /// merging move pages between lists without changing the counts, so
-    /// they account only the pages that really join or leave.
-    #[inline]
-    pub(crate) fn account_free(&mut self, idx: u32, order: Order, mt: MigrateType, joining: bool) {
-        let nr = order.nr_pages().0;
-        let pb = self.z.geo.pageblock;
-        if order <= pb {
-            self.z.blocks.account(self.z.pfn(idx), nr as u32, joining);
-        } else {
-            let step = pb.nr_pages().0;
-            for k in 0..nr / step {
-                self.z
-                    .blocks
-                    .account(Pfn(self.z.pfn(idx).0 + k * step), step as u32, joining);
-            }
-        }
-        let apply = |v: &mut u64| {
-            if joining {
-                *v += nr
-            } else {
-                *v -= nr
-            }
-        };
-        if mt == MigrateType::Isolate {
-            return;
-        }
-        apply(&mut self.f.nr_free_pages);
-        match mt {
-            MigrateType::Cma => apply(&mut self.f.nr_free_cma),
-            MigrateType::HighAtomic => apply(&mut self.f.nr_free_highatomic),
-            _ => {}
-        }
-    }
-
-    /// Links the free block at `idx` of `order` onto the list of `mt`
-    /// without touching the free counters.
-    #[inline]
-    pub(crate) fn link_free(
-        &mut self,
-        idx: u32,
-        order: Order,
-        mt: MigrateType,
-        placement: Placement,
-    ) {
-        let area = &mut self.f.areas[order.idx()];
-        let head = PageMeta::head(PageState::FreeHead, order);
-        area.lists[mt.idx()].insert(&self.z.pages, idx, head, placement);
-        area.nr_free += 1;
-        self.f.nonempty[mt.idx()] |= 1 << order.get();
-    }
-
-    /// Unlinks the free block at `idx` of `order` from the list of `mt`
-    /// without touching the free counters; its head becomes a plain tail.
-    #[inline]
-    pub(crate) fn unlink_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
-        let area = &mut self.f.areas[order.idx()];
-        let list = &mut area.lists[mt.idx()];
-        list.remove(&self.z.pages, idx);
-        if list.is_empty() {
-            self.f.nonempty[mt.idx()] &= !(1 << order.get());
-        }
-        area.nr_free -= 1;
-        self.z.pages.set(idx, PageMeta::TAIL);
-    }
-
-    /// Puts the free block at `idx` of `order` on the list of `mt`.
-    #[inline]
-    pub(crate) fn add_free(
-        &mut self,
-        idx: u32,
-        order: Order,
-        mt: MigrateType,
-        placement: Placement,
-    ) {
-        self.link_free(idx, order, mt, placement);
-        self.account_free(idx, order, mt, true);
-    }
-
-    /// Takes the free block at `idx` of `order` off the list of `mt`; its
-    /// head becomes a plain tail for the caller to re-label.
-    #[inline]
-    pub(crate) fn del_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
-        self.unlink_free(idx, order, mt);
-        self.account_free(idx, order, mt, false);
-    }
-
-    /// Takes the free block `idx`/`high` off the list of `from` and leaves its
-    /// first `2^low` pages to the caller, the split-off halves on the lists of
-    /// `to` (Linux `page_del_and_expand`; `to` differs from `from` when a
-    /// pageblock is claimed, and the caller has retyped it).
-    #[inline]
-    pub(crate) fn take_and_expand(
-        &mut self,
-        idx: u32,
-        low: Order,
-        high: Order,
-        from: MigrateType,
-        to: MigrateType,
-    ) {
-        self.unlink_free(idx, high, from);
-        self.expand(idx, low, high, to);
-        self.account_free(idx, low, to, false);
-    }
-
-    /// Moves a free block from the list of `from` to the tail of the list of
-    /// `to`, keeping its reported flag (Linux `move_to_free_list`).
-    pub(crate) fn move_free(&mut self, idx: u32, order: Order, from: MigrateType, to: MigrateType) {
-        let reported = self.z.pages.get(idx).flag();
-        self.del_free(idx, order, from);
-        self.add_free(idx, order, to, Placement::Tail);
-        self.z.pages.update(idx, |m| m.set_flag(reported));
-    }
-
-    /// The first free block on the list of `order` and `mt`.
-    #[inline]
-    pub(crate) fn first_free(&self, order: Order, mt: MigrateType) -> Option<u32> {
-        self.f.areas[order.idx()].lists[mt.idx()].first()
-    }
-
-    /// Sets every pageblock of the block `pfn`/`order` (at least the one
-    /// holding it) to `mt` (Linux `change_pageblock_range`).
-    pub(crate) fn set_range_migratetype(&mut self, pfn: Pfn, order: Order, mt: MigrateType) {
-        let pb = self.z.geo.pageblock_nr_pages();
-        let n = (order.nr_pages().0 / pb).max(1);
-        for k in 0..n {
-            self.z.blocks.set(Pfn(pfn.0 + k * pb), mt);
-        }
-    }
-
-    /// Counts free and movable pages in a pageblock (Linux
-    /// `prep_move_freepages_block`), for the claim heuristic.
-    pub(crate) fn pageblock_usage(&self, start: Pfn, end: Pfn) -> (u64, u64) {
-        let (mut free, mut movable) = (0, 0);
-        self.z.for_each_head(start, end, |_, meta| {
-            let nr = meta.order().nr_pages().0;
-            match meta.state() {
-                PageState::FreeHead => free += nr,
-                PageState::AllocHead if meta.alloc_migratetype() == MigrateType::Movable => {
-                    movable += nr
-                }
-                _ => {}
-            }
-        });
-        (free, movable)
-    }
-
-    /// Moves every free block of the pageblock `start..end` from the lists
-    /// of `from` to those of `to` and retypes the pageblock (Linux
-    /// `__move_freepages_block` + `set_pageblock_migratetype`). Returns the
-    /// pages moved.
-    pub(crate) fn move_pageblock(
-        &mut self,
-        start: Pfn,
-        end: Pfn,
-        from: MigrateType,
-        to: MigrateType,
-    ) -> u64 {
-        let mut moved = 0;
-        let mut pfn = start;
-        while pfn < end {
-            let meta = self.z.meta(pfn);
-            match meta.state() {
-                PageState::Tail => pfn.0 += 1,
-                PageState::FreeHead => {
-                    let order = meta.order();
-                    self.move_free(self.z.idx(pfn), order, from, to);
-                    moved += order.nr_pages().0;
-                    pfn.0 += order.nr_pages().0;
-                }
-                _ => pfn.0 += meta.order().nr_pages().0,
-            }
-        }
-        self.z.blocks.set(start, to);
-        moved
     }
 }
 

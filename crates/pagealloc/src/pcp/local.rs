@@ -15,21 +15,29 @@
 //! [`Allocator::drain_local`], and the readers that take every CPU's lock:
 //! [`Allocator::stats`], [`Allocator::nr_pcp_pages`],
 //! [`Allocator::nr_pcp_pages_per_zone`], [`Allocator::nr_allocated_pages`],
-//! [`Allocator::check_invariants`], cloning), so it is for short runs of
-//! work, like an interrupts-off section; the thread that holds it must not
-//! call those itself (it would wait for itself). Allocation slow paths never wait for
+//! [`Allocator::pcp_info`], [`Allocator::check_invariants`], cloning), so
+//! it is for short runs of work, like an interrupts-off section. The
+//! thread that holds it calls the guard's own forms of those instead
+//! ([`LocalLists::stats`], [`LocalLists::nr_pcp_pages`],
+//! [`LocalLists::nr_allocated_pages`], [`LocalLists::pcp_info`],
+//! [`LocalLists::check_invariants`], [`LocalLists::snapshot`],
+//! [`LocalLists::drain`], [`LocalLists::drain_all`]): each lends the held
+//! lists where the allocator's form would wait for them. Allocation slow paths never wait for
 //! a lock held this way: they drain what they can and skip busy CPUs. Frees
 //! still take each block over with a compare-and-swap, so a double free
 //! racing from another CPU fails cleanly here too.
 
 use lock_api::{MutexGuard, RawMutex};
 
+use alloc::vec::Vec;
+
 use crate::allocator::Allocator;
-use crate::bulk::BulkFreeError;
 use crate::config::PcpMode;
-use crate::error::{AllocError, BlockError, LocalError};
+use crate::error::{AllocError, BlockError, BulkFreeError, InvariantViolation, LocalError};
 use crate::events::{AllocKind, FreeKind};
-use crate::pcp::CpuLists;
+use crate::pcp::lists::{CpuLists, PcpInfo};
+use crate::stats::VmStats;
+use crate::sync::DefaultLock;
 use crate::units::{AllocFlags, CpuId, Order, Pfn};
 
 /// One CPU's per-CPU lists, held (see the module docs). Made by
@@ -48,7 +56,7 @@ use crate::units::{AllocFlags, CpuId, Order, Pfn};
 /// drop(cpu0); // releases CPU 0's lists
 /// a.check_invariants().unwrap();
 /// ```
-pub struct LocalLists<'a, R: RawMutex = crate::DefaultLock> {
+pub struct LocalLists<'a, R: RawMutex = DefaultLock> {
     allocator: &'a Allocator<R>,
     cpu: CpuId,
     zonelists: usize,
@@ -62,10 +70,7 @@ impl<R: RawMutex> Allocator<R> {
     /// `LocalLists`, a drain, an ordinary call in flight on that CPU): it
     /// never waits.
     pub fn local(&self, cpu: CpuId) -> Result<LocalLists<'_, R>, LocalError> {
-        let slot = self
-            .cpus
-            .get(cpu.0 as usize)
-            .ok_or(LocalError::InvalidCpu { cpu: cpu.0 })?;
+        let slot = self.cpu_slot(cpu)?;
         let lists = slot
             .lists
             .try_lock()
@@ -101,7 +106,8 @@ impl<R: RawMutex> LocalLists<'_, R> {
     #[inline(always)]
     pub fn alloc(&mut self, order: Order, flags: AllocFlags) -> Result<Pfn, AllocError> {
         let (a, cpu, zonelists) = (self.allocator, self.cpu, self.zonelists);
-        let pfn = a.alloc_pages(cpu, Some(zonelists), order, flags, self.held())?;
+        let pfn = a.alloc_pages(cpu, Some(zonelists), order, flags, self.held());
+        let pfn = a.count_failure(pfn)?;
         a.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
         Ok(pfn)
     }
@@ -118,7 +124,8 @@ impl<R: RawMutex> LocalLists<'_, R> {
     /// [`Allocator::alloc_bulk`] on this CPU.
     pub fn alloc_bulk(&mut self, flags: AllocFlags, out: &mut [Pfn]) -> Result<usize, AllocError> {
         let (a, cpu, zonelists) = (self.allocator, self.cpu, self.zonelists);
-        let got = a.alloc_bulk_with(cpu, zonelists, flags, out, self.held())?;
+        let got = a.alloc_bulk_with(cpu, zonelists, flags, out, self.held());
+        let got = a.count_failure(got)?;
         a.emit_bulk_allocs(cpu, flags, &out[..got]);
         Ok(got)
     }
@@ -139,6 +146,65 @@ impl<R: RawMutex> LocalLists<'_, R> {
         (0..a.zones.len())
             .map(|zi| a.drain_lists(&mut self.lists, zi))
             .sum()
+    }
+}
+
+impl<R: RawMutex> LocalLists<'_, R> {
+    /// The held lists, lent to a reader that takes every other CPU's.
+    fn lent(&self) -> Option<(CpuId, &CpuLists)> {
+        Some((self.cpu, &*self.lists))
+    }
+
+    /// [`Allocator::stats`] while the lists are held.
+    pub fn stats(&self) -> VmStats {
+        self.allocator.stats_with(self.lent())
+    }
+
+    /// [`Allocator::nr_pcp_pages`] while the lists are held.
+    pub fn nr_pcp_pages(&self) -> u64 {
+        self.allocator.nr_pcp_pages_with(self.lent())
+    }
+
+    /// [`Allocator::nr_allocated_pages`] while the lists are held.
+    pub fn nr_allocated_pages(&self) -> u64 {
+        self.allocator.nr_allocated_pages_with(self.lent())
+    }
+
+    /// [`Allocator::pcp_info`] of the held CPU.
+    pub fn pcp_info(&self) -> Vec<PcpInfo> {
+        self.lists.info()
+    }
+
+    /// [`Allocator::check_invariants`] while the lists are held.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.allocator.check_invariants_with(self.lent())
+    }
+
+    /// A consistent copy of the whole allocator (see its [`Clone`]) while
+    /// the lists are held.
+    pub fn snapshot(&self) -> Allocator<R> {
+        let a = self.allocator;
+        a.snapshot_with(a.hold_all(self.lent()))
+    }
+
+    /// [`Allocator::drain_all`] while the lists are held: the held lists
+    /// first, then every other CPU's (waiting for each in turn).
+    pub fn drain_all(&mut self) -> u64 {
+        let own = self.drain();
+        let a = self.allocator;
+        let others: u64 = a
+            .cpus
+            .iter()
+            .enumerate()
+            .filter(|&(c, _)| c != self.cpu.0 as usize)
+            .map(|(_, slot)| {
+                let mut lists = slot.lists.lock();
+                (0..a.zones.len())
+                    .map(|zi| a.drain_lists(&mut lists, zi))
+                    .sum::<u64>()
+            })
+            .sum();
+        own + others
     }
 }
 

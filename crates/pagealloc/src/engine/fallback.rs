@@ -8,9 +8,10 @@
 //! leave the pageblock's type alone, which mixes types inside a pageblock:
 //! the fragmentation event Linux traces as `mm_page_alloc_extfrag`.
 
-use crate::units::{MigrateType, Order, Pfn};
-use crate::watermark::AllocMode;
-use crate::zone::ZoneOps;
+use crate::engine::watermark::AllocMode;
+use crate::engine::zone::ZoneOps;
+use crate::events::FallbackEvent;
+use crate::units::{MigrateType, Order};
 
 /// Which lists each ordinary type falls back to, in order (Linux
 /// `fallbacks[]`).
@@ -19,31 +20,6 @@ const FALLBACKS: [[MigrateType; 2]; 3] = [
     [MigrateType::Reclaimable, MigrateType::Unmovable],
     [MigrateType::Unmovable, MigrateType::Movable],
 ];
-
-/// One fallback, with the fields of Linux's `mm_page_alloc_extfrag` event.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct FallbackEvent {
-    /// The first frame of the allocated block.
-    pub pfn: Pfn,
-    /// The order requested.
-    pub alloc_order: Order,
-    /// The order of the block taken from the other type's list.
-    pub fallback_order: Order,
-    /// The type requested.
-    pub alloc_migratetype: MigrateType,
-    /// The type whose list the block came from.
-    pub fallback_migratetype: MigrateType,
-    /// The pageblock now belongs to the requested type.
-    pub change_ownership: bool,
-}
-
-impl FallbackEvent {
-    /// Whether the fallback split a block smaller than a pageblock, leaving
-    /// a pageblock with mixed types (Linux's `fragmenting` field).
-    pub fn fragmenting(&self, pageblock: Order) -> bool {
-        self.fallback_order < pageblock
-    }
-}
 
 /// The types `mt` falls back to, in order (none for the special types).
 pub(crate) fn fallbacks_of(mt: MigrateType) -> impl Iterator<Item = MigrateType> {
@@ -188,74 +164,5 @@ impl ZoneOps<'_> {
             return Some((idx, event));
         }
         None
-    }
-}
-
-impl ZoneOps<'_> {
-    /// Takes a block of `order` for `mt` (Linux `rmqueue_buddy` +
-    /// `__rmqueue`): the high-atomic reserve first for high-order atomic
-    /// requests, CMA when it holds over half the free memory, the requested
-    /// type, CMA, then fallback; last, atomic requests may use the
-    /// high-atomic reserve rather than fail.
-    pub(crate) fn rmqueue(
-        &mut self,
-        order: Order,
-        mt: MigrateType,
-        mode: AllocMode,
-    ) -> Option<(u32, Option<FallbackEvent>)> {
-        if mode.contains(AllocMode::HIGHATOMIC) {
-            if let Some(idx) = self.rmqueue_smallest(order, MigrateType::HighAtomic) {
-                return Some((idx, None));
-            }
-        }
-        let cma = mode.contains(AllocMode::CMA);
-        if cma && self.f.nr_free_cma > self.f.nr_free_pages / 2 {
-            if let Some(idx) = self.rmqueue_smallest(order, MigrateType::Cma) {
-                return Some((idx, None));
-            }
-        }
-        if order == Order::ZERO && self.z.packing.packs(mt) {
-            if let Some(found) = self.rmqueue_packed_one(mt) {
-                return Some(found);
-            }
-        }
-        if let Some(idx) = self.rmqueue_smallest(order, mt) {
-            return Some((idx, None));
-        }
-        if cma {
-            if let Some(idx) = self.rmqueue_smallest(order, MigrateType::Cma) {
-                return Some((idx, None));
-            }
-        }
-        if !mode.contains(AllocMode::NO_FALLBACK) {
-            if let Some((idx, event)) = self.rmqueue_fallback(order, mt, mode) {
-                return Some((idx, Some(event)));
-            }
-        }
-        if mode.contains(AllocMode::NON_BLOCK) {
-            return self
-                .rmqueue_smallest(order, MigrateType::HighAtomic)
-                .map(|idx| (idx, None));
-        }
-        None
-    }
-}
-
-impl ZoneOps<'_> {
-    /// One packed order-0 page for the packing policy, claiming a free
-    /// pageblock if need be. The page is handed back free-of-state (its head
-    /// a plain tail) for the caller to label, like `rmqueue_smallest`'s.
-    fn rmqueue_packed_one(&mut self, mt: MigrateType) -> Option<(u32, Option<FallbackEvent>)> {
-        let mut found = None;
-        let mut event = None;
-        self.rmqueue_packed(
-            mt,
-            1,
-            crate::compact::PackClaim::ClaimFreePageblocks,
-            crate::compact::POLICY_SCAN_LIMIT,
-            &mut |idx| found = Some(idx),
-            &mut |e| event = Some(e),
-        );
-        Some((found?, event))
     }
 }

@@ -10,20 +10,7 @@ use core::sync::atomic::Ordering;
 
 use lock_api::RawMutex;
 
-use crate::zone::{Zone, ZoneCore, ZoneOps};
-
-/// A zone's watermarks in pages.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct Watermarks {
-    /// Below this only reserve users allocate.
-    pub min: u64,
-    /// Below this kswapd would wake; the fast path needs it.
-    pub low: u64,
-    /// kswapd reclaims until this is met.
-    pub high: u64,
-    /// Memory-tiering promotion mark (reported, not used for allocation).
-    pub promo: u64,
-}
+use crate::engine::zone::{Watermarks, Zone, ZoneCore, ZoneOps};
 
 bitflags::bitflags! {
     /// How an allocation attempt may use a zone (Linux `ALLOC_*`, from

@@ -7,7 +7,7 @@
 //! how reported pages (seed 002) and "likely to merge soon" blocks are kept
 //! for last.
 
-use crate::page::{PageMeta, PageTable, NIL};
+use crate::engine::page::{PageMeta, PageTable, NIL};
 
 /// Where a block goes on its list.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -237,7 +237,7 @@ impl Iterator for ListIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::page::PageState;
+    use crate::engine::page::PageState;
     use crate::units::Order;
     use alloc::vec::Vec;
 

@@ -86,10 +86,13 @@ impl PageState {
 /// One page's record. See the module docs for the layout.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 #[repr(transparent)]
-pub struct PageMeta(u64);
+pub(crate) struct PageMeta(u64);
+
+/// Bytes of the record kept per page.
+pub const PAGE_RECORD_BYTES: usize = core::mem::size_of::<PageMeta>();
 
 // The whole point of the layout: keep the promise in the design.
-const _: () = assert!(core::mem::size_of::<PageMeta>() == 8);
+const _: () = assert!(PAGE_RECORD_BYTES == 8);
 
 impl core::fmt::Debug for PageMeta {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -201,6 +204,11 @@ impl PageMeta {
     }
 
     /// The page's state.
+    /// The raw word, for digests.
+    pub(crate) fn bits(self) -> u64 {
+        self.0
+    }
+
     pub fn state(self) -> PageState {
         PageState::from_tag(self.0 & TAG_MASK)
     }

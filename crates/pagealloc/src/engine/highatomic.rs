@@ -3,10 +3,10 @@
 //! finds a block too (Linux `reserve_highatomic_pageblock` and
 //! `unreserve_highatomic_pageblock`, mm/page_alloc.c).
 
-use crate::buddy::FreePlacement;
 use crate::config::HighAtomicReserve;
+use crate::engine::buddy::FreePlacement;
+use crate::engine::zone::ZoneOps;
 use crate::units::{MigrateType, Order, Pfn};
-use crate::zone::ZoneOps;
 
 impl ZoneOps<'_> {
     /// Reserves the pageblock holding the just-allocated `pfn`/`order` for

@@ -10,12 +10,13 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use lock_api::RawMutex;
+
 use crate::allocator::Allocator;
 use crate::config::CmaSupport;
+use crate::engine::free_area::FreeAreas;
+use crate::engine::zone::{Watermarks, Zone, ZoneCore};
 use crate::units::{MigrateType, NodeId, Order, ZoneType, NR_ZONE_TYPES};
-use crate::watermark::Watermarks;
-use crate::zone::{FreeAreas, Zone, ZoneCore};
-use lock_api::RawMutex;
 
 /// `/proc/pagetypeinfo` stops counting a free list at this many entries and
 /// prints `>100000`.
@@ -392,7 +393,12 @@ impl<R: RawMutex> Allocator<R> {
                         spanned: zone.nr_spanned().0,
                         present: z.nr_present,
                         managed: zone.nr_managed().0,
-                        cma: free.nr_free_cma,
+                        // Linux `zone_cma_pages`: pages of CMA pageblocks.
+                        cma: z
+                            .pageblock_starts()
+                            .filter(|&p| z.block_mt(p) == MigrateType::Cma)
+                            .count() as u64
+                            * z.geo.pageblock_nr_pages(),
                         protection: z.lowmem_reserve,
                         start_pfn: z.start.0,
                     }

@@ -16,16 +16,16 @@
 //! `zone_highsize`, and the auto-tuning of `high` between `high_min` and
 //! `high_max` (`nr_pcp_alloc`, `nr_pcp_high`, `nr_pcp_free`).
 
-use crate::buddy::FreePlacement;
-use crate::config::{Config, PcpHigh};
-use crate::free_list::{ListHead, Placement};
-use crate::page::{PageMeta, PageState};
-use crate::stats::VmStats;
-use crate::units::{MigrateType, Order, Pfn, NR_PCP_TYPES, NR_ZONE_TYPES};
-use crate::watermark::AllocMode;
 use lock_api::RawMutex;
 
-use crate::zone::{Zone, ZoneCore, ZoneOps};
+use crate::config::{Config, PcpHigh};
+use crate::engine::buddy::FreePlacement;
+use crate::engine::free_list::{ListHead, Placement};
+use crate::engine::page::{PageMeta, PageState};
+use crate::engine::watermark::AllocMode;
+use crate::engine::zone::{Zone, ZoneCore, ZoneOps};
+use crate::stats::VmStats;
+use crate::units::{MigrateType, Order, Pfn, NR_PCP_TYPES, NR_ZONE_TYPES};
 
 /// The highest order kept per migratetype (Linux `PAGE_ALLOC_COSTLY_ORDER`).
 pub(crate) const COSTLY_ORDER: u8 = 3;
@@ -114,6 +114,22 @@ pub(crate) struct CpuLists {
     pub(crate) home_zonelists: usize,
 }
 
+/// One CPU's per-CPU lists for one zone, as [`Allocator::pcp_info`](crate::Allocator::pcp_info) reports
+/// them (the fields of `/proc/zoneinfo`'s `pagesets`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PcpInfo {
+    /// Pages on the lists (`count`).
+    pub count: u64,
+    /// The current high mark (`high`).
+    pub high: u64,
+    /// The lowest the high mark tunes down to (`high_min`).
+    pub high_min: u64,
+    /// The highest the high mark tunes up to (`high_max`).
+    pub high_max: u64,
+    /// Refill and drain batch (`batch`).
+    pub batch: u64,
+}
+
 /// No zone in a [`CpuLists::first_zone`] slot.
 pub(crate) const NO_ZONE: u32 = u32::MAX;
 
@@ -122,6 +138,20 @@ impl CpuLists {
     pub(crate) fn count(&self) -> u64 {
         self.zones.iter().map(|p| p.count).sum()
     }
+
+    /// What the lists of each zone hold and how they are tuned.
+    pub(crate) fn info(&self) -> alloc::vec::Vec<PcpInfo> {
+        self.zones
+            .iter()
+            .map(|p| PcpInfo {
+                count: p.count,
+                high: p.high,
+                high_min: p.high_min,
+                high_max: p.high_max,
+                batch: p.batch,
+            })
+            .collect()
+    }
 }
 
 /// One CPU's lists for one zone (Linux `struct per_cpu_pages`). Aligned
@@ -129,7 +159,7 @@ impl CpuLists {
 /// the prefetcher pairs with it), wherever the heap puts their arrays.
 #[derive(Clone, Debug)]
 #[repr(align(128))]
-pub struct Pcp {
+pub(crate) struct Pcp {
     pub(crate) lists: [ListHead; NR_PCP_LISTS],
     /// Pages on all lists.
     pub(crate) count: u64,
@@ -174,21 +204,6 @@ impl Pcp {
             prev_free_high_order: false,
             stats: VmStats::default(),
         }
-    }
-
-    /// Pages on this CPU's lists.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// The current high mark.
-    pub fn high(&self) -> u64 {
-        self.high
-    }
-
-    /// The refill and drain batch.
-    pub fn batch(&self) -> u64 {
-        self.batch
     }
 
     /// How many blocks to refill with (Linux `nr_pcp_alloc`), growing
@@ -324,6 +339,34 @@ impl Pcp {
         mt: MigrateType,
     ) -> Option<u32> {
         let idx = self.lists[index].pop_front(&z.pages, PageMeta::allocated(order, mt))?;
+        self.count -= order.nr_pages().0;
+        self.free_count >>= 1;
+        self.stats.count_alloc(order);
+        Some(idx)
+    }
+
+    /// Takes the first block of list `index` that lies in a pageblock of
+    /// type `mt` (or CMA, when `mode` allows CMA), marked allocated as `mt`:
+    /// a [`AllocMode::NO_FALLBACK`] request must not get a page an earlier
+    /// request stole from another type's pageblock onto this list. The
+    /// list is short (at most `high` pages).
+    #[inline(never)]
+    pub(crate) fn take_cached_exact(
+        &mut self,
+        z: &ZoneCore,
+        index: usize,
+        order: Order,
+        mt: MigrateType,
+        mode: AllocMode,
+    ) -> Option<u32> {
+        let fits = |block: MigrateType| {
+            block == mt || (block == MigrateType::Cma && mode.contains(AllocMode::CMA))
+        };
+        let idx = self.lists[index]
+            .iter(&z.pages)
+            .find(|&idx| fits(z.block_mt(z.pfn(idx))))?;
+        self.lists[index].remove(&z.pages, idx);
+        z.pages.set(idx, PageMeta::allocated(order, mt));
         self.count -= order.nr_pages().0;
         self.free_count >>= 1;
         self.stats.count_alloc(order);
@@ -472,52 +515,6 @@ impl Pcp {
             .iter()
             .enumerate()
             .flat_map(move |(i, list)| list.iter(&z.pages).map(move |idx| (idx, list_order(i, pb))))
-    }
-}
-
-impl ZoneOps<'_> {
-    /// Takes up to `count` blocks of `order` for `mt` onto a per-CPU list,
-    /// in one lock round (Linux `rmqueue_bulk`). Returns how many.
-    pub(crate) fn rmqueue_bulk(
-        &mut self,
-        order: Order,
-        mt: MigrateType,
-        mode: AllocMode,
-        count: u64,
-        list: &mut ListHead,
-        cpu_stats: &mut VmStats,
-    ) -> u64 {
-        let mut got = 0;
-        if order == Order::ZERO && self.z.packing.packs(mt) {
-            // One scan for candidate pageblocks serves the whole batch.
-            let pages = self.z;
-            let pb = self.z.geo.pageblock;
-            got = self.rmqueue_packed(
-                mt,
-                count as usize,
-                crate::compact::PackClaim::ClaimFreePageblocks,
-                crate::compact::POLICY_SCAN_LIMIT,
-                &mut |idx| {
-                    let cached = PageMeta::head(PageState::PcpHead, order);
-                    list.insert(&pages.pages, idx, cached, Placement::Tail);
-                },
-                &mut |event| cpu_stats.count_fallback(&event, pb),
-            ) as u64;
-        }
-        // Refills use `__rmqueue`: no high-atomic reserve.
-        let pcp_mode = mode - AllocMode::HIGHATOMIC - AllocMode::NON_BLOCK;
-        while got < count {
-            let Some((idx, event)) = self.rmqueue(order, mt, pcp_mode) else {
-                break;
-            };
-            if let Some(event) = event {
-                cpu_stats.count_fallback(&event, self.z.geo.pageblock);
-            }
-            let cached = PageMeta::head(PageState::PcpHead, order);
-            list.insert(&self.z.pages, idx, cached, Placement::Tail);
-            got += 1;
-        }
-        got
     }
 }
 

@@ -1,0 +1,122 @@
+//! Counters and sizes: what the allocator holds, summed over zones and
+//! CPUs. The readers that need every CPU's lists take them in the lock
+//! order; a thread holding [`LocalLists`](crate::LocalLists) calls the same
+//! readers through its guard, which lends the lists it holds.
+
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use lock_api::RawMutex;
+
+use super::slot::CpuSlot;
+use super::Allocator;
+use crate::pcp::lists::{CpuLists, Pcp};
+use crate::stats::VmStats;
+use crate::units::{CpuId, MigrateType, Pfn};
+
+impl<R: RawMutex> Allocator<R> {
+    /// The counters, summed over zones and CPUs.
+    pub fn stats(&self) -> VmStats {
+        self.stats_with(None)
+    }
+
+    /// [`Allocator::stats`], with `own` lent by its holder.
+    pub(crate) fn stats_with(&self, own: Option<(CpuId, &CpuLists)>) -> VmStats {
+        let mut total = VmStats::default();
+        for zone in &self.zones {
+            total.merge(&zone.free.lock().stats);
+        }
+        self.for_each_cpu_lists(own, |lists| {
+            for pcp in lists.zones.iter() {
+                total.merge(&pcp.stats);
+            }
+        });
+        for (slot, failed) in total.alloc_fail.iter_mut().zip(&self.failures) {
+            *slot += failed.load(Ordering::Relaxed);
+        }
+        total.split_pages += self.split_pages.load(Ordering::Relaxed);
+        total
+    }
+
+    /// Calls `f` with every CPU's lists, locking each in turn (but `own`'s,
+    /// which its holder lends).
+    pub(crate) fn for_each_cpu_lists(
+        &self,
+        own: Option<(CpuId, &CpuLists)>,
+        mut f: impl FnMut(&CpuLists),
+    ) {
+        for (c, slot) in self.cpus.iter().enumerate() {
+            match own {
+                Some((cpu, lists)) if cpu.0 as usize == c => f(lists),
+                _ => f(&slot.lists.lock()),
+            }
+        }
+    }
+
+    /// Free pages on the buddy lists of all zones (isolated ones excepted).
+    pub fn nr_free_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.free.lock().nr_free_pages).sum()
+    }
+
+    /// Pages sitting on per-CPU lists.
+    pub fn nr_pcp_pages(&self) -> u64 {
+        self.nr_pcp_pages_with(None)
+    }
+
+    /// [`Allocator::nr_pcp_pages`], with `own` lent by its holder.
+    pub(crate) fn nr_pcp_pages_with(&self, own: Option<(CpuId, &CpuLists)>) -> u64 {
+        let mut total = 0;
+        self.for_each_cpu_lists(own, |lists| total += lists.count());
+        total
+    }
+
+    /// Pages on per-CPU lists, per zone (in the order of [`Allocator::zones`]).
+    pub fn nr_pcp_pages_per_zone(&self) -> Vec<u64> {
+        let mut per_zone = alloc::vec![0; self.zones.len()];
+        self.for_each_cpu_lists(None, |lists| {
+            for (slot, pcp) in per_zone.iter_mut().zip(lists.zones.iter()) {
+                *slot += pcp.count;
+            }
+        });
+        per_zone
+    }
+
+    /// Pages in allocated blocks: everything present that is neither on a
+    /// free list nor on a per-CPU list.
+    ///
+    /// Every lock is held while the pages are summed (the lock order), so
+    /// a refill cannot count its pages both free and cached.
+    pub fn nr_allocated_pages(&self) -> u64 {
+        self.nr_allocated_pages_with(None)
+    }
+
+    /// [`Allocator::nr_allocated_pages`], with `own` lent by its holder.
+    pub(crate) fn nr_allocated_pages_with(&self, own: Option<(CpuId, &CpuLists)>) -> u64 {
+        let held = self.hold_all(own);
+        let cached: u64 = held.cpus.iter().map(|l| l.count()).sum();
+        let free_anywhere: u64 = held
+            .zones
+            .iter()
+            .map(|g| g.free_areas().nr_free_all())
+            .sum();
+        let present: u64 = self.zones.iter().map(|z| z.core.nr_present).sum();
+        present.saturating_sub(free_anywhere + cached)
+    }
+
+    /// Bytes of metadata the allocator keeps: every zone's
+    /// [`Zone::metadata_bytes`](crate::Zone::metadata_bytes), the per-CPU
+    /// list heads, and itself.
+    pub fn metadata_bytes(&self) -> u64 {
+        let zones: u64 = self.zones.iter().map(|z| z.metadata_bytes()).sum();
+        let pcp = (self.cpus.len()
+            * (core::mem::size_of::<CpuSlot<R>>() + self.zones.len() * core::mem::size_of::<Pcp>()))
+            as u64;
+        zones + pcp + core::mem::size_of::<Self>() as u64
+    }
+
+    /// The migratetype of the pageblock holding `pfn`, or `None` if no zone
+    /// spans it.
+    pub fn pageblock_migratetype(&self, pfn: Pfn) -> Option<MigrateType> {
+        self.zone_of(pfn).map(|z| z.core.block_mt(pfn))
+    }
+}

@@ -1,0 +1,434 @@
+//! The allocator facade: zones of all nodes, per-CPU slots and zonelists,
+//! and its construction. The entry points live by concern in the files
+//! beside this one: allocation (`allocate`), freeing (`free`), drains
+//! (`drain`), CPUs (`cpu`) and counters (`metrics`); the per-CPU, packed
+//! and observation calls live with their layers (`pcp`, `packing`,
+//! `observe`).
+
+mod allocate;
+mod cpu;
+mod drain;
+pub(crate) mod free;
+mod metrics;
+pub(crate) mod slot;
+pub(crate) mod zonelist;
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+
+use lock_api::{Mutex, MutexGuard, RawMutex};
+
+use crate::config::{CmaArea, CmaSupport, Config, PcpMode};
+use crate::engine::watermark::setup_zone_watermarks;
+use crate::engine::zone::{Zone, ZoneGuard};
+use crate::error::{CmaAreaProblem, ConfigError, InvalidCpu};
+use crate::events::{AllocEvent, AllocKind, EventSink, FreeEvent, FreeKind};
+use crate::layout::{zone_spans, MemoryMap};
+use crate::pcp::lists::{CpuLists, Pcp, NO_ZONE};
+use crate::sync::DefaultLock;
+use crate::units::{AllocFlags, CpuId, MigrateType, NodeId, Order, Pfn, ZoneType, MAX_NR_ORDERS};
+use slot::CpuSlot;
+use zonelist::{build_zonelists, NodeScope, NodeZonelists};
+
+/// A physical page allocator over one machine's memory map.
+///
+/// All state lives in this value: zones, per-CPU lists, counters and
+/// tunables. It is `Send + Sync`: each zone's free lists sit behind their own
+/// lock `R`, each CPU's lists behind theirs. Every method that changes state
+/// validates its arguments first, so a refused call (bad arguments, a
+/// double free) changes nothing. An allocation that fails for want of
+/// memory does what Linux does before failing (drains per-CPU lists, gives
+/// back high-atomic pageblocks) and counts the failure.
+pub struct Allocator<R: RawMutex = DefaultLock> {
+    pub(crate) config: Config,
+    pub(crate) map: MemoryMap,
+    /// Populated zones, sorted by start frame.
+    pub(crate) zones: Vec<Zone<R>>,
+    /// Per CPU: its lists for every zone, under one lock.
+    pub(crate) cpus: Box<[CpuSlot<R>]>,
+    /// Per node, zone indices in fallback order.
+    pub(crate) zonelists: Vec<NodeZonelists>,
+    /// Failed allocations per order (counted outside any lock).
+    pub(crate) failures: [AtomicU64; MAX_NR_ORDERS],
+    /// `split_page` calls.
+    pub(crate) split_pages: AtomicU64,
+    /// Where events go, if anywhere.
+    pub(crate) events: Option<Arc<dyn EventSink>>,
+    /// The next CPU slot [`Allocator::this_cpu`] hands to a new thread.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) next_slot: AtomicU16,
+    /// Tells this allocator apart from every other in the process (for
+    /// [`Allocator::this_cpu`]'s per-thread cache), even one built later at
+    /// the same address.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) id: u64,
+}
+
+/// Every lock of the allocator, held in the lock order (per-CPU lists, then
+/// zones by index): nothing changes while it lives. `own` lets a
+/// [`LocalLists`](crate::LocalLists) holder lend the lists it already holds.
+pub(crate) struct HeldAll<'a, R: RawMutex> {
+    pub(crate) cpus: Vec<HeldLists<'a, R>>,
+    pub(crate) zones: Vec<ZoneGuard<'a, R>>,
+}
+
+/// One CPU's lists inside [`HeldAll`]: locked here, or lent by their holder.
+pub(crate) enum HeldLists<'a, R: RawMutex> {
+    Locked(MutexGuard<'a, R, CpuLists>),
+    Lent(&'a CpuLists),
+}
+
+impl<R: RawMutex> core::ops::Deref for HeldLists<'_, R> {
+    type Target = CpuLists;
+    fn deref(&self) -> &CpuLists {
+        match self {
+            HeldLists::Locked(guard) => guard,
+            HeldLists::Lent(lists) => lists,
+        }
+    }
+}
+
+impl<R: RawMutex> Clone for Allocator<R> {
+    /// A consistent snapshot: every lock is held at once (per-CPU lists,
+    /// then every zone) while the whole state is copied, and no call
+    /// changes page records without one of those locks, so the copy passes
+    /// [`Allocator::check_invariants`] whatever runs beside it. A thread
+    /// holding [`LocalLists`](crate::LocalLists) takes its snapshot with
+    /// [`LocalLists::snapshot`](crate::LocalLists::snapshot) instead.
+    fn clone(&self) -> Allocator<R> {
+        self.snapshot_with(self.hold_all(None))
+    }
+}
+
+impl<R: RawMutex> core::fmt::Debug for Allocator<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Allocator")
+            .field("config", &self.config)
+            .field("zones", &self.zones)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Allocator<DefaultLock> {
+    /// Builds the allocator, with the default lock, with every usable page
+    /// free.
+    pub fn new(map: MemoryMap, config: Config) -> Result<Allocator, ConfigError> {
+        Allocator::with_lock(map, config)
+    }
+}
+
+/// Hands out [`Allocator::id`]s.
+#[cfg(feature = "std")]
+static NEXT_ALLOCATOR_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique allocator id (std), or 0 where nothing needs one.
+fn new_allocator_id() -> u64 {
+    #[cfg(feature = "std")]
+    {
+        NEXT_ALLOCATOR_ID.fetch_add(1, Ordering::Relaxed)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        0
+    }
+}
+
+impl<R: RawMutex> Allocator<R> {
+    /// Builds the allocator with lock type `R` (a kernel's spinlock, say)
+    /// and every usable page free. The pageblocks of the configuration's
+    /// CMA areas start as CMA.
+    pub fn with_lock(map: MemoryMap, config: Config) -> Result<Allocator<R>, ConfigError> {
+        config.validate()?;
+        let spans = zone_spans(&map, &config)?;
+        let mut zones: Vec<Zone<R>> = spans.iter().map(|s| Zone::new(s, &config)).collect();
+        mark_cma_areas(&zones, &config)?;
+        for zone in zones.iter_mut() {
+            let present = zone.core.present.clone();
+            let mut guard = zone.lock();
+            let mut ops = guard.ops();
+            for (start, end) in present {
+                ops.populate(start, end);
+            }
+        }
+        setup_zone_watermarks(&mut zones, &config);
+        let zonelists = build_zonelists(&zones);
+        let cpus = build_cpu_slots(&zones, &zonelists, &config);
+        Ok(Allocator {
+            config,
+            map,
+            zones,
+            cpus,
+            zonelists,
+            failures: Default::default(),
+            split_pages: AtomicU64::new(0),
+            events: None,
+            next_slot: AtomicU16::new(0),
+            id: new_allocator_id(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The memory map the allocator was built from.
+    pub fn memory_map(&self) -> &MemoryMap {
+        &self.map
+    }
+
+    /// The populated zones, by start frame.
+    pub fn zones(&self) -> &[Zone<R>] {
+        &self.zones
+    }
+
+    /// The zone spanning `pfn`.
+    pub fn zone_of(&self, pfn: Pfn) -> Option<&Zone<R>> {
+        self.zone_index(pfn).map(|i| &self.zones[i])
+    }
+
+    /// The index of the zone spanning `pfn`.
+    #[inline]
+    pub(crate) fn zone_index(&self, pfn: Pfn) -> Option<usize> {
+        // Few zones: a linear scan beats a binary search.
+        self.zones.iter().position(|z| z.core.spans(pfn))
+    }
+
+    /// [`Allocator::zone_index`] trying zone `*hint` first and leaving the
+    /// answer there: a batch's frames mostly share a zone.
+    #[inline]
+    pub(crate) fn zone_index_near(&self, pfn: Pfn, hint: &mut usize) -> Option<usize> {
+        if self.zones.get(*hint).is_some_and(|z| z.core.spans(pfn)) {
+            return Some(*hint);
+        }
+        let zi = self.zone_index(pfn)?;
+        *hint = zi;
+        Some(zi)
+    }
+
+    /// The slot of `cpu`, or the error naming it.
+    #[inline]
+    pub(crate) fn cpu_slot(&self, cpu: CpuId) -> Result<&CpuSlot<R>, InvalidCpu> {
+        self.cpus.get(cpu.0 as usize).ok_or(InvalidCpu {
+            cpu: cpu.0,
+            nr_cpus: self.cpus.len() as u16,
+        })
+    }
+
+    /// `slot`'s lists, if per-CPU lists are on and nobody holds them (an
+    /// interrupted holder on this CPU, a remote drain, a [`LocalLists`](crate::LocalLists)).
+    #[inline]
+    pub(crate) fn try_hold<'a>(&self, slot: &'a CpuSlot<R>) -> Option<MutexGuard<'a, R, CpuLists>> {
+        if self.config.pcp != PcpMode::Enabled {
+            return None;
+        }
+        slot.lists.try_lock()
+    }
+
+    /// Takes every lock: each CPU's lists (but `own`'s, which its holder
+    /// lends), then every zone.
+    pub(crate) fn hold_all<'a>(&'a self, own: Option<(CpuId, &'a CpuLists)>) -> HeldAll<'a, R> {
+        let cpus = self
+            .cpus
+            .iter()
+            .enumerate()
+            .map(|(c, slot)| match own {
+                Some((cpu, lists)) if cpu.0 as usize == c => HeldLists::Lent(lists),
+                _ => HeldLists::Locked(slot.lists.lock()),
+            })
+            .collect();
+        let zones = self.zones.iter().map(Zone::lock).collect();
+        HeldAll { cpus, zones }
+    }
+
+    /// Copies the whole state while `held` keeps it still.
+    pub(crate) fn snapshot_with(&self, held: HeldAll<'_, R>) -> Allocator<R> {
+        let zones = self
+            .zones
+            .iter()
+            .zip(&held.zones)
+            .map(|(z, guard)| Zone {
+                core: z.core.clone(),
+                free: Mutex::new(guard.free_areas().clone()),
+            })
+            .collect();
+        let cpus = self
+            .cpus
+            .iter()
+            .zip(&held.cpus)
+            .map(|(c, lists)| CpuSlot {
+                lists: Mutex::new((**lists).clone()),
+                node: c.node,
+                zonelists: c.zonelists,
+            })
+            .collect();
+        drop(held);
+        Allocator {
+            config: self.config.clone(),
+            map: self.map.clone(),
+            zones,
+            cpus,
+            zonelists: self.zonelists.clone(),
+            failures: self
+                .failures
+                .each_ref()
+                .map(|f| AtomicU64::new(f.load(Ordering::Relaxed))),
+            split_pages: AtomicU64::new(self.split_pages.load(Ordering::Relaxed)),
+            events: self.events.clone(),
+            next_slot: AtomicU16::new(0),
+            id: new_allocator_id(),
+        }
+    }
+
+    /// Reports an allocation to the event sink, if any.
+    #[inline]
+    pub(crate) fn emit_alloc(
+        &self,
+        pfn: Pfn,
+        order: Order,
+        flags: AllocFlags,
+        cpu: CpuId,
+        kind: AllocKind,
+    ) {
+        if let Some(sink) = &self.events {
+            sink.alloc(&AllocEvent {
+                pfn,
+                order,
+                migratetype: flags.migratetype(),
+                flags,
+                cpu,
+                kind,
+            });
+        }
+    }
+
+    /// Reports a free to the event sink, if any.
+    #[inline]
+    pub(crate) fn emit_free(&self, pfn: Pfn, order: Order, cpu: CpuId, kind: FreeKind) {
+        if let Some(sink) = &self.events {
+            sink.free(&FreeEvent {
+                pfn,
+                order,
+                cpu,
+                kind,
+            });
+        }
+    }
+
+    /// Installs (or, with `None`, removes) the sink that receives
+    /// allocation events.
+    pub fn set_event_sink(&mut self, sink: Option<Arc<dyn EventSink>>) {
+        for zone in &mut self.zones {
+            zone.core.events = sink.clone();
+        }
+        self.events = sink;
+    }
+}
+
+/// Checks the configuration's CMA areas against the zones and turns their
+/// pageblocks into CMA (Linux `cma_init_reserved_mem` +
+/// `init_cma_reserved_pageblock`), before any page is free.
+fn mark_cma_areas<R: RawMutex>(zones: &[Zone<R>], config: &Config) -> Result<(), ConfigError> {
+    let pb = config.pageblock();
+    for (i, area) in config.cma_areas.iter().enumerate() {
+        let refuse = |problem| ConfigError::CmaArea {
+            start: area.start,
+            nr_pages: area.nr_pages,
+            problem,
+        };
+        if config.cma != CmaSupport::Enabled {
+            return Err(refuse(CmaAreaProblem::CmaDisabled));
+        }
+        if area.nr_pages.0 == 0 {
+            return Err(refuse(CmaAreaProblem::Empty));
+        }
+        if !area.start.is_aligned(pb) || area.nr_pages.0 % pb.nr_pages().0 != 0 {
+            return Err(refuse(CmaAreaProblem::Misaligned));
+        }
+        let end = area.end().ok_or(refuse(CmaAreaProblem::OutsideZone))?;
+        let zone = zones
+            .iter()
+            .find(|z| z.core.spans(area.start) && end.0 <= z.core.end.0)
+            .ok_or(refuse(CmaAreaProblem::OutsideZone))?;
+        let inside_present = zone
+            .core
+            .present
+            .iter()
+            .any(|&(s, e)| s <= area.start && end <= e);
+        if !inside_present {
+            return Err(refuse(CmaAreaProblem::OutsideZone));
+        }
+        if config.cma_areas[..i]
+            .iter()
+            .any(|other| other.overlaps(area))
+        {
+            return Err(refuse(CmaAreaProblem::Overlaps));
+        }
+    }
+    for area in &config.cma_areas {
+        if let Some(zone) = zones.iter().find(|z| z.core.spans(area.start)) {
+            let mut pfn = area.start;
+            while pfn.0 < area.start.0 + area.nr_pages.0 {
+                zone.core.blocks.set(pfn, MigrateType::Cma);
+                pfn.0 += pb.nr_pages().0;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl CmaArea {
+    /// Whether two areas share a frame.
+    fn overlaps(&self, other: &CmaArea) -> bool {
+        self.start.0 < other.start.0 + other.nr_pages.0
+            && other.start.0 < self.start.0 + self.nr_pages.0
+    }
+}
+
+/// One slot per CPU: CPUs spread evenly over the nodes with memory, in
+/// order, each with a [`Pcp`] per zone sized as Linux sizes them.
+fn build_cpu_slots<R: RawMutex>(
+    zones: &[Zone<R>],
+    zonelists: &[NodeZonelists],
+    config: &Config,
+) -> Box<[CpuSlot<R>]> {
+    let nodes: Vec<NodeId> = zonelists.iter().map(|z| z.node).collect();
+    let nr_cpus = config.nr_cpus as usize;
+    let cpu_nodes = (0..nr_cpus)
+        .map(|c| nodes[c * nodes.len() / nr_cpus])
+        .collect::<Vec<_>>();
+    cpu_nodes
+        .iter()
+        .map(|&home| {
+            let cpus_here = cpu_nodes.iter().filter(|&&n| n == home).count() as u64;
+            let pcps = zones
+                .iter()
+                .map(|z| {
+                    // Linux splits high over the CPUs local to the zone's
+                    // node (all CPUs for a CPU-less node).
+                    let local = cpu_nodes.iter().filter(|&&n| n == z.core.node).count() as u64;
+                    let split = if local == 0 { cpus_here.max(1) } else { local };
+                    Pcp::new(z.core.nr_present, z.core.watermarks.low, split, config)
+                })
+                .collect();
+            // Every CPU's home node has memory: CPUs are spread over the
+            // nodes that have zones.
+            let slot = zonelists.iter().position(|z| z.node == home).unwrap_or(0);
+            let first_zone = ZoneType::ALL.map(|t| {
+                let list = &zonelists[slot].lists[NodeScope::AllNodes as usize][t.idx()];
+                list.first().map_or(NO_ZONE, |&zi| zi as u32)
+            });
+            CpuSlot {
+                lists: Mutex::new(CpuLists {
+                    zones: pcps,
+                    first_zone,
+                    home_zonelists: slot,
+                }),
+                node: home,
+                zonelists: slot,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,70 @@
+//! The part of a zone behind its lock: per order and migratetype the free
+//! lists, and the free counters (Linux `struct free_area` and the zone's
+//! `NR_FREE_*` counters).
+
+use alloc::vec::Vec;
+
+use crate::engine::free_list::ListHead;
+use crate::stats::VmStats;
+use crate::units::{MigrateType, Order, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
+
+/// Per order: one list per migratetype and the number of free blocks (Linux
+/// `struct free_area`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FreeArea {
+    pub lists: [ListHead; NR_MIGRATE_TYPES],
+    pub nr_free: u64,
+}
+
+/// The part of a zone behind its lock.
+#[derive(Clone, Debug)]
+pub(crate) struct FreeAreas {
+    pub(crate) areas: [FreeArea; MAX_NR_ORDERS],
+    /// Bit `o` of `nonempty[mt]` is set when `areas[o].lists[mt]` is not
+    /// empty: the smallest usable order is one `trailing_zeros` away.
+    pub(crate) nonempty: [u16; NR_MIGRATE_TYPES],
+    /// Free pages on the buddy lists, isolated ones excepted (Linux
+    /// `NR_FREE_PAGES`).
+    pub(crate) nr_free_pages: u64,
+    /// Free pages on CMA lists (`NR_FREE_CMA_PAGES`).
+    pub(crate) nr_free_cma: u64,
+    /// Free pages on high-atomic lists (`nr_free_highatomic`).
+    pub(crate) nr_free_highatomic: u64,
+    /// Pages in pageblocks reserved for high-order atomic allocations.
+    pub(crate) nr_reserved_highatomic: u64,
+    /// What happened under this lock.
+    pub(crate) stats: VmStats,
+    /// Reused by packed allocation for the heap of its candidate blocks'
+    /// keys, so a packed call allocates no memory for them once this has
+    /// grown (`compact.rs`).
+    pub(crate) pack_scratch: Vec<u64>,
+}
+
+impl FreeAreas {
+    pub(crate) fn new() -> FreeAreas {
+        FreeAreas {
+            areas: [FreeArea::default(); MAX_NR_ORDERS],
+            nonempty: [0; NR_MIGRATE_TYPES],
+            nr_free_pages: 0,
+            nr_free_cma: 0,
+            nr_free_highatomic: 0,
+            nr_reserved_highatomic: 0,
+            stats: VmStats::default(),
+            pack_scratch: Vec::new(),
+        }
+    }
+
+    /// Free pages on all lists, isolated ones included.
+    pub(crate) fn nr_free_all(&self) -> u64 {
+        self.areas
+            .iter()
+            .enumerate()
+            .map(|(o, a)| a.lists.iter().map(ListHead::len).sum::<u64>() << o)
+            .sum()
+    }
+
+    /// Free blocks of `order` on the list of `mt`.
+    pub(crate) fn nr_free_blocks(&self, order: Order, mt: MigrateType) -> u64 {
+        self.areas[order.idx()].lists[mt.idx()].len()
+    }
+}

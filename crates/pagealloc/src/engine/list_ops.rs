@@ -1,0 +1,188 @@
+//! The primitives every buddy operation is made of, on a zone with its lock
+//! held: a free block joins or leaves a list, with the free counters and
+//! the pageblocks' free counts kept in step; pageblocks are retyped.
+
+use crate::engine::free_list::Placement;
+use crate::engine::page::{PageMeta, PageState};
+use crate::engine::zone::ZoneOps;
+use crate::units::{MigrateType, Order, Pfn};
+
+impl ZoneOps<'_> {
+    /// Adjusts the free-page counters for the block `idx`/`order` joining or
+    /// leaving the lists of `mt` (Linux `account_freepages`). Splitting and
+    /// merging move pages between lists without changing the counts, so
+    /// they account only the pages that really join or leave.
+    #[inline]
+    pub(crate) fn account_free(&mut self, idx: u32, order: Order, mt: MigrateType, joining: bool) {
+        let nr = order.nr_pages().0;
+        let pb = self.z.geo.pageblock;
+        if order <= pb {
+            self.z.blocks.account(self.z.pfn(idx), nr as u32, joining);
+        } else {
+            let step = pb.nr_pages().0;
+            for k in 0..nr / step {
+                self.z
+                    .blocks
+                    .account(Pfn(self.z.pfn(idx).0 + k * step), step as u32, joining);
+            }
+        }
+        let apply = |v: &mut u64| {
+            if joining {
+                *v += nr
+            } else {
+                *v -= nr
+            }
+        };
+        if mt == MigrateType::Isolate {
+            return;
+        }
+        apply(&mut self.f.nr_free_pages);
+        match mt {
+            MigrateType::Cma => apply(&mut self.f.nr_free_cma),
+            MigrateType::HighAtomic => apply(&mut self.f.nr_free_highatomic),
+            _ => {}
+        }
+    }
+
+    /// Links the free block at `idx` of `order` onto the list of `mt`
+    /// without touching the free counters.
+    #[inline]
+    pub(crate) fn link_free(
+        &mut self,
+        idx: u32,
+        order: Order,
+        mt: MigrateType,
+        placement: Placement,
+    ) {
+        let area = &mut self.f.areas[order.idx()];
+        let head = PageMeta::head(PageState::FreeHead, order);
+        area.lists[mt.idx()].insert(&self.z.pages, idx, head, placement);
+        area.nr_free += 1;
+        self.f.nonempty[mt.idx()] |= 1 << order.get();
+    }
+
+    /// Unlinks the free block at `idx` of `order` from the list of `mt`
+    /// without touching the free counters; its head becomes a plain tail.
+    #[inline]
+    pub(crate) fn unlink_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
+        let area = &mut self.f.areas[order.idx()];
+        let list = &mut area.lists[mt.idx()];
+        list.remove(&self.z.pages, idx);
+        if list.is_empty() {
+            self.f.nonempty[mt.idx()] &= !(1 << order.get());
+        }
+        area.nr_free -= 1;
+        self.z.pages.set(idx, PageMeta::TAIL);
+    }
+
+    /// Puts the free block at `idx` of `order` on the list of `mt`.
+    #[inline]
+    pub(crate) fn add_free(
+        &mut self,
+        idx: u32,
+        order: Order,
+        mt: MigrateType,
+        placement: Placement,
+    ) {
+        self.link_free(idx, order, mt, placement);
+        self.account_free(idx, order, mt, true);
+    }
+
+    /// Takes the free block at `idx` of `order` off the list of `mt`; its
+    /// head becomes a plain tail for the caller to re-label.
+    #[inline]
+    pub(crate) fn del_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
+        self.unlink_free(idx, order, mt);
+        self.account_free(idx, order, mt, false);
+    }
+
+    /// Takes the free block `idx`/`high` off the list of `from` and leaves its
+    /// first `2^low` pages to the caller, the split-off halves on the lists of
+    /// `to` (Linux `page_del_and_expand`; `to` differs from `from` when a
+    /// pageblock is claimed, and the caller has retyped it).
+    #[inline]
+    pub(crate) fn take_and_expand(
+        &mut self,
+        idx: u32,
+        low: Order,
+        high: Order,
+        from: MigrateType,
+        to: MigrateType,
+    ) {
+        self.unlink_free(idx, high, from);
+        self.expand(idx, low, high, to);
+        self.account_free(idx, low, to, false);
+    }
+
+    /// Moves a free block from the list of `from` to the tail of the list of
+    /// `to`, keeping its reported flag (Linux `move_to_free_list`).
+    pub(crate) fn move_free(&mut self, idx: u32, order: Order, from: MigrateType, to: MigrateType) {
+        let reported = self.z.pages.get(idx).flag();
+        self.del_free(idx, order, from);
+        self.add_free(idx, order, to, Placement::Tail);
+        self.z.pages.update(idx, |m| m.set_flag(reported));
+    }
+
+    /// The first free block on the list of `order` and `mt`.
+    #[inline]
+    pub(crate) fn first_free(&self, order: Order, mt: MigrateType) -> Option<u32> {
+        self.f.areas[order.idx()].lists[mt.idx()].first()
+    }
+
+    /// Sets every pageblock of the block `pfn`/`order` (at least the one
+    /// holding it) to `mt` (Linux `change_pageblock_range`).
+    pub(crate) fn set_range_migratetype(&mut self, pfn: Pfn, order: Order, mt: MigrateType) {
+        let pb = self.z.geo.pageblock_nr_pages();
+        let n = (order.nr_pages().0 / pb).max(1);
+        for k in 0..n {
+            self.z.blocks.set(Pfn(pfn.0 + k * pb), mt);
+        }
+    }
+
+    /// Counts free and movable pages in a pageblock (Linux
+    /// `prep_move_freepages_block`), for the claim heuristic.
+    pub(crate) fn pageblock_usage(&self, start: Pfn, end: Pfn) -> (u64, u64) {
+        let (mut free, mut movable) = (0, 0);
+        self.z.for_each_head(start, end, |_, meta| {
+            let nr = meta.order().nr_pages().0;
+            match meta.state() {
+                PageState::FreeHead => free += nr,
+                PageState::AllocHead if meta.alloc_migratetype() == MigrateType::Movable => {
+                    movable += nr
+                }
+                _ => {}
+            }
+        });
+        (free, movable)
+    }
+
+    /// Moves every free block of the pageblock `start..end` from the lists
+    /// of `from` to those of `to` and retypes the pageblock (Linux
+    /// `__move_freepages_block` + `set_pageblock_migratetype`). Returns the
+    /// pages moved.
+    pub(crate) fn move_pageblock(
+        &mut self,
+        start: Pfn,
+        end: Pfn,
+        from: MigrateType,
+        to: MigrateType,
+    ) -> u64 {
+        let mut moved = 0;
+        let mut pfn = start;
+        while pfn < end {
+            let meta = self.z.meta(pfn);
+            match meta.state() {
+                PageState::Tail => pfn.0 += 1,
+                PageState::FreeHead => {
+                    let order = meta.order();
+                    self.move_free(self.z.idx(pfn), order, from, to);
+                    moved += order.nr_pages().0;
+                    pfn.0 += order.nr_pages().0;
+                }
+                _ => pfn.0 += meta.order().nr_pages().0,
+            }
+        }
+        self.z.blocks.set(start, to);
+        moved
+    }
+}

@@ -1,0 +1,95 @@
+//! The pageblock table: per pageblock, its migratetype and its free pages.
+
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::units::{MigrateType, Order, Pfn};
+
+/// Per pageblock: its migratetype and how many of its pages are free on the
+/// buddy lists, in one atomic word (`mt | free << 8`). The type is read
+/// without the zone lock (Linux reads `get_pfnblock_migratetype` locklessly
+/// too); both are written under it. The free count is what lets packed
+/// allocation (seed 001) find the fullest pageblocks of a type.
+pub(crate) struct BlockTable {
+    slots: Box<[AtomicU32]>,
+    base: u64,
+    shift: u8,
+}
+
+/// Bits of a [`BlockTable`] slot holding the migratetype.
+const BLOCK_MT_MASK: u32 = 0xff;
+/// Shift of the free-page count in a [`BlockTable`] slot.
+const BLOCK_FREE_SHIFT: u32 = 8;
+
+impl Clone for BlockTable {
+    fn clone(&self) -> BlockTable {
+        BlockTable {
+            slots: self
+                .slots
+                .iter()
+                .map(|a| AtomicU32::new(a.load(Ordering::Relaxed)))
+                .collect(),
+            base: self.base,
+            shift: self.shift,
+        }
+    }
+}
+
+impl BlockTable {
+    #[inline]
+    fn slot(&self, pfn: Pfn) -> &AtomicU32 {
+        &self.slots[((pfn.0 >> self.shift) - self.base) as usize]
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, pfn: Pfn) -> MigrateType {
+        let bits = self.slot(pfn).load(Ordering::Relaxed) & BLOCK_MT_MASK;
+        MigrateType::from_index(bits as usize).unwrap_or(MigrateType::Movable)
+    }
+
+    /// Sets the type, keeping the free count (zone lock held).
+    #[inline]
+    pub(crate) fn set(&self, pfn: Pfn, mt: MigrateType) {
+        let slot = self.slot(pfn);
+        let old = slot.load(Ordering::Relaxed);
+        slot.store((old & !BLOCK_MT_MASK) | mt as u32, Ordering::Relaxed)
+    }
+
+    /// Free pages of the pageblock holding `pfn` on the buddy lists.
+    #[inline]
+    pub(crate) fn free_pages(&self, pfn: Pfn) -> u32 {
+        self.slot(pfn).load(Ordering::Relaxed) >> BLOCK_FREE_SHIFT
+    }
+
+    /// Adds or removes `nr` free pages of the pageblock holding `pfn` (zone
+    /// lock held).
+    #[inline]
+    pub(crate) fn account(&self, pfn: Pfn, nr: u32, joining: bool) {
+        let slot = self.slot(pfn);
+        let old = slot.load(Ordering::Relaxed);
+        let delta = nr << BLOCK_FREE_SHIFT;
+        let new = if joining { old + delta } else { old - delta };
+        slot.store(new, Ordering::Relaxed)
+    }
+}
+
+impl BlockTable {
+    /// One slot per pageblock of `start..end`, every one `mt` with no free
+    /// page.
+    pub(crate) fn new(start: Pfn, end: Pfn, pageblock: Order, mt: MigrateType) -> BlockTable {
+        let base = start.align_down(pageblock).0 >> pageblock.get();
+        let block_end = end.align_up(pageblock).unwrap_or(end).0 >> pageblock.get();
+        BlockTable {
+            slots: (base..block_end)
+                .map(|_| AtomicU32::new(mt as u32))
+                .collect(),
+            base,
+            shift: pageblock.get(),
+        }
+    }
+
+    /// Bytes of the table.
+    pub(crate) fn bytes(&self) -> usize {
+        self.slots.len() * core::mem::size_of::<AtomicU32>()
+    }
+}

@@ -1,0 +1,71 @@
+//! A digest of the whole state: two allocators that answer every future
+//! call alike have equal digests, so a test or a what-if probe compares
+//! two allocators (or one before and after a refused call) in one number.
+
+use lock_api::RawMutex;
+
+use crate::allocator::Allocator;
+
+/// FNV-1a, 64-bit: small, no table, and good enough to tell states apart
+/// (this is no defence against an adversary).
+struct Fnv(u64);
+
+impl Fnv {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    fn word(&mut self, w: u64) {
+        for byte in w.to_le_bytes() {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(Fnv::PRIME);
+        }
+    }
+}
+
+impl<R: RawMutex> Allocator<R> {
+    /// A 64-bit digest of everything that decides future answers: every
+    /// page record (state, order, flags, list links, an allocation's
+    /// migratetype), every pageblock's type, every free list's ends and
+    /// length, the free counters, and every CPU's lists and tuning. Counters
+    /// of past events ([`Allocator::stats`]) are left out. It holds every
+    /// lock while it reads, and costs one pass over the page records.
+    pub fn digest(&self) -> u64 {
+        let held = self.hold_all(None);
+        let mut h = Fnv(Fnv::OFFSET);
+        for (zone, guard) in self.zones.iter().zip(&held.zones) {
+            let z = &zone.core;
+            h.word(z.start.0);
+            for idx in 0..z.pages.len() as u32 {
+                h.word(z.pages.get(idx).bits());
+            }
+            for start in z.pageblock_starts() {
+                h.word(z.block_mt(start) as u64);
+            }
+            let f = guard.free_areas();
+            for area in &f.areas {
+                h.word(area.nr_free);
+                for list in &area.lists {
+                    h.word(list.len());
+                    h.word(list.first().map_or(u64::MAX, u64::from));
+                    h.word(list.last().map_or(u64::MAX, u64::from));
+                }
+            }
+            for w in [
+                f.nr_free_pages,
+                f.nr_free_cma,
+                f.nr_free_highatomic,
+                f.nr_reserved_highatomic,
+            ] {
+                h.word(w);
+            }
+        }
+        for lists in &held.cpus {
+            for info in lists.info() {
+                for w in [info.count, info.high, info.batch] {
+                    h.word(w);
+                }
+            }
+        }
+        drop(held);
+        h.0
+    }
+}

@@ -1,0 +1,7 @@
+//! The per-CPU front end (seed 004): per-CPU lists of small blocks
+//! ([`lists`]), bulk allocation and batched free ([`bulk`]), and holding a
+//! CPU's lists across calls ([`local`]).
+
+pub(crate) mod bulk;
+pub(crate) mod lists;
+pub(crate) mod local;
