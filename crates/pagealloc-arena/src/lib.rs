@@ -1,0 +1,111 @@
+//! # pagealloc-arena: real memory under `pagealloc`
+//!
+//! The `pagealloc` engine never touches the memory it manages; this crate
+//! gives it some. An [`Arena`] is one anonymous private mapping
+//! (`MAP_NORESERVE`: address space until touched) and a
+//! [`pagealloc::Allocator`] whose memory map is that mapping's pages, one
+//! frame per OS page. Frame `pfn` is the bytes at
+//! `(pfn - start_pfn) * page_size` in the mapping; the frames are numbered
+//! from above the configuration's low zones, so the arena is one Normal
+//! zone and the engine's Linux policies (per-CPU lists, mobility grouping,
+//! watermarks) apply to it unchanged.
+//!
+//! ## Frames as handles
+//!
+//! [`Arena::alloc`] returns a [`Block`]: the right to `2^order` frames. A
+//! block is neither `Clone` nor `Copy`, so whoever holds it is the only one
+//! who can reach its bytes: [`Arena::bytes`] borrows it shared,
+//! [`Arena::bytes_mut`] exclusively, and [`Arena::free`] consumes it, so a
+//! double free or a use after free does not compile. A block remembers its
+//! arena, and another arena refuses it. The arena never lends out its
+//! allocator: a raw `free(pfn)` could give a frame to a second block while
+//! the first still held it.
+//!
+//! ## Giving memory back
+//!
+//! Freeing a block leaves its bytes resident, as Linux's free lists do.
+//! [`Arena::discard`] and [`Arena::discard_range`] tell the kernel that
+//! free frames' contents are not needed, with `madvise`: [`Advice::DontNeed`]
+//! drops them at once (they read back as zeros), [`Advice::Free`] lets the
+//! kernel drop them when it needs memory. A lazily freed page that the
+//! kernel has not dropped yet keeps its bytes, and could turn to zeros
+//! later under a live slice; so the arena remembers such pages and writes
+//! one byte of each when it hands it out again, which makes the kernel keep
+//! it. [`resident_bytes`] and [`lazy_free_bytes`] read what the kernel
+//! counts, so the effect can be measured (`examples/rss.rs`).
+//!
+//! Discarding takes `&mut Arena`: no allocation can take a frame between
+//! the check that the range is free and the advice. Free page reporting
+//! (seed 002) will call [`Arena::discard`] from the engine's reporting sink
+//! once that trait exists; the engine will take the reported blocks off its
+//! free lists for the duration of the call, as Linux's `page_reporting`
+//! does, which gives the same guarantee per block with `&Arena`.
+//!
+//! ## Where the `unsafe` is
+//!
+//! In one private module, `mapping`: `mmap`, `munmap`, `madvise` (through
+//! `rustix`) and the slices of blocks, each block with a numbered
+//! `// SAFETY:` note; the rest of the crate is safe code, as the whole
+//! engine is. The slices rest on one fact the engine guarantees and its
+//! randomized tests check after every step (invariant 1 of docs/DESIGN.md:
+//! every page is in exactly one block): two live blocks never share a frame.
+//!
+//! ## What comes next
+//!
+//! Migration (issue 13) moves a movable block's bytes to another frame. A
+//! [`Block`] holds its frame number today, and every access resolves it
+//! through the arena, the one place that will learn to follow a move: the
+//! block will point to a table entry holding its current frame and a pin
+//! count, the arena's migrator will find entries by frame, and an access
+//! will pin its block for the borrow so that a pinned block is refused
+//! rather than moved under a slice. docs/DESIGN.md, "pagealloc-arena",
+//! has the plan and why the table is not built yet.
+//!
+//! ## Example
+//!
+//! ```
+//! use pagealloc_arena::{Advice, AllocFlags, Arena, Config, Order};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // 64 MiB of address space; memory only where touched.
+//! let mut arena = Arena::new(64 << 20, Config::default())?;
+//!
+//! let huge = Order::new(9).unwrap(); // 2 MiB
+//! let mut block = arena.alloc(huge, AllocFlags::HIGHUSER_MOVABLE)?;
+//! arena.bytes_mut(&mut block).fill(0xa5);
+//! assert!(arena.bytes(&block).iter().all(|&b| b == 0xa5));
+//!
+//! let (pfn, order) = (block.pfn(), block.order());
+//! arena.free(block)?;
+//! arena.discard(pfn, order, Advice::DontNeed)?; // the 2 MiB go back to the OS
+//!
+//! // Discarded frames read as zeros when allocated again (and the others
+//! // were never touched).
+//! let block = arena.alloc(huge, AllocFlags::HIGHUSER_MOVABLE)?;
+//! assert!(arena.bytes(&block).iter().all(|&b| b == 0));
+//! arena.free(block)?;
+//! arena.check_invariants()?;
+//! # Ok(())
+//! # }
+//! ```
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("pagealloc-arena needs Linux: it maps memory with mmap and returns it with madvise");
+
+mod arena;
+mod block;
+mod discard;
+mod error;
+mod lazy;
+#[allow(unsafe_code)]
+mod mapping;
+mod resident;
+
+pub use arena::Arena;
+pub use block::Block;
+pub use discard::Advice;
+pub use error::{DiscardError, FreeError, NewError};
+pub use resident::{lazy_free_bytes, resident_bytes};
+
+pub use pagealloc;
+pub use pagealloc::{AllocError, AllocFlags, Config, Order, PageCount, Pfn};
