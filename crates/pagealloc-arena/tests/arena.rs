@@ -352,7 +352,7 @@ fn a_block_of_another_arena_is_given_back() {
     assert!(err.to_string().contains("another arena"), "{err}");
     let refused = FreeError::Refused {
         block: a.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap(),
-        error: BlockError::DoubleFree { pfn },
+        error: BlockError::AlreadyFree { pfn },
     };
     assert!(std::error::Error::source(&refused).is_some());
 }
