@@ -202,9 +202,9 @@ impl<R: RawMutex> Allocator<R> {
         for k in 1..order.nr_pages().0 as u32 {
             z.pages.set(idx + k, page);
         }
-        drop(guard);
         self.split_pages
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        drop(guard);
         Ok(())
     }
 

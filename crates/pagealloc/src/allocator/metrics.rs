@@ -1,7 +1,7 @@
 //! Counters and sizes: what the allocator holds, summed over zones and
 //! CPUs. The readers that need every CPU's lists take them in the lock
 //! order; a thread holding [`LocalLists`](crate::LocalLists) calls the same
-//! readers through its guard, which lends the lists it holds.
+//! readers through its guard, which lets go of its lists for the call.
 
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -12,21 +12,16 @@ use super::slot::CpuSlot;
 use super::Allocator;
 use crate::pcp::lists::{CpuLists, Pcp};
 use crate::stats::VmStats;
-use crate::units::{CpuId, MigrateType, Pfn};
+use crate::units::{MigrateType, Pfn};
 
 impl<R: RawMutex> Allocator<R> {
     /// The counters, summed over zones and CPUs.
     pub fn stats(&self) -> VmStats {
-        self.stats_with(None)
-    }
-
-    /// [`Allocator::stats`], with `own` lent by its holder.
-    pub(crate) fn stats_with(&self, own: Option<(CpuId, &CpuLists)>) -> VmStats {
         let mut total = VmStats::default();
         for zone in &self.zones {
             total.merge(&zone.free.lock().stats);
         }
-        self.for_each_cpu_lists(own, |lists| {
+        self.for_each_cpu_lists(|lists| {
             for pcp in lists.zones.iter() {
                 total.merge(&pcp.stats);
             }
@@ -38,18 +33,10 @@ impl<R: RawMutex> Allocator<R> {
         total
     }
 
-    /// Calls `f` with every CPU's lists, locking each in turn (but `own`'s,
-    /// which its holder lends).
-    pub(crate) fn for_each_cpu_lists(
-        &self,
-        own: Option<(CpuId, &CpuLists)>,
-        mut f: impl FnMut(&CpuLists),
-    ) {
-        for (c, slot) in self.cpus.iter().enumerate() {
-            match own {
-                Some((cpu, lists)) if cpu.0 as usize == c => f(lists),
-                _ => f(&slot.lists.lock()),
-            }
+    /// Calls `f` with every CPU's lists, locking each in turn.
+    fn for_each_cpu_lists(&self, mut f: impl FnMut(&CpuLists)) {
+        for slot in self.cpus.iter() {
+            f(&slot.lists.lock());
         }
     }
 
@@ -60,20 +47,15 @@ impl<R: RawMutex> Allocator<R> {
 
     /// Pages sitting on per-CPU lists.
     pub fn nr_pcp_pages(&self) -> u64 {
-        self.nr_pcp_pages_with(None)
-    }
-
-    /// [`Allocator::nr_pcp_pages`], with `own` lent by its holder.
-    pub(crate) fn nr_pcp_pages_with(&self, own: Option<(CpuId, &CpuLists)>) -> u64 {
         let mut total = 0;
-        self.for_each_cpu_lists(own, |lists| total += lists.count());
+        self.for_each_cpu_lists(|lists| total += lists.count());
         total
     }
 
     /// Pages on per-CPU lists, per zone (in the order of [`Allocator::zones`]).
     pub fn nr_pcp_pages_per_zone(&self) -> Vec<u64> {
         let mut per_zone = alloc::vec![0; self.zones.len()];
-        self.for_each_cpu_lists(None, |lists| {
+        self.for_each_cpu_lists(|lists| {
             for (slot, pcp) in per_zone.iter_mut().zip(lists.zones.iter()) {
                 *slot += pcp.count;
             }
@@ -87,12 +69,7 @@ impl<R: RawMutex> Allocator<R> {
     /// Every lock is held while the pages are summed (the lock order), so
     /// a refill cannot count its pages both free and cached.
     pub fn nr_allocated_pages(&self) -> u64 {
-        self.nr_allocated_pages_with(None)
-    }
-
-    /// [`Allocator::nr_allocated_pages`], with `own` lent by its holder.
-    pub(crate) fn nr_allocated_pages_with(&self, own: Option<(CpuId, &CpuLists)>) -> u64 {
-        let held = self.hold_all(own);
+        let held = self.hold_all();
         let cached: u64 = held.cpus.iter().map(|l| l.count()).sum();
         let free_anywhere: u64 = held
             .zones

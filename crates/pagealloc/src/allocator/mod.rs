@@ -67,27 +67,10 @@ pub struct Allocator<R: RawMutex = DefaultLock> {
 }
 
 /// Every lock of the allocator, held in the lock order (per-CPU lists, then
-/// zones by index): nothing changes while it lives. `own` lets a
-/// [`LocalLists`](crate::LocalLists) holder lend the lists it already holds.
+/// zones by index): nothing changes while it lives.
 pub(crate) struct HeldAll<'a, R: RawMutex> {
-    pub(crate) cpus: Vec<HeldLists<'a, R>>,
+    pub(crate) cpus: Vec<MutexGuard<'a, R, CpuLists>>,
     pub(crate) zones: Vec<ZoneGuard<'a, R>>,
-}
-
-/// One CPU's lists inside [`HeldAll`]: locked here, or lent by their holder.
-pub(crate) enum HeldLists<'a, R: RawMutex> {
-    Locked(MutexGuard<'a, R, CpuLists>),
-    Lent(&'a CpuLists),
-}
-
-impl<R: RawMutex> core::ops::Deref for HeldLists<'_, R> {
-    type Target = CpuLists;
-    fn deref(&self) -> &CpuLists {
-        match self {
-            HeldLists::Locked(guard) => guard,
-            HeldLists::Lent(lists) => lists,
-        }
-    }
 }
 
 impl<R: RawMutex> Clone for Allocator<R> {
@@ -98,7 +81,7 @@ impl<R: RawMutex> Clone for Allocator<R> {
     /// holding [`LocalLists`](crate::LocalLists) takes its snapshot with
     /// [`LocalLists::snapshot`](crate::LocalLists::snapshot) instead.
     fn clone(&self) -> Allocator<R> {
-        self.snapshot_with(self.hold_all(None))
+        self.snapshot_with(self.hold_all())
     }
 }
 
@@ -227,18 +210,9 @@ impl<R: RawMutex> Allocator<R> {
         slot.lists.try_lock()
     }
 
-    /// Takes every lock: each CPU's lists (but `own`'s, which its holder
-    /// lends), then every zone.
-    pub(crate) fn hold_all<'a>(&'a self, own: Option<(CpuId, &'a CpuLists)>) -> HeldAll<'a, R> {
-        let cpus = self
-            .cpus
-            .iter()
-            .enumerate()
-            .map(|(c, slot)| match own {
-                Some((cpu, lists)) if cpu.0 as usize == c => HeldLists::Lent(lists),
-                _ => HeldLists::Locked(slot.lists.lock()),
-            })
-            .collect();
+    /// Takes every lock: each CPU's lists, then every zone.
+    pub(crate) fn hold_all(&self) -> HeldAll<'_, R> {
+        let cpus = self.cpus.iter().map(|slot| slot.lists.lock()).collect();
         let zones = self.zones.iter().map(Zone::lock).collect();
         HeldAll { cpus, zones }
     }
@@ -264,6 +238,11 @@ impl<R: RawMutex> Allocator<R> {
                 zonelists: c.zonelists,
             })
             .collect();
+        let failures = self
+            .failures
+            .each_ref()
+            .map(|f| AtomicU64::new(f.load(Ordering::Relaxed)));
+        let split_pages = AtomicU64::new(self.split_pages.load(Ordering::Relaxed));
         drop(held);
         Allocator {
             config: self.config.clone(),
@@ -271,11 +250,8 @@ impl<R: RawMutex> Allocator<R> {
             zones,
             cpus,
             zonelists: self.zonelists.clone(),
-            failures: self
-                .failures
-                .each_ref()
-                .map(|f| AtomicU64::new(f.load(Ordering::Relaxed))),
-            split_pages: AtomicU64::new(self.split_pages.load(Ordering::Relaxed)),
+            failures,
+            split_pages,
             events: self.events.clone(),
             next_slot: AtomicU16::new(0),
             id: new_allocator_id(),
@@ -332,6 +308,7 @@ impl<R: RawMutex> Allocator<R> {
 /// `init_cma_reserved_pageblock`), before any page is free.
 fn mark_cma_areas<R: RawMutex>(zones: &[Zone<R>], config: &Config) -> Result<(), ConfigError> {
     let pb = config.pageblock();
+    let mut homes: Vec<&Zone<R>> = Vec::with_capacity(config.cma_areas.len());
     for (i, area) in config.cma_areas.iter().enumerate() {
         let refuse = |problem| ConfigError::CmaArea {
             start: area.start,
@@ -366,14 +343,14 @@ fn mark_cma_areas<R: RawMutex>(zones: &[Zone<R>], config: &Config) -> Result<(),
         {
             return Err(refuse(CmaAreaProblem::Overlaps));
         }
+        homes.push(zone);
     }
-    for area in &config.cma_areas {
-        if let Some(zone) = zones.iter().find(|z| z.core.spans(area.start)) {
-            let mut pfn = area.start;
-            while pfn.0 < area.start.0 + area.nr_pages.0 {
-                zone.core.blocks.set(pfn, MigrateType::Cma);
-                pfn.0 += pb.nr_pages().0;
-            }
+    // Mark each area in the zone it was checked against.
+    for (area, zone) in config.cma_areas.iter().zip(homes) {
+        let mut pfn = area.start;
+        while pfn.0 < area.start.0 + area.nr_pages.0 {
+            zone.core.blocks.set(pfn, MigrateType::Cma);
+            pfn.0 += pb.nr_pages().0;
         }
     }
     Ok(())

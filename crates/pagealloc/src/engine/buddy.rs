@@ -21,6 +21,14 @@ pub enum FreePlacement {
 }
 
 impl ZoneOps<'_> {
+    /// Whether every pageblock of the block `pfn`/`order` has the type of
+    /// the first.
+    fn uniform_pageblocks(&self, pfn: Pfn, order: Order) -> bool {
+        let step = self.z.geo.pageblock_nr_pages();
+        let first = self.z.block_mt(pfn);
+        (1..order.nr_pages().0 / step).all(|k| self.z.block_mt(Pfn(pfn.0 + k * step)) == first)
+    }
+
     /// Frees the present range `start..end` into the buddy lists as the
     /// largest aligned blocks that fit, at the tail, in address order (Linux
     /// `memblock_free_all` → `__free_pages_core` with `FPI_TO_TAIL`). The
@@ -32,7 +40,13 @@ impl ZoneOps<'_> {
             while pfn.0 + (1 << order) > end.0 {
                 order -= 1;
             }
-            let order = Order::new(order).unwrap_or(Order::ZERO);
+            let mut order = Order::new(order).unwrap_or(Order::ZERO);
+            // A block larger than a pageblock must not span pageblocks of
+            // types that may not merge (a CMA area aligned to a pageblock
+            // but not to the largest block): halve it until it does not.
+            while order > self.z.geo.pageblock && !self.uniform_pageblocks(pfn, order) {
+                order = order.lower().unwrap_or(Order::ZERO);
+            }
             let mt = self.z.block_mt(pfn);
             self.add_free(self.z.idx(pfn), order, mt, Placement::Tail);
             pfn.0 += order.nr_pages().0;

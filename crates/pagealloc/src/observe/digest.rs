@@ -29,7 +29,7 @@ impl<R: RawMutex> Allocator<R> {
     /// of past events ([`Allocator::stats`]) are left out. It holds every
     /// lock while it reads, and costs one pass over the page records.
     pub fn digest(&self) -> u64 {
-        let held = self.hold_all(None);
+        let held = self.hold_all();
         let mut h = Fnv(Fnv::OFFSET);
         for (zone, guard) in self.zones.iter().zip(&held.zones) {
             let z = &zone.core;

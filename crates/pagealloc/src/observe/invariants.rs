@@ -16,9 +16,9 @@ use crate::engine::free_area::FreeAreas;
 use crate::engine::page::PageState;
 use crate::engine::zone::ZoneCore;
 use crate::error::InvariantViolation;
-use crate::pcp::lists::{CpuLists, Pcp};
+use crate::pcp::lists::Pcp;
 use crate::stats::VmStats;
-use crate::units::{CpuId, MigrateType, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
+use crate::units::{MigrateType, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
 
 fn violation(invariant: u8, zone: &ZoneCore, detail: String) -> InvariantViolation {
     InvariantViolation {
@@ -45,15 +45,7 @@ impl<R: RawMutex> Allocator<R> {
     /// any other calls. A thread holding [`LocalLists`](crate::LocalLists)
     /// calls [`LocalLists::check_invariants`](crate::LocalLists::check_invariants).
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        self.check_invariants_with(None)
-    }
-
-    /// [`Allocator::check_invariants`], with `own` lent by its holder.
-    pub(crate) fn check_invariants_with(
-        &self,
-        own: Option<(CpuId, &CpuLists)>,
-    ) -> Result<(), InvariantViolation> {
-        let held = self.hold_all(own);
+        let held = self.hold_all();
         let mut allocated = 0;
         let mut stats = VmStats::default();
         for (zi, zone) in self.zones.iter().enumerate() {

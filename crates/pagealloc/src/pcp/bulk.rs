@@ -213,16 +213,18 @@ impl<R: RawMutex> Allocator<R> {
     /// or a racing free, fails.
     #[inline]
     fn take_over(&self, pfn: Pfn, hint: &mut usize, lock: ZoneLock) -> Result<(), BlockError> {
+        // One read of the record: the swap must start from the very value
+        // that was checked, or a racing free could slip in between.
         let found = match self.zone_index_near(pfn, hint) {
-            Some(zi)
-                if self.zones[zi]
-                    .core
-                    .meta(pfn)
-                    .is_allocated_of_order(Order::ZERO) =>
-            {
-                Ok((zi, self.zones[zi].core.meta(pfn)))
+            Some(zi) => {
+                let meta = self.zones[zi].core.meta(pfn);
+                if meta.is_allocated_of_order(Order::ZERO) {
+                    Ok((zi, meta))
+                } else {
+                    self.diagnose_with(pfn, Order::ZERO, lock)
+                }
             }
-            _ => self.diagnose_with(pfn, Order::ZERO, lock),
+            None => self.diagnose_with(pfn, Order::ZERO, lock),
         };
         let (zi, meta) = found?;
         let z = &self.zones[zi].core;

@@ -19,10 +19,12 @@
 //! it is for short runs of work, like an interrupts-off section. The
 //! thread that holds it calls the guard's own forms of those instead
 //! ([`LocalLists::stats`], [`LocalLists::nr_pcp_pages`],
-//! [`LocalLists::nr_allocated_pages`], [`LocalLists::pcp_info`],
-//! [`LocalLists::check_invariants`], [`LocalLists::snapshot`],
-//! [`LocalLists::drain`], [`LocalLists::drain_all`]): each lends the held
-//! lists where the allocator's form would wait for them. Allocation slow paths never wait for
+//! [`LocalLists::nr_pcp_pages_per_zone`], [`LocalLists::nr_allocated_pages`],
+//! [`LocalLists::pcp_info`], [`LocalLists::check_invariants`],
+//! [`LocalLists::snapshot`], [`LocalLists::drain`],
+//! [`LocalLists::drain_all`]): each lets go of the lists for the call and
+//! takes them back after, so it never waits for another CPU while holding
+//! its own. Allocation slow paths never wait for
 //! a lock held this way: they drain what they can and skip busy CPUs. Frees
 //! still take each block over with a compare-and-swap, so a double free
 //! racing from another CPU fails cleanly here too.
@@ -150,61 +152,56 @@ impl<R: RawMutex> LocalLists<'_, R> {
 }
 
 impl<R: RawMutex> LocalLists<'_, R> {
-    /// The held lists, lent to a reader that takes every other CPU's.
-    fn lent(&self) -> Option<(CpuId, &CpuLists)> {
-        Some((self.cpu, &*self.lists))
+    /// Runs `f` with the lists let go of for its duration (lock_api's
+    /// `MutexGuard::unlocked`), so a reader that takes every CPU's lists in
+    /// the lock order takes these too, and no holder ever waits for
+    /// another CPU's lists while holding its own (which could deadlock
+    /// against such a reader). Other CPUs may drain or use these lists
+    /// meanwhile; the guard holds them again before returning.
+    fn let_go<T>(&mut self, f: impl FnOnce(&Allocator<R>) -> T) -> T {
+        let a = self.allocator;
+        MutexGuard::unlocked(&mut self.lists, || f(a))
     }
 
-    /// [`Allocator::stats`] while the lists are held.
-    pub fn stats(&self) -> VmStats {
-        self.allocator.stats_with(self.lent())
+    /// [`Allocator::stats`] from the holder.
+    pub fn stats(&mut self) -> VmStats {
+        self.let_go(Allocator::stats)
     }
 
-    /// [`Allocator::nr_pcp_pages`] while the lists are held.
-    pub fn nr_pcp_pages(&self) -> u64 {
-        self.allocator.nr_pcp_pages_with(self.lent())
+    /// [`Allocator::nr_pcp_pages`] from the holder.
+    pub fn nr_pcp_pages(&mut self) -> u64 {
+        self.let_go(Allocator::nr_pcp_pages)
     }
 
-    /// [`Allocator::nr_allocated_pages`] while the lists are held.
-    pub fn nr_allocated_pages(&self) -> u64 {
-        self.allocator.nr_allocated_pages_with(self.lent())
+    /// [`Allocator::nr_pcp_pages_per_zone`] from the holder.
+    pub fn nr_pcp_pages_per_zone(&mut self) -> Vec<u64> {
+        self.let_go(Allocator::nr_pcp_pages_per_zone)
     }
 
-    /// [`Allocator::pcp_info`] of the held CPU.
+    /// [`Allocator::nr_allocated_pages`] from the holder.
+    pub fn nr_allocated_pages(&mut self) -> u64 {
+        self.let_go(Allocator::nr_allocated_pages)
+    }
+
+    /// [`Allocator::pcp_info`] of the held CPU (no lock needed).
     pub fn pcp_info(&self) -> Vec<PcpInfo> {
         self.lists.info()
     }
 
-    /// [`Allocator::check_invariants`] while the lists are held.
-    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        self.allocator.check_invariants_with(self.lent())
+    /// [`Allocator::check_invariants`] from the holder.
+    pub fn check_invariants(&mut self) -> Result<(), InvariantViolation> {
+        self.let_go(Allocator::check_invariants)
     }
 
-    /// A consistent copy of the whole allocator (see its [`Clone`]) while
-    /// the lists are held.
-    pub fn snapshot(&self) -> Allocator<R> {
-        let a = self.allocator;
-        a.snapshot_with(a.hold_all(self.lent()))
+    /// A consistent copy of the whole allocator (see its [`Clone`]) from
+    /// the holder.
+    pub fn snapshot(&mut self) -> Allocator<R> {
+        self.let_go(Allocator::clone)
     }
 
-    /// [`Allocator::drain_all`] while the lists are held: the held lists
-    /// first, then every other CPU's (waiting for each in turn).
+    /// [`Allocator::drain_all`] from the holder.
     pub fn drain_all(&mut self) -> u64 {
-        let own = self.drain();
-        let a = self.allocator;
-        let others: u64 = a
-            .cpus
-            .iter()
-            .enumerate()
-            .filter(|&(c, _)| c != self.cpu.0 as usize)
-            .map(|(_, slot)| {
-                let mut lists = slot.lists.lock();
-                (0..a.zones.len())
-                    .map(|zi| a.drain_lists(&mut lists, zi))
-                    .sum::<u64>()
-            })
-            .sum();
-        own + others
+        self.let_go(Allocator::drain_all)
     }
 }
 
