@@ -64,8 +64,8 @@ struct Args {
     threads: u64,
     /// Operations between pauses for the checks.
     check_every: u64,
-    /// Draw CMA areas aligned to pageblocks only (Linux's rule), not to the
-    /// largest order: exposes a known engine bug, so off by default.
+    /// Draw CMA areas aligned to pageblocks only (Linux's rule, the
+    /// default), not to the largest order (`--cma-max-order-aligned`).
     cma_pageblock_aligned: bool,
 }
 
@@ -73,7 +73,7 @@ struct Args {
 fn usage(msg: &str) -> ! {
     eprintln!("soak: {msg}");
     eprintln!(
-        "usage: soak --ops N --seed S --threads T [--check-every K] [--cma-pageblock-aligned]"
+        "usage: soak --ops N --seed S --threads T [--check-every K] [--cma-max-order-aligned]"
     );
     eprintln!(
         "  N >= 1, S any u64, T in 1..={MAX_THREADS}, K >= 1 (default {DEFAULT_CHECK_EVERY})"
@@ -84,12 +84,12 @@ fn usage(msg: &str) -> ! {
 /// Reads the command line, exiting with status 2 on anything malformed.
 fn parse_args() -> Args {
     let (mut ops, mut seed, mut threads, mut check_every) = (None, None, None, None);
-    let mut cma_pageblock_aligned = false;
+    let mut cma_pageblock_aligned = true;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let slot = match flag.as_str() {
-            "--cma-pageblock-aligned" => {
-                cma_pageblock_aligned = true;
+            "--cma-max-order-aligned" => {
+                cma_pageblock_aligned = false;
                 continue;
             }
             "--ops" => &mut ops,

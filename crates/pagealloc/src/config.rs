@@ -5,8 +5,8 @@
 use alloc::vec::Vec;
 
 use crate::engine::page::MAX_ZONE_PAGES;
-use crate::error::ConfigError;
-use crate::policy::Packing;
+use crate::error::{ConfigError, ReportingProblem};
+use crate::policy::{Packing, ReportingPolicy, MAX_REPORT_CAPACITY};
 use crate::units::{Order, PageCount, Pfn, MAX_NR_ORDERS, NR_ZONE_TYPES};
 
 /// Bytes in a KiB, for `min_free_kbytes` arithmetic.
@@ -136,6 +136,9 @@ pub struct Config {
     /// CMA areas (needs [`CmaSupport::Enabled`]): their pageblocks are CMA
     /// from construction on, as a kernel's reserved CMA ranges are.
     pub cma_areas: Vec<CmaArea>,
+    /// Free page reporting (seed 002): `None` reports nothing (and keeps
+    /// no page marked); see [`crate::Allocator::report_pass`].
+    pub reporting: Option<ReportingPolicy>,
 }
 
 /// A range of whole pageblocks set aside for CMA at construction: movable
@@ -175,6 +178,7 @@ impl Default for Config {
             pcp_high: PcpHigh::AutoTune,
             packing: Packing::Off,
             cma_areas: Vec::new(),
+            reporting: None,
         }
     }
 }
@@ -233,6 +237,24 @@ impl Config {
                 max: MAX_NR_ORDERS as u8,
             });
         }
+        if let Some(r) = self.reporting {
+            let max = self.nr_orders.saturating_sub(1);
+            if r.order.is_some_and(|o| o > max) {
+                return Err(ConfigError::Reporting(ReportingProblem::OrderAboveMax {
+                    order: r.order.unwrap_or(0),
+                    max,
+                }));
+            }
+            if r.capacity == 0 || r.capacity > MAX_REPORT_CAPACITY {
+                return Err(ConfigError::Reporting(ReportingProblem::Capacity {
+                    capacity: r.capacity,
+                    max: MAX_REPORT_CAPACITY,
+                }));
+            }
+            if r.budget_fraction == 0 {
+                return Err(ConfigError::Reporting(ReportingProblem::BudgetFraction));
+            }
+        }
         Ok(())
     }
 
@@ -249,6 +271,12 @@ impl Config {
     /// Pages per pageblock.
     pub fn pageblock_nr_pages(&self) -> u64 {
         1 << self.pageblock_order
+    }
+
+    /// The smallest order free page reporting reports, if it is on.
+    pub fn report_order(&self) -> Option<Order> {
+        let r = self.reporting?;
+        Order::new(r.order.unwrap_or(self.pageblock_order))
     }
 
     /// `log2(page size)`.

@@ -45,6 +45,8 @@ pub enum ConfigError {
     },
     /// The memory map has no usable range.
     EmptyMap,
+    /// The free page reporting policy cannot be used.
+    Reporting(ReportingProblem),
     /// A CMA area cannot be set up.
     CmaArea {
         /// Its first frame.
@@ -112,6 +114,7 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::NrCpus { nr_cpus } => write!(f, "{nr_cpus} CPUs requested; 1 to 4096 are supported"),
             ConfigError::EmptyMap => f.write_str("the memory map has no usable range"),
+            ConfigError::Reporting(p) => write!(f, "free page reporting: {p}"),
             ConfigError::CmaArea {
                 start,
                 nr_pages,
@@ -410,4 +413,41 @@ pub enum CmaAreaProblem {
     OutsideZone,
     /// It overlaps an earlier area.
     Overlaps,
+}
+
+/// What is wrong with a [`crate::ReportingPolicy`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReportingProblem {
+    /// The reporting order is above the largest order.
+    OrderAboveMax {
+        /// The order given.
+        order: u8,
+        /// The largest order configured.
+        max: u8,
+    },
+    /// The batch capacity is 0 or above the most a batch may hold.
+    Capacity {
+        /// The capacity given.
+        capacity: u16,
+        /// The largest allowed.
+        max: u16,
+    },
+    /// The budget fraction is 0.
+    BudgetFraction,
+}
+
+impl fmt::Display for ReportingProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportingProblem::OrderAboveMax { order, max } => {
+                write!(f, "order {order} is above the largest order ({max})")
+            }
+            ReportingProblem::Capacity { capacity, max } => {
+                write!(f, "a batch of {capacity} blocks is not within 1..={max}")
+            }
+            ReportingProblem::BudgetFraction => {
+                f.write_str("the budget fraction must be at least 1")
+            }
+        }
+    }
 }

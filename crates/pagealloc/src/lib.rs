@@ -102,6 +102,7 @@ mod observe;
 mod packing;
 mod pcp;
 pub mod policy;
+mod reporting;
 mod request;
 pub mod stats;
 mod sync;
@@ -115,7 +116,7 @@ pub use engine::page::{PageState, MAX_ZONE_PAGES, PAGE_RECORD_BYTES};
 pub use engine::zone::{BlockInfo, Watermarks, Zone};
 pub use error::{
     AllocError, BlockError, BulkFreeError, CmaAreaProblem, ConfigError, InvalidCpu,
-    InvariantViolation, LocalError,
+    InvariantViolation, LocalError, ReportingProblem,
 };
 pub use events::{
     AllocEvent, AllocKind, DrainEvent, EventSink, FallbackEvent, FreeEvent, FreeKind,
@@ -125,7 +126,11 @@ pub use observe::report;
 pub use observe::report::{BuddyInfo, FragIndex, FragIndexKind, PageTypeInfo, ZoneInfo};
 pub use pcp::lists::PcpInfo;
 pub use pcp::local::LocalLists;
-pub use policy::{PackClaim, Packing};
+pub use policy::{PackClaim, Packing, ReportingPolicy};
+pub use reporting::api::{
+    ReportPass, ReportPassError, ReportSink, ReportingInfo, ReportingState, ZoneReporting,
+};
+pub use reporting::cycle::ReportedBlock;
 pub use stats::VmStats;
 pub use sync::DefaultLock;
 pub use units::{AllocFlags, CpuId, MigrateType, NodeId, Order, PageCount, Pfn, ZoneType};

@@ -41,6 +41,40 @@ impl Packing {
     }
 }
 
+/// Free page reporting (seed 002): which free blocks are reported to the
+/// host, and how much of each free list one pass handles. The defaults are
+/// Linux's (`mm/page_reporting.c`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ReportingPolicy {
+    /// The smallest order reported (`page_reporting_order`); `None` is the
+    /// pageblock order, Linux's default.
+    pub order: Option<u8>,
+    /// Blocks per batch handed to the sink (`PAGE_REPORTING_CAPACITY`, 32).
+    pub capacity: u16,
+    /// A pass handles about `1/budget_fraction` of each free list: its
+    /// budget is `ceil(nr_free / (capacity * budget_fraction))` batches
+    /// (Linux: 16, so an idle machine is reported in about 16 passes).
+    pub budget_fraction: u16,
+}
+
+impl Default for ReportingPolicy {
+    fn default() -> ReportingPolicy {
+        ReportingPolicy {
+            order: None,
+            capacity: REPORT_CAPACITY,
+            budget_fraction: REPORT_BUDGET_FRACTION,
+        }
+    }
+}
+
+/// Linux `PAGE_REPORTING_CAPACITY`: blocks per report.
+pub const REPORT_CAPACITY: u16 = 32;
+/// Linux's divisor of a free list per pass (`PAGE_REPORTING_CAPACITY * 16`).
+pub const REPORT_BUDGET_FRACTION: u16 = 16;
+/// The most blocks one batch may hold: a sink receives the batch as one
+/// slice, and its memory is the allocator's (kept across passes).
+pub const MAX_REPORT_CAPACITY: u16 = 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,18 @@ pub struct VmStats {
     /// Pages moved from per-CPU lists back to the buddy lists (Linux's
     /// `mm_page_pcpu_drain` events, counted in pages).
     pub pcp_drained: u64,
+    /// Free page reporting (seed 002): passes run.
+    pub report_passes: u64,
+    /// Batches handed to the sink.
+    pub report_batches: u64,
+    /// Batches the sink refused (left unreported).
+    pub report_failures: u64,
+    /// Pages the sink accepted, counted at each report (a block merged
+    /// and reported again at its new order counts again).
+    pub reported_pages: u64,
+    /// Pages of reported blocks taken again for allocations: what the host
+    /// must fault back in (the cost of reporting).
+    pub reported_reallocated: u64,
 }
 
 impl VmStats {
@@ -77,6 +89,11 @@ impl VmStats {
         self.highatomic_unreserved += other.highatomic_unreserved;
         self.split_pages += other.split_pages;
         self.pcp_drained += other.pcp_drained;
+        self.report_passes += other.report_passes;
+        self.report_batches += other.report_batches;
+        self.report_failures += other.report_failures;
+        self.reported_pages += other.reported_pages;
+        self.reported_reallocated += other.reported_reallocated;
     }
 
     /// Failed allocations, all orders.

@@ -94,10 +94,12 @@ impl<R: RawMutex> Allocator<R> {
                 order,
                 allocated: meta.order(),
             }),
-            PageState::FreeHead | PageState::PcpHead => Err(BlockError::AlreadyFree { pfn }),
+            PageState::FreeHead | PageState::PcpHead | PageState::ReportingHead => {
+                Err(BlockError::AlreadyFree { pfn })
+            }
             PageState::OfflineHead => Err(BlockError::NotAllocated { pfn }),
             PageState::Tail => match z.containing_head(pfn).map(|(_, m)| m.state()) {
-                Some(PageState::FreeHead | PageState::PcpHead) => {
+                Some(PageState::FreeHead | PageState::PcpHead | PageState::ReportingHead) => {
                     Err(BlockError::AlreadyFree { pfn })
                 }
                 _ => Err(BlockError::NotAllocated { pfn }),

@@ -30,6 +30,7 @@ impl<R: RawMutex> Allocator<R> {
             *slot += failed.load(Ordering::Relaxed);
         }
         total.split_pages += self.split_pages.load(Ordering::Relaxed);
+        total.report_passes += self.report_passes.load(Ordering::Relaxed);
         total
     }
 

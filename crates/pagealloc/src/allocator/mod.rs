@@ -16,7 +16,7 @@ pub(crate) mod zonelist;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
 use lock_api::{Mutex, MutexGuard, RawMutex};
 
@@ -56,6 +56,10 @@ pub struct Allocator<R: RawMutex = DefaultLock> {
     pub(crate) split_pages: AtomicU64,
     /// Where events go, if anywhere.
     pub(crate) events: Option<Arc<dyn EventSink>>,
+    /// A reporting pass is running (seed 002).
+    pub(crate) reporting_active: AtomicBool,
+    /// Reporting passes run.
+    pub(crate) report_passes: AtomicU64,
     /// The next CPU slot [`Allocator::this_cpu`] hands to a new thread.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) next_slot: AtomicU16,
@@ -146,6 +150,8 @@ impl<R: RawMutex> Allocator<R> {
             zonelists,
             failures: Default::default(),
             split_pages: AtomicU64::new(0),
+            reporting_active: AtomicBool::new(false),
+            report_passes: AtomicU64::new(0),
             events: None,
             next_slot: AtomicU16::new(0),
             id: new_allocator_id(),
@@ -243,7 +249,14 @@ impl<R: RawMutex> Allocator<R> {
             .each_ref()
             .map(|f| AtomicU64::new(f.load(Ordering::Relaxed)));
         let split_pages = AtomicU64::new(self.split_pages.load(Ordering::Relaxed));
+        let report_passes = AtomicU64::new(self.report_passes.load(Ordering::Relaxed));
         drop(held);
+        // Blocks out on a report belong to the pass running here, which
+        // will not finish them in the copy: there they are plain free.
+        for zone in &zones {
+            let zone: &Zone<R> = zone;
+            zone.lock().ops().reclaim_in_flight();
+        }
         Allocator {
             config: self.config.clone(),
             map: self.map.clone(),
@@ -252,6 +265,8 @@ impl<R: RawMutex> Allocator<R> {
             zonelists: self.zonelists.clone(),
             failures,
             split_pages,
+            reporting_active: AtomicBool::new(false),
+            report_passes,
             events: self.events.clone(),
             next_slot: AtomicU16::new(0),
             id: new_allocator_id(),

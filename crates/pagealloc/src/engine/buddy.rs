@@ -4,6 +4,8 @@
 //! list of its pageblock's migratetype, so the migratetype of a free block is
 //! never stored per page; it is read from the pageblock.
 
+use core::sync::atomic::Ordering;
+
 use crate::engine::free_list::Placement;
 use crate::engine::page::PageMeta;
 use crate::engine::zone::ZoneOps;
@@ -16,8 +18,13 @@ pub enum FreePlacement {
     /// free (it is likely to merge soon, so keep it for last), else the head.
     Auto,
     /// Always the tail (Linux `FPI_TO_TAIL`: boot memory, onlined memory,
-    /// pages handed back after reporting).
+    /// pages handed back after a failed report).
     Tail,
+    /// A block handed back after the host took its report (seed 002): marked
+    /// reported at the very tail if it merged with nothing on the way back
+    /// (Linux `page_reporting_drain`), else an unreported block at the tail
+    /// of the unreported part. It requests no new report.
+    Reported,
 }
 
 impl ZoneOps<'_> {
@@ -120,6 +127,7 @@ impl ZoneOps<'_> {
     ) {
         let max = self.z.geo.max_order;
         let pb = self.z.geo.pageblock;
+        let (start, start_order) = (pfn, order);
         // Only the freed pages join the lists; merged buddies move between
         // lists of types that share the counters (ordinary ones), so the
         // accounting is done once, as Linux does.
@@ -150,7 +158,16 @@ impl ZoneOps<'_> {
             pfn = Pfn(pfn.0 & buddy.0);
             order = order.higher();
         }
+        let idx = self.z.idx(pfn);
         let to_tail = match placement {
+            FreePlacement::Reported if (pfn, order) == (start, start_order) => {
+                self.link_reported(idx, order, mt);
+                return;
+            }
+            FreePlacement::Reported => {
+                self.link_free(idx, order, mt, Placement::Tail);
+                return;
+            }
             FreePlacement::Tail => true,
             FreePlacement::Auto => self.buddy_merge_likely(pfn, order),
         };
@@ -159,7 +176,12 @@ impl ZoneOps<'_> {
         } else {
             Placement::Head
         };
-        self.link_free(self.z.idx(pfn), order, mt, placement);
+        self.link_free(idx, order, mt, placement);
+        // Linux `page_reporting_notify_free`: a block large enough to be
+        // reported asks for a pass.
+        if self.z.report_order.is_some_and(|t| order >= t) {
+            self.z.report_requested.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether the block one order up from `pfn`/`order` has a free buddy,

@@ -117,7 +117,8 @@ impl ZoneOps<'_> {
         let pb = self.z.geo.pageblock;
         let pfn = self.z.pfn(idx);
         if current >= pb {
-            self.unlink_free(idx, current, block_type);
+            let reported = self.unlink_free(idx, current, block_type);
+            self.count_reported_reuse(reported, current);
             self.set_range_migratetype(pfn, current, start);
             self.expand(idx, order, current, start);
             self.account_free(idx, order, start, false);

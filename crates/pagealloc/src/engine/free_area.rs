@@ -5,15 +5,31 @@
 use alloc::vec::Vec;
 
 use crate::engine::free_list::ListHead;
+use crate::engine::page::NIL;
 use crate::stats::VmStats;
 use crate::units::{MigrateType, Order, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
 
 /// Per order: one list per migratetype and the number of free blocks (Linux
 /// `struct free_area`).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct FreeArea {
     pub lists: [ListHead; NR_MIGRATE_TYPES],
     pub nr_free: u64,
+    /// Per list: the first block of its tail run of reported blocks (seed
+    /// 002), or `NIL`. Reported blocks always form the tail of their list,
+    /// so allocation, which takes from the head, uses them last, and an
+    /// unreported block placed "at the tail" goes just before this one.
+    pub first_reported: [u32; NR_MIGRATE_TYPES],
+}
+
+impl Default for FreeArea {
+    fn default() -> FreeArea {
+        FreeArea {
+            lists: [ListHead::EMPTY; NR_MIGRATE_TYPES],
+            nr_free: 0,
+            first_reported: [NIL; NR_MIGRATE_TYPES],
+        }
+    }
 }
 
 /// The part of a zone behind its lock.
@@ -32,6 +48,11 @@ pub(crate) struct FreeAreas {
     pub(crate) nr_free_highatomic: u64,
     /// Pages in pageblocks reserved for high-order atomic allocations.
     pub(crate) nr_reserved_highatomic: u64,
+    /// Free pages in reported blocks on the lists (seed 002).
+    pub(crate) nr_reported_pages: u64,
+    /// Free pages taken off the lists while a report is in flight: neither
+    /// on a list nor allocated (`PageState::ReportingHead`).
+    pub(crate) nr_reporting_pages: u64,
     /// What happened under this lock.
     pub(crate) stats: VmStats,
     /// Reused by packed allocation for the heap of its candidate blocks'
@@ -49,13 +70,21 @@ impl FreeAreas {
             nr_free_cma: 0,
             nr_free_highatomic: 0,
             nr_reserved_highatomic: 0,
+            nr_reported_pages: 0,
+            nr_reporting_pages: 0,
             stats: VmStats::default(),
             pack_scratch: Vec::new(),
         }
     }
 
-    /// Free pages on all lists, isolated ones included.
+    /// Free pages anywhere in the zone: on all lists (isolated ones
+    /// included) and out on a report.
     pub(crate) fn nr_free_all(&self) -> u64 {
+        self.nr_listed() + self.nr_reporting_pages
+    }
+
+    /// Free pages on all lists, isolated ones included.
+    pub(crate) fn nr_listed(&self) -> u64 {
         self.areas
             .iter()
             .enumerate()

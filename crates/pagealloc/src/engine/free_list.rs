@@ -91,6 +91,29 @@ impl ListHead {
         }
     }
 
+    /// Links `idx` in just before `before` (an entry of this list), writing
+    /// its record as `meta` with the links filled in.
+    #[inline]
+    pub(crate) fn insert_before(
+        &mut self,
+        pages: &PageTable,
+        idx: u32,
+        mut meta: PageMeta,
+        before: u32,
+    ) {
+        let prev = pages.get(before).prev();
+        meta.set_prev(prev);
+        meta.set_next(before);
+        pages.set(idx, meta);
+        pages.update(before, |m| m.set_prev(idx));
+        if prev == NIL {
+            self.first = idx;
+        } else {
+            pages.update(prev, |m| m.set_next(idx));
+        }
+        self.len += 1;
+    }
+
     /// `meta` with the links it needs as the new first entry.
     #[inline]
     fn linked_at_head(&self, mut meta: PageMeta) -> PageMeta {

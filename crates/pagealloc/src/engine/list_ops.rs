@@ -3,7 +3,7 @@
 //! the pageblocks' free counts kept in step; pageblocks are retyped.
 
 use crate::engine::free_list::Placement;
-use crate::engine::page::{PageMeta, PageState};
+use crate::engine::page::{PageMeta, PageState, NIL};
 use crate::engine::zone::ZoneOps;
 use crate::units::{MigrateType, Order, Pfn};
 
@@ -56,23 +56,58 @@ impl ZoneOps<'_> {
     ) {
         let area = &mut self.f.areas[order.idx()];
         let head = PageMeta::head(PageState::FreeHead, order);
-        area.lists[mt.idx()].insert(&self.z.pages, idx, head, placement);
+        let list = &mut area.lists[mt.idx()];
+        match (placement, area.first_reported[mt.idx()]) {
+            // The tail of the unreported part: just before the reported run.
+            (Placement::Tail, run) if run != NIL => {
+                list.insert_before(&self.z.pages, idx, head, run)
+            }
+            _ => list.insert(&self.z.pages, idx, head, placement),
+        }
         area.nr_free += 1;
         self.f.nonempty[mt.idx()] |= 1 << order.get();
     }
 
+    /// Links the free block at `idx` of `order` at the very tail of the list
+    /// of `mt`, marked reported (seed 002), without touching the free
+    /// counters but the reported one.
+    pub(crate) fn link_reported(&mut self, idx: u32, order: Order, mt: MigrateType) {
+        let area = &mut self.f.areas[order.idx()];
+        let mut head = PageMeta::head(PageState::FreeHead, order);
+        head.set_flag(true);
+        area.lists[mt.idx()].insert(&self.z.pages, idx, head, Placement::Tail);
+        if area.first_reported[mt.idx()] == NIL {
+            area.first_reported[mt.idx()] = idx;
+        }
+        area.nr_free += 1;
+        self.f.nonempty[mt.idx()] |= 1 << order.get();
+        self.f.nr_reported_pages += order.nr_pages().0;
+    }
+
     /// Unlinks the free block at `idx` of `order` from the list of `mt`
-    /// without touching the free counters; its head becomes a plain tail.
+    /// without touching the free counters (but the reported one); its head
+    /// becomes a plain tail, its reported mark gone whatever the reason it
+    /// left. Returns whether it was reported.
     #[inline]
-    pub(crate) fn unlink_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
+    pub(crate) fn unlink_free(&mut self, idx: u32, order: Order, mt: MigrateType) -> bool {
         let area = &mut self.f.areas[order.idx()];
         let list = &mut area.lists[mt.idx()];
+        let meta = self.z.pages.get(idx);
+        let reported = meta.flag();
+        if reported {
+            if area.first_reported[mt.idx()] == idx {
+                // The run is the list's tail: what follows is reported too.
+                area.first_reported[mt.idx()] = meta.next();
+            }
+            self.f.nr_reported_pages -= order.nr_pages().0;
+        }
         list.remove(&self.z.pages, idx);
         if list.is_empty() {
             self.f.nonempty[mt.idx()] &= !(1 << order.get());
         }
         area.nr_free -= 1;
         self.z.pages.set(idx, PageMeta::TAIL);
+        reported
     }
 
     /// Puts the free block at `idx` of `order` on the list of `mt`.
@@ -89,11 +124,22 @@ impl ZoneOps<'_> {
     }
 
     /// Takes the free block at `idx` of `order` off the list of `mt`; its
-    /// head becomes a plain tail for the caller to re-label.
+    /// head becomes a plain tail for the caller to re-label. Returns whether
+    /// it was reported.
     #[inline]
-    pub(crate) fn del_free(&mut self, idx: u32, order: Order, mt: MigrateType) {
-        self.unlink_free(idx, order, mt);
+    pub(crate) fn del_free(&mut self, idx: u32, order: Order, mt: MigrateType) -> bool {
+        let reported = self.unlink_free(idx, order, mt);
         self.account_free(idx, order, mt, false);
+        reported
+    }
+
+    /// Counts a reported block of `order` taken for an allocation: the host
+    /// faults its pages back in (the cost of reporting).
+    #[inline]
+    pub(crate) fn count_reported_reuse(&mut self, reported: bool, order: Order) {
+        if reported {
+            self.f.stats.reported_reallocated += order.nr_pages().0;
+        }
     }
 
     /// Takes the free block `idx`/`high` off the list of `from` and leaves its
@@ -109,7 +155,8 @@ impl ZoneOps<'_> {
         from: MigrateType,
         to: MigrateType,
     ) {
-        self.unlink_free(idx, high, from);
+        let reported = self.unlink_free(idx, high, from);
+        self.count_reported_reuse(reported, high);
         self.expand(idx, low, high, to);
         self.account_free(idx, low, to, false);
     }
@@ -117,10 +164,12 @@ impl ZoneOps<'_> {
     /// Moves a free block from the list of `from` to the tail of the list of
     /// `to`, keeping its reported flag (Linux `move_to_free_list`).
     pub(crate) fn move_free(&mut self, idx: u32, order: Order, from: MigrateType, to: MigrateType) {
-        let reported = self.z.pages.get(idx).flag();
-        self.del_free(idx, order, from);
-        self.add_free(idx, order, to, Placement::Tail);
-        self.z.pages.update(idx, |m| m.set_flag(reported));
+        if self.del_free(idx, order, from) {
+            self.link_reported(idx, order, to);
+        } else {
+            self.link_free(idx, order, to, Placement::Tail);
+        }
+        self.account_free(idx, order, to, true);
     }
 
     /// The first free block on the list of `order` and `mt`.

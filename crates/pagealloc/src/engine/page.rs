@@ -69,6 +69,11 @@ pub enum PageState {
     /// First page of a block taken out of service (offline or held by a
     /// service such as the region allocator).
     OfflineHead = 4,
+    /// First page of a free block taken off its list to be reported to the
+    /// host (seed 002): in flight between the zone lock being dropped for
+    /// the report and the block being put back. Nobody may allocate it,
+    /// and it does not merge.
+    ReportingHead = 5,
 }
 
 impl PageState {
@@ -78,6 +83,7 @@ impl PageState {
             2 => PageState::AllocHead,
             3 => PageState::PcpHead,
             4 => PageState::OfflineHead,
+            5 => PageState::ReportingHead,
             _ => PageState::Tail,
         }
     }

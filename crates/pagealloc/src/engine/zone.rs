@@ -94,6 +94,11 @@ pub(crate) struct ZoneCore {
     pub(crate) published_nonempty: [AtomicU16; NR_MIGRATE_TYPES],
     /// Where events go, if anywhere.
     pub(crate) events: Option<Arc<dyn EventSink>>,
+    /// The smallest order free page reporting reports (seed 002), if on.
+    pub(crate) report_order: Option<Order>,
+    /// A block of at least `report_order` was freed since the last
+    /// reporting pass looked at this zone (Linux's "requested" state).
+    pub(crate) report_requested: AtomicBool,
     /// Free memory fell below the high watermark (Linux `ZONE_BELOW_HIGH`):
     /// per-CPU lists shrink their high marks while it is set.
     pub(crate) below_high: AtomicBool,
@@ -123,6 +128,8 @@ impl Clone for ZoneCore {
                 .each_ref()
                 .map(|a| AtomicU16::new(a.load(Ordering::Relaxed))),
             events: self.events.clone(),
+            report_order: self.report_order,
+            report_requested: AtomicBool::new(self.report_requested.load(Ordering::Relaxed)),
             below_high: AtomicBool::new(self.is_below_high()),
         }
     }
@@ -211,6 +218,9 @@ impl ZoneCore {
             published_free_highatomic: AtomicU64::new(0),
             published_nonempty: Default::default(),
             events: None,
+            report_order: config.report_order(),
+            // Everything starts free and unreported: a pass is wanted.
+            report_requested: AtomicBool::new(config.report_order().is_some()),
             below_high: AtomicBool::new(false),
         }
     }

@@ -84,6 +84,7 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
     let mut allocated = 0u64;
     let mut cached = 0u64;
     let mut covered = 0u64;
+    let (mut reported, mut reporting) = (0u64, 0u64);
     let mut pfn = zone.start;
     while pfn < zone.end {
         let meta = zone.meta(pfn);
@@ -132,6 +133,20 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
             }
         }
         covered += nr;
+        if meta.flag() && meta.state() != PageState::FreeHead {
+            return Err(violation(
+                6,
+                zone,
+                format!("{pfn} is marked reported but is {:?}", meta.state()),
+            ));
+        }
+        if meta.flag() && zone.report_order.is_none_or(|t| order < t) {
+            return Err(violation(
+                6,
+                zone,
+                format!("{pfn} of {order} is marked reported below the reporting order"),
+            ));
+        }
         match meta.state() {
             PageState::FreeHead => {
                 let mt = zone.block_mt(pfn);
@@ -154,7 +169,11 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
                     free_per_block[block as usize] += 1;
                 }
                 check_no_mergeable_buddy(zone, pfn, order, mt)?;
+                if meta.flag() {
+                    reported += nr;
+                }
             }
+            PageState::ReportingHead => reporting += nr,
             PageState::AllocHead => allocated += nr,
             PageState::PcpHead => cached += nr,
             PageState::OfflineHead | PageState::Tail => {}
@@ -218,9 +237,26 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
             let list = &area.lists[mt.idx()];
             let mut n = 0u64;
             let mut prev = None;
+            let mut run_start = None;
             for idx in list.iter(&zone.pages) {
                 let pfn = zone.pfn(idx);
                 let meta = zone.pages.get(idx);
+                // Reported blocks are the list's tail run (seed 002), so
+                // allocation from the head takes every unreported block of
+                // the list first.
+                match (meta.flag(), run_start) {
+                    (true, None) => run_start = Some(idx),
+                    (false, Some(_)) => {
+                        return Err(violation(
+                            6,
+                            zone,
+                            format!(
+                            "unreported {pfn} follows reported blocks on the {mt} list of {order}"
+                        ),
+                        ))
+                    }
+                    _ => {}
+                }
                 if !meta.is_free_of_order(order) {
                     return Err(violation(
                         4,
@@ -247,6 +283,14 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
                 }
                 prev = Some(idx);
                 n += 1;
+            }
+            let recorded = area.first_reported[mt.idx()];
+            if run_start.unwrap_or(crate::engine::page::NIL) != recorded {
+                return Err(violation(
+                    6,
+                    zone,
+                    format!("the {mt} list of {order}: reported run starts at {run_start:?}, recorded {recorded}"),
+                ));
             }
             if n != list.len() || list.last() != prev {
                 return Err(violation(
@@ -303,6 +347,8 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
         ("nr_free_pages", free_pages, free.nr_free_pages),
         ("nr_free_cma", cma, free.nr_free_cma),
         ("nr_free_highatomic", highatomic, free.nr_free_highatomic),
+        ("nr_reported_pages", reported, free.nr_reported_pages),
+        ("nr_reporting_pages", reporting, free.nr_reporting_pages),
     ];
     for (name, walked, counter) in counters {
         if walked != counter {

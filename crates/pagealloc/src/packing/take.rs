@@ -117,8 +117,11 @@ impl ZoneOps<'_> {
         for order in self.z.geo.orders().filter(|o| orders.contains(&o.get())) {
             let list = &self.f.areas[order.idx()].lists[mt.idx()];
             for idx in list.iter(&self.z.pages).take(scan_limit) {
+                // Reported blocks (seed 002) sort after every unreported
+                // one: they are used last here too.
+                let reported = u64::from(self.z.pages.get(idx).flag());
                 let free = self.z.blocks.free_pages(self.z.pfn(idx));
-                keys.push(u64::from(free) << 32 | u64::from(idx));
+                keys.push(reported << 63 | u64::from(free) << 32 | u64::from(idx));
             }
         }
         // A max-heap of complemented keys pops the smallest key first; it is
@@ -162,7 +165,8 @@ impl ZoneOps<'_> {
         // final records (allocated, or linked on a per-CPU list). No page is
         // ever an allocated head in between: a free racing against this
         // call must fail its compare-and-swap, not take the page over.
-        self.del_free(idx, order, from);
+        let reported = self.del_free(idx, order, from);
+        self.count_reported_reuse(reported, order);
         for page in idx..idx + n {
             take(page);
         }
