@@ -8,7 +8,9 @@
 //! operations each. Configuration `c` is drawn from the seed and `c`: a
 //! memory map of 1 to 4 nodes with holes, 4, 16 or 64 KiB pages, 1 to 13
 //! orders and any pageblock order below, x86-64 or Normal-only zones,
-//! per-CPU lists on or off, every packing policy, CMA areas or none. `T`
+//! per-CPU lists on or off, every packing policy, CMA areas or none,
+//! free page reporting on or off (passes with a sink that refuses some
+//! batches). `T`
 //! threads run on CPUs `0..T`, each allocating (single, bulk, packed,
 //! through [`pagealloc::LocalLists`]), splitting and freeing its own blocks
 //! and blocks other threads left in a shared pool, and making bad calls
@@ -36,7 +38,8 @@ use std::time::Instant;
 use pagealloc::{
     AllocError, AllocFlags, Allocator, BlockError, BulkFreeError, CmaArea, CmaSupport, Config,
     CpuId, HighAtomicReserve, LocalError, MemRange, MemoryMap, NodeId, Order, PackClaim, Packing,
-    PageCount, PcpHigh, PcpMode, Pfn, ZoneBounds,
+    PageCount, PcpHigh, PcpMode, Pfn, ReportPassError, ReportSink, ReportedBlock, ReportingPolicy,
+    ZoneBounds,
 };
 
 #[path = "common/mod.rs"]
@@ -292,6 +295,13 @@ fn draw_machine(seed: u64, index: u64, threads: u64, cma_pageblock_aligned: bool
         },
         packing,
         cma_areas,
+        // Free page reporting (seed 002) in half the configurations, with
+        // small batches and any order from 0 up, so passes run often.
+        reporting: rng.next().is_multiple_of(2).then(|| ReportingPolicy {
+            order: Some((rng.next() % u64::from(nr_orders)) as u8),
+            capacity: 1 + (rng.next() % 16) as u16,
+            budget_fraction: 1 + (rng.next() % 16) as u16,
+        }),
         ..Config::default()
     };
     let map = MemoryMap::new(ranges).expect("drawn ranges are disjoint and ordered");
@@ -552,9 +562,16 @@ impl Shared<'_> {
                     Err(LocalError::Busy { .. }) => {}
                     Err(e) => self.site.fail(op, format_args!("local: {e:?}")),
                 },
-                // Drains.
+                // Drains, and now and then a reporting pass (refused while
+                // another thread runs one).
                 80..=81 => {
-                    if rng.next().is_multiple_of(4) {
+                    if a.config().reporting.is_some() && rng.next().is_multiple_of(3) {
+                        let mut sink = FlakySink(rng.next());
+                        match a.report_pass(&mut sink) {
+                            Ok(_) | Err(ReportPassError::Busy) => {}
+                            Err(e) => self.site.fail(op, format_args!("report_pass: {e:?}")),
+                        }
+                    } else if rng.next().is_multiple_of(4) {
                         a.drain_all();
                     } else if let Err(e) = a.drain_local(cpu) {
                         self.site.fail(op, format_args!("drain_local: {e:?}"));
@@ -767,7 +784,7 @@ impl Shared<'_> {
 }
 
 /// Runs configuration `index`: `ops` operations numbered from `first`.
-fn run_config(args: &Args, index: u64, first: u64, ops: u64) {
+fn run_config(args: &Args, index: u64, first: u64, ops: u64) -> u64 {
     let site = Site {
         seed: args.seed,
         config: index,
@@ -855,23 +872,42 @@ fn run_config(args: &Args, index: u64, first: u64, ops: u64) {
     if let Err(v) = a.check_invariants() {
         site.fail(last, format_args!("after teardown: {v}"));
     }
+    a.stats().report_batches
 }
 
 fn main() {
     let args = parse_args();
     let start = Instant::now();
     let configs = args.ops.div_ceil(OPS_PER_CONFIG);
+    let mut report_batches = 0;
     for c in 0..configs {
         let first = c * OPS_PER_CONFIG;
-        run_config(&args, c, first, OPS_PER_CONFIG.min(args.ops - first));
+        report_batches += run_config(&args, c, first, OPS_PER_CONFIG.min(args.ops - first));
     }
     println!(
-        "soak: seed {} ops {} configs {} threads {} check-every {} elapsed {:.1} s violations 0",
+        "soak: seed {} ops {} configs {} threads {} check-every {} report-batches {} elapsed {:.1} s violations 0",
         args.seed,
         args.ops,
         configs,
         args.threads,
         args.check_every,
+        report_batches,
         start.elapsed().as_secs_f64()
     );
+}
+
+/// A report sink that refuses every batch whose running count is a
+/// multiple of 5, to exercise the failure path.
+struct FlakySink(u64);
+
+impl ReportSink for FlakySink {
+    type Error = ();
+    fn report(&mut self, batch: &[ReportedBlock]) -> Result<(), ()> {
+        self.0 = self.0.wrapping_add(1);
+        if batch.is_empty() || self.0.is_multiple_of(5) {
+            Err(())
+        } else {
+            Ok(())
+        }
+    }
 }
