@@ -35,6 +35,9 @@ use crate::scenario::{Actor, AllocMode, Behaviour, Lifetime, Scenario, Variant};
 
 /// Steps between progress-bar updates.
 const PROGRESS_EVERY: u64 = 256;
+/// Stale references (to blocks freed by another path) a list or queue may
+/// hold beyond twice its live ones before it is compacted.
+const STALE_SLACK: u64 = 4096;
 
 /// Runs every variant of `scenario`.
 pub fn run(scenario: &Scenario, progress: &Progress) -> Result<ScenarioReport> {
@@ -136,53 +139,7 @@ fn run_variant(
         .machine
         .allocator_with(|c| c.packing = variant.packing)?;
     let writer = emit_writer(scenario, variant, &mut alloc)?;
-    let nr_orders = alloc.config().nr_orders as usize;
-    let (low, high) = alloc.zones().iter().fold((0, 0), |(l, h), z| {
-        (l + z.watermarks().low, h + z.watermarks().high)
-    });
-    let actors = variant
-        .actors
-        .iter()
-        .map(|a| ActorState {
-            rng: Rng::stream(scenario.seed, &a.name),
-            carry: 0.0,
-            pages: 0,
-            held: Vec::new(),
-            stats: ActorStats {
-                name: a.name.clone(),
-                kind: match a.behaviour {
-                    Behaviour::Churn { .. } => "churn",
-                    Behaviour::Hold { .. } => "hold",
-                },
-                flags: describe(a.flags),
-                allocs: vec![0; nr_orders],
-                alloc_failures: vec![0; nr_orders],
-                expired_blocks: 0,
-                reclaimed_blocks: 0,
-                reclaimed_pages: 0,
-                released_pages: 0,
-                pages_end: 0,
-                pages_peak: 0,
-            },
-        })
-        .collect();
-    let mut sim = Sim {
-        scenario,
-        variant,
-        alloc,
-        slots: Vec::new(),
-        free_slots: Vec::new(),
-        expiry: BinaryHeap::new(),
-        lru: VecDeque::new(),
-        lru_live: 0,
-        actors,
-        low,
-        high,
-        reclaim: ReclaimStats::default(),
-        scratch: Scratch::default(),
-        samples: Vec::new(),
-        snapshots: Vec::new(),
-    };
+    let mut sim = Sim::new(scenario, variant, alloc);
     let total = scenario.total_steps();
     for step in 0..total {
         if let Some(w) = &writer {
@@ -229,6 +186,59 @@ fn run_variant(
         unmovable_spread_peak: SpreadPeak::of(&sim.samples),
         samples: sim.samples,
     })
+}
+
+impl<'a> Sim<'a> {
+    /// A simulation of `variant` on `alloc`, at step 0.
+    fn new(scenario: &'a Scenario, variant: &'a Variant, alloc: Allocator) -> Sim<'a> {
+        let nr_orders = alloc.config().nr_orders as usize;
+        let (low, high) = alloc.zones().iter().fold((0, 0), |(l, h), z| {
+            (l + z.watermarks().low, h + z.watermarks().high)
+        });
+        let actors = variant
+            .actors
+            .iter()
+            .map(|a| ActorState {
+                rng: Rng::stream(scenario.seed, &a.name),
+                carry: 0.0,
+                pages: 0,
+                held: Vec::new(),
+                stats: ActorStats {
+                    name: a.name.clone(),
+                    kind: match a.behaviour {
+                        Behaviour::Churn { .. } => "churn",
+                        Behaviour::Hold { .. } => "hold",
+                    },
+                    flags: describe(a.flags),
+                    allocs: vec![0; nr_orders],
+                    alloc_failures: vec![0; nr_orders],
+                    expired_blocks: 0,
+                    reclaimed_blocks: 0,
+                    reclaimed_pages: 0,
+                    released_pages: 0,
+                    pages_end: 0,
+                    pages_peak: 0,
+                },
+            })
+            .collect();
+        Sim {
+            scenario,
+            variant,
+            alloc,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            expiry: BinaryHeap::new(),
+            lru: VecDeque::new(),
+            lru_live: 0,
+            actors,
+            low,
+            high,
+            reclaim: ReclaimStats::default(),
+            scratch: Scratch::default(),
+            samples: Vec::new(),
+            snapshots: Vec::new(),
+        }
+    }
 }
 
 /// With `--emit-trace`, the variant's trace writer, installed as the
@@ -463,15 +473,34 @@ impl Sim<'_> {
         expires: Option<u64>,
     ) -> SlotId {
         let id = self.new_slot(pfn, order, i);
+        let slots = &self.slots;
+        let live = |&(idx, generation): &SlotId| {
+            slots
+                .get(idx as usize)
+                .is_some_and(|s| s.live && s.generation == generation)
+        };
         let st = &mut self.actors[i];
         st.stats.allocs[order.get() as usize] += 1;
         st.pages += order.nr_pages().0;
         st.stats.pages_peak = st.stats.pages_peak.max(st.pages);
         if matches!(a.behaviour, Behaviour::Hold { .. }) {
             st.held.push(id);
+            // Blocks reclaim took stay listed until the release: drop them
+            // once they outnumber the live ones, or a reclaimable hold
+            // actor that refills every step grows the list without bound.
+            if st.held.len() as u64 > 2 * st.pages + STALE_SLACK {
+                st.held.retain(live);
+            }
         }
         if let Some(when) = expires {
             self.expiry.push(Reverse((when, id.0, id.1)));
+            // The same for expiries of blocks reclaim freed first: with long
+            // lifetimes they would pile up for the whole run.
+            let nr_live = (slots.len() - self.free_slots.len()) as u64;
+            if self.expiry.len() as u64 > 2 * nr_live + STALE_SLACK {
+                self.expiry
+                    .retain(|&Reverse((_, idx, generation))| live(&(idx, generation)));
+            }
         }
         if a.reclaimable {
             self.lru.push_back(id);
@@ -681,5 +710,93 @@ fn draw_lifetime(rng: &mut Rng, lifetime: Lifetime) -> Option<u64> {
         Lifetime::Uniform { min, max } => Some(rng.range(min, max).max(1)),
         Lifetime::Fixed { steps } => Some(steps.max(1)),
         Lifetime::Forever => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse;
+
+    /// Runs `steps` steps of the scenario's only variant; returns the
+    /// simulation to look at.
+    fn stepped(scenario: &Scenario, steps: u64) -> Sim<'_> {
+        let variant = &scenario.variants[0];
+        let alloc = scenario.machine.allocator().unwrap();
+        let mut sim = Sim::new(scenario, variant, alloc);
+        for step in 0..steps {
+            sim.step(step);
+        }
+        sim
+    }
+
+    /// A reclaimable hold actor that refills every step while reclaim takes
+    /// its blocks: its list of held blocks stays within twice its live
+    /// blocks (plus the slack) instead of growing by the blocks reclaimed.
+    #[test]
+    fn a_refilling_hold_actor_keeps_a_bounded_list() {
+        let text = r#"seed = 3
+[machine]
+memory = "16M"
+[reclaim]
+types = []
+[[phase]]
+name = "run"
+steps = 100
+[[actor]]
+name = "kernel"
+migratetype = "unmovable"
+rate = 400
+lifetime = { dist = "exponential", mean = 20 }
+[[actor]]
+name = "driver"
+kind = "hold"
+reclaimable = true
+migratetype = "movable"
+hold = "16M"
+chunk = "16M"
+"#;
+        let scenario = parse(text, "t.toml", None).unwrap();
+        let sim = stepped(&scenario, 100);
+        let driver = &sim.actors[1];
+        let reclaimed = driver.stats.reclaimed_blocks;
+        assert!(
+            reclaimed > 4 * STALE_SLACK,
+            "reclaim took {reclaimed} blocks"
+        );
+        assert!(
+            driver.held.len() as u64 <= 2 * driver.pages + STALE_SLACK + 1,
+            "{} held for {} pages",
+            driver.held.len(),
+            driver.pages
+        );
+    }
+
+    /// Long-lived churn blocks that reclaim frees first leave their expiry
+    /// behind: the queue stays within twice the live blocks (plus the
+    /// slack) instead of growing with every allocation.
+    #[test]
+    fn expiries_of_reclaimed_blocks_do_not_pile_up() {
+        let text = r#"seed = 3
+[machine]
+memory = "16M"
+[[phase]]
+name = "run"
+steps = 20
+[[actor]]
+name = "cache"
+migratetype = "movable"
+rate = 10000
+lifetime = { dist = "fixed", steps = 1000000000000 }
+"#;
+        let scenario = parse(text, "t.toml", None).unwrap();
+        let sim = stepped(&scenario, 20);
+        assert!(sim.reclaim.blocks > 4 * STALE_SLACK, "{:?}", sim.reclaim);
+        let live = (sim.slots.len() - sim.free_slots.len()) as u64;
+        assert!(
+            sim.expiry.len() as u64 <= 2 * live + STALE_SLACK + 1,
+            "{} expiries for {live} live blocks",
+            sim.expiry.len()
+        );
     }
 }

@@ -80,3 +80,43 @@ fn help_and_version() {
     assert!(out.stdout.contains("--policy"));
     assert!(out.stdout.contains("--lenient"));
 }
+
+/// Issue 10, item 6: a driver told to hold `1048576T` (2^60 bytes) in the
+/// default scenario's 1 GiB machine. The old checker let it through: the
+/// run went on with an actor that could never be satisfied, and with
+/// `chunk` as large the packed variant asked for the whole chunk in one
+/// call and aborted (exit 134, "memory allocation of 2251799813685248 bytes
+/// failed"). Now it is an input error naming the file, the line and the key.
+#[test]
+fn a_driver_holding_more_than_the_machine_is_an_input_error() {
+    let default = std::fs::read_to_string(scenario_arg("default.toml")).unwrap();
+    assert_eq!(default.lines().nth(86), Some("hold = \"400M\""));
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        (
+            "huge-hold-and-chunk.toml",
+            default
+                .replace("hold = \"400M\"", "hold = \"1048576T\"")
+                .replace("chunk = \"40M\"", "chunk = \"1048576T\""),
+        ),
+        (
+            "huge-hold.toml",
+            default.replace("hold = \"400M\"", "hold = \"1048576T\""),
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &text).unwrap();
+        let f = path.display().to_string();
+        let out = pagesim(&["run", &f]);
+        assert_eq!(out.code, Some(2), "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "{f}:87: actor `driver`: `hold` = 1024P is more than the machine's memory (1G)"
+            )),
+            "{name}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "{name}: no report");
+    }
+}

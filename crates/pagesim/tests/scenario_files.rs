@@ -1,12 +1,14 @@
-//! Scenario files: unknown keys and bad values are errors that name the key
-//! and the line; variants run side by side; the "packed" allocation mode
-//! packs a driver's pages into fewer pageblocks than plain allocation.
+//! Scenario files: unknown keys, bad values and values beyond their bounds
+//! (docs/pagesim.md, "Limits") are errors that name the key and the line;
+//! variants run side by side; the "packed" allocation mode packs a
+//! driver's pages into fewer pageblocks than plain allocation.
 
 mod common;
 
 use std::path::Path;
 
 use common::{pagesim, pagesim_json, scenario_arg};
+use pagesim::scenario::ScenarioErrorKind;
 
 /// A small valid scenario; tests replace parts of it.
 const SMALL: &str = r#"name = "small"
@@ -102,7 +104,11 @@ fn bad_values_are_reported_with_their_line() {
         "memory = \"64Q\"",
         &[":5:", "invalid size `64Q`"],
     );
-    bad("rate = 20", "rate = -1", &["actor `cache`", "rate -1"]);
+    bad(
+        "rate = 20",
+        "rate = -1",
+        &[":15:", "actor `cache`", "`rate` = -1"],
+    );
     bad(
         "{ 0 = 0.9, 3 = 0.1 }",
         "{ 0 = 0.9, 30 = 0.1 }",
@@ -119,6 +125,16 @@ fn bad_values_are_reported_with_their_line() {
         &[":16:", "sometimes"],
     );
     bad("mean = 20", "mean = 0", &["lifetime mean 0"]);
+    bad(
+        "{ 0 = 0.9, 3 = 0.1 }",
+        "{ 0 = 1.7e308, 3 = 1.7e308 }",
+        &[":22:", "the weights add up to more than the largest number"],
+    );
+    bad(
+        "{ 0 = 0.9, 3 = 0.1 }",
+        "{ 0 = 0.9, 00 = 0.1 }",
+        &[":22:", "order 0 is given twice"],
+    );
     // Huge but valid lifetimes run (and never expire).
     let huge = SMALL.replace(
         "{ dist = \"exponential\", mean = 20 }",
@@ -152,7 +168,7 @@ fn bad_values_are_reported_with_their_line() {
     bad(
         "rate = 20",
         "rate = 1e300",
-        &["rate 1e300 must be a number from 0 to"],
+        &["`rate` = 1e300 must be a number from 0 to"],
     );
     bad(
         "steps = 200",
@@ -162,7 +178,7 @@ fn bad_values_are_reported_with_their_line() {
     bad(
         "memory = \"64M\"",
         "memory = \"16T\"",
-        &["[machine]", "zone"],
+        &[":5:", "[machine]: `memory` spans 4294967296 pages"],
     );
     let no_actor_name = SMALL.replace("name = \"cache\"\n", "");
     assert_scenario_error(&no_actor_name, &["needs a `name`"]);
@@ -269,4 +285,238 @@ fn shipped_scenarios_parse_and_run_shortened() {
     assert!(out.stderr.contains("steps"));
     let out = pagesim(&["run", "/nonexistent.toml"]);
     assert_eq!(out.code, Some(2));
+}
+
+/// Every bounded value beyond its bound is an error of kind `OutOfBounds`
+/// with the file, the line and the key, through the library and through
+/// the command line (exit 2, no panic): a row per bound (docs/pagesim.md,
+/// "Limits").
+#[test]
+fn out_of_bounds_values_name_file_line_and_key() {
+    // Whole-file texts for the bounds on how many tables a file has.
+    let actors = (0..1022).fold(SMALL.to_owned(), |t, i| {
+        t + &format!(
+            "\n[[actor]]\nname = \"a{i}\"\nmigratetype = \"movable\"\nrate = 1\nlifetime = {{ dist = \"forever\" }}\n"
+        )
+    });
+    let phases = (0..1024).fold(SMALL.to_owned(), |t, i| {
+        t.replacen(
+            "[[actor]]",
+            &format!("[[phase]]\nname = \"p{i}\"\nsteps = 1\n\n[[actor]]"),
+            1,
+        )
+    });
+    let snapshots = (0..256).fold(SMALL.to_owned(), |t, i| {
+        t.replacen(
+            "[[actor]]",
+            &format!("[[phase]]\nname = \"p{i}\"\nsteps = 1\nsnapshot = \"s{i}\"\n\n[[actor]]"),
+            1,
+        )
+    });
+    let variants = (0..17).fold(SMALL.to_owned(), |t, i| {
+        t + &format!("\n[[variant]]\nname = \"v{i}\"\n")
+    });
+    // 32 GiB is 2^23 pages: eight variants of it are 2^26, a ninth too many.
+    let big_variants = (0..9).fold(SMALL.replace("\"64M\"", "\"32G\""), |t, i| {
+        t + &format!("\n[[variant]]\nname = \"v{i}\"\n")
+    });
+    let override_hold = format!("{SMALL}\n[[variant]]\nname = \"v\"\nactor.driver.hold = \"1G\"\n");
+    let line_of = |text: &str, needle: &str| {
+        text.lines()
+            .position(|l| l.starts_with(needle))
+            .map(|i| i + 1)
+            .unwrap()
+    };
+    let last_line_of = |text: &str, needle: &str| {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| *l == needle)
+            .last()
+            .map(|(i, _)| i + 1)
+            .unwrap()
+    };
+    let edit = |pairs: &[(&str, &str)]| {
+        pairs.iter().fold(SMALL.to_owned(), |t, (from, to)| {
+            assert!(t.contains(from), "{from} not found");
+            t.replacen(from, to, 1)
+        })
+    };
+    // (text, line, key, message)
+    let cases: Vec<(String, usize, &str, &str)> = vec![
+        (
+            edit(&[("hold = \"8M\"", "hold = \"65M\"")]),
+            29,
+            "hold",
+            "actor `driver`: `hold` = 65M is more than the machine's memory (64M)",
+        ),
+        (
+            edit(&[("chunk = \"1M\"", "chunk = \"1048576T\"")]),
+            30,
+            "chunk",
+            "`chunk` = 1024P is more than the machine's memory (64M)",
+        ),
+        (
+            edit(&[("rate = 20\n", "rate = 20\nmax = \"1T\"\n")]),
+            16,
+            "max",
+            "actor `cache`: `max` = 1T is more than the machine's memory (64M)",
+        ),
+        (
+            edit(&[("rate = 20\n", "rate = 2e7\n")]),
+            15,
+            "rate",
+            "`rate` = 20000000.0 must be a number from 0 to 10000000",
+        ),
+        (
+            override_hold.clone(),
+            line_of(&override_hold, "actor.driver.hold"),
+            "actor.driver.hold",
+            "variant `v`, actor `driver`: `actor.driver.hold` = 1G is more than the machine's memory (64M)",
+        ),
+        (
+            edit(&[("memory = \"64M\"", "memory = \"512G\"")]),
+            5,
+            "memory",
+            "[machine]: `memory` spans 134217728 pages (holes included); pagesim simulates at most 67108864 pages (256G of 4K pages)",
+        ),
+        (
+            edit(&[(
+                "memory = \"64M\"",
+                "ranges = [\n  { start = 0, size = \"64M\" },\n  { start = \"1G\", size = \"64M\", node = 64 },\n]",
+            )]),
+            7,
+            "node",
+            "`node` = 64 is not below 64",
+        ),
+        (
+            edit(&[("memory = \"64M\"", "memory = \"64M\"\nmin_free_kbytes = 65537")]),
+            6,
+            "min_free_kbytes",
+            "`min_free_kbytes` = 65537 is more than the machine's memory (64M = 65536 KiB)",
+        ),
+        (
+            edit(&[("memory = \"64M\"", "memory = \"64M\"\npage_size = \"3K\"")]),
+            6,
+            "page_size",
+            "`page_size`: page size 3072 is not a power of two",
+        ),
+        (
+            edit(&[("memory = \"64M\"", "memory = \"64M\"\norders = 17")]),
+            6,
+            "orders",
+            "[machine]: `orders`: ",
+        ),
+        (
+            edit(&[("memory = \"64M\"", "memory = \"64M\"\nwatermark_scale_factor = 0")]),
+            6,
+            "watermark_scale_factor",
+            "outside 1..=3000",
+        ),
+        (
+            edit(&[("seed = 3", "seed = 3\nsample_every = 0")]),
+            3,
+            "sample_every",
+            "`sample_every` must be at least 1",
+        ),
+        (
+            edit(&[
+                ("seed = 3", "seed = 3\nsample_every = 1"),
+                ("steps = 200", "steps = 20001"),
+            ]),
+            3,
+            "sample_every",
+            "`sample_every` = 1 takes 20001 samples of the 20001 steps; at most 20000 (sample_every >= 2)",
+        ),
+        (
+            edit(&[("seed = 3", "seed = 3\nprobe_orders = [3, 9, 3]")]),
+            3,
+            "probe_orders",
+            "`probe_orders`: order 3 is listed twice",
+        ),
+        (
+            edit(&[("seed = 3", "seed = 3\nprobe_orders = [3, 11]")]),
+            3,
+            "probe_orders",
+            "`probe_orders`: order 11 is not below orders = 11",
+        ),
+        (
+            edit(&[("steps = 200", "steps = 0")]),
+            9,
+            "steps",
+            "phase `run` has no steps",
+        ),
+        (
+            actors.clone(),
+            last_line_of(&actors, "[[actor]]"),
+            "[[actor]]",
+            "more than 1024 actors",
+        ),
+        (
+            phases.clone(),
+            last_line_of(&phases, "[[phase]]"),
+            "[[phase]]",
+            "more than 1024 phases",
+        ),
+        (
+            snapshots.clone(),
+            line_of(&snapshots, "snapshot = \"s255\""),
+            "snapshot",
+            "more than 256 phases take a `snapshot`",
+        ),
+        (
+            variants.clone(),
+            line_of(&variants, "name = \"v16\"") - 1,
+            "[[variant]]",
+            "more than 16 variants",
+        ),
+        (
+            big_variants.clone(),
+            line_of(&big_variants, "name = \"v8\"") - 1,
+            "[[variant]]",
+            "variant `v8`: 9 variants of a machine spanning 8388608 pages simulate 75497472 pages at once; pagesim simulates at most 67108864",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (text, line, key, message) in &cases {
+        let e = pagesim::scenario::parse(text, "s.toml", None).unwrap_err();
+        assert_eq!(e.kind, ScenarioErrorKind::OutOfBounds, "{e}");
+        assert_eq!(e.key.as_deref(), Some(*key), "{e}");
+        assert_eq!(e.line, Some(*line), "{key}: {e}");
+        assert!(e.message.contains(message), "{e} lacks {message:?}");
+        let f = write(dir.path(), text);
+        let out = pagesim(&["run", &f]);
+        assert_eq!(out.code, Some(2), "{key}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("{f}:{line}: ")) && out.stderr.contains(message),
+            "{key}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+    // Issue 10, item 6 (tests/cli.rs has it through the binary): the
+    // default scenario's driver holding 1048576T.
+    let default = std::fs::read_to_string(scenario_arg("default.toml")).unwrap();
+    let huge = default.replace("hold = \"400M\"", "hold = \"1048576T\"");
+    let e = pagesim::scenario::parse(&huge, "default.toml", None).unwrap_err();
+    assert_eq!(e.kind, ScenarioErrorKind::OutOfBounds);
+    assert_eq!((e.line, e.key.as_deref()), (Some(87), Some("hold")));
+    // At the bounds themselves, the scenarios are fine.
+    let at_bounds = [
+        edit(&[("hold = \"8M\"", "hold = \"64M\"\nalloc_mode = \"packed\"")]),
+        edit(&[
+            ("seed = 3", "seed = 3\nsample_every = 1"),
+            ("steps = 200", "steps = 20000"),
+        ]),
+        edit(&[(
+            "memory = \"64M\"",
+            "memory = \"64M\"\nmin_free_kbytes = 65536",
+        )]),
+    ];
+    for text in &at_bounds {
+        pagesim::scenario::parse(text, "s.toml", None).unwrap();
+    }
+    let eight = (0..8).fold(SMALL.replace("\"64M\"", "\"32G\""), |t, i| {
+        t + &format!("\n[[variant]]\nname = \"v{i}\"\n")
+    });
+    pagesim::scenario::parse(&eight, "s.toml", None).unwrap();
 }

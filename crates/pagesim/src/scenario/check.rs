@@ -1,18 +1,25 @@
 //! Checking a parsed scenario file and building the [`Scenario`] the
 //! simulator runs: phase references, order ranges, actor fields that apply
 //! to the actor's kind, variant overrides merged into the base actors.
+//! Values that size memory or count what pagesim keeps are bounded by the
+//! machine or by a documented maximum (docs/pagesim.md, "Limits"): beyond
+//! it they are [`ScenarioErrorKind::OutOfBounds`] errors with their key.
 //! Errors carry the line of what they are about.
 
 use std::collections::BTreeMap;
 
-use pagealloc::{Config, MemRange, MemoryMap, MinFree, NodeId, Order, Pfn, ZoneBounds};
+use pagealloc::{
+    Config, ConfigError, MemRange, MemoryMap, MinFree, NodeId, Order, Pfn, ZoneBounds,
+};
 use toml::Spanned;
 
 use super::spec::{
     ActorKind, ActorSpec, Lifetime, MachineSpec, MigrateName, OrderWeights, PhaseSpec,
     ScenarioFile, VariantSpec, ZoneLayoutName,
 };
-use super::{Actor, Behaviour, Phase, Reclaim, Scenario, ScenarioError, Variant};
+use super::{
+    Actor, Behaviour, Phase, Reclaim, Scenario, ScenarioError, ScenarioErrorKind, Variant,
+};
 use crate::gfp::{parse_gfp, Strictness};
 use crate::machine::Machine;
 use crate::size::ByteSize;
@@ -20,8 +27,28 @@ use crate::size::ByteSize;
 /// The most steps a scenario may have (a sanity bound: a step costs at
 /// least a few nanoseconds per actor).
 const MAX_TOTAL_STEPS: u64 = 1 << 40;
-/// The most blocks an actor may ask for per step.
+/// The most blocks an actor may ask for per step (whatever the machine).
 const MAX_RATE: f64 = 1e7;
+/// The most pages pagesim simulates at once, over all variants: every
+/// variant runs its own allocator, which keeps 8 bytes per spanned page,
+/// and a snapshot's probes copy it. 2^26 pages is 256 GiB of 4 KiB pages,
+/// 512 MiB of page records.
+const MAX_SIMULATED_PAGES: u64 = 1 << 26;
+/// Node ids are below this: Linux's `MAX_NUMNODES` with the x86-64
+/// default `CONFIG_NODES_SHIFT=6`. The engine's zonelists grow with the
+/// square of the number of nodes.
+const MAX_NODES: u16 = 64;
+/// The most variants (each one a thread with its own allocator).
+const MAX_VARIANTS: usize = 16;
+/// The most actors (a block's owner is recorded in 16 bits; checking and
+/// reporting are per actor).
+const MAX_ACTORS: usize = 1024;
+/// The most phases (every step looks for the phases ending there).
+const MAX_PHASES: usize = 1024;
+/// The most snapshots (each is kept, per variant, until the report).
+const MAX_SNAPSHOTS: usize = 256;
+/// The most census samples per variant (each is kept until the report).
+const MAX_SAMPLES: u64 = 20_000;
 
 /// Samples per run when `sample_every` is not given.
 const DEFAULT_SAMPLES: u64 = 200;
@@ -36,26 +63,35 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
     let file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError {
         origin: origin.to_owned(),
         line: e.span().map(|s| ctx.line_of(s.start)),
+        kind: ScenarioErrorKind::Invalid,
+        key: None,
         message: e.message().to_owned(),
     })?;
-    let machine = ctx.machine(&file.machine)?;
+    let (machine, size) = ctx.machine(&file.machine)?;
     let phases = ctx.phases(&file.phase, scale)?;
     let total = phases.last().map_or(0, Phase::end);
     let nr_orders = machine.config.nr_orders;
-    let probe_orders = file
-        .probe_orders
-        .clone()
-        .unwrap_or(DEFAULT_PROBE_ORDERS.to_vec())
-        .into_iter()
-        .map(|o| {
-            Order::new(o).filter(|_| o < nr_orders).ok_or_else(|| {
-                ctx.err(
-                    None,
-                    format!("probe order {o} is not below orders = {nr_orders}"),
-                )
+    let probe_orders = match &file.probe_orders {
+        Some(list) => ctx.probe_orders(list, nr_orders)?,
+        None => DEFAULT_PROBE_ORDERS
+            .into_iter()
+            .map(|o| {
+                Order::new(o).filter(|_| o < nr_orders).ok_or_else(|| {
+                    ctx.err(
+                        None,
+                        format!("probe order {o} is not below orders = {nr_orders}"),
+                    )
+                })
             })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if let Some(a) = file.actor.get(MAX_ACTORS) {
+        return Err(ctx.bound(
+            a.span().start,
+            "[[actor]]",
+            format!("more than {MAX_ACTORS} actors"),
+        ));
+    }
     let mut names: Vec<&str> = Vec::new();
     for a in &file.actor {
         let Some(name) = a.get_ref().name.as_deref() else {
@@ -85,17 +121,60 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
     let mut variants = Vec::new();
     for v in &specs {
         let spec = v.get_ref();
+        if variants.len() == MAX_VARIANTS {
+            return Err(ctx.bound(
+                v.span().start,
+                "[[variant]]",
+                format!("more than {MAX_VARIANTS} variants"),
+            ));
+        }
+        // Every variant runs its own allocator, all at once.
+        let simulated = (variants.len() as u64 + 1) * size.spanned_pages;
+        if simulated > MAX_SIMULATED_PAGES {
+            return Err(ctx.bound(
+                v.span().start,
+                "[[variant]]",
+                format!(
+                    "variant `{}`: {} variants of a machine spanning {} pages simulate {simulated} pages at once; pagesim simulates at most {MAX_SIMULATED_PAGES} (every variant runs its own allocator)",
+                    spec.name,
+                    variants.len() + 1,
+                    size.spanned_pages,
+                ),
+            ));
+        }
         if variants.iter().any(|x: &Variant| x.name == spec.name) {
             return Err(ctx.err(
                 Some(v.span().start),
                 format!("two variants are named `{}`", spec.name),
             ));
         }
-        variants.push(ctx.variant(&file, spec, &phases, &machine.config)?);
+        variants.push(ctx.variant(&file, spec, &phases, &machine.config, &size)?);
     }
-    let sample_every = match file.sample_every {
-        Some(0) => return Err(ctx.err(None, "sample_every must be at least 1".into())),
-        Some(n) => scale.map_or(n, |f| ((n as f64 * f).round() as u64).max(1)),
+    let sample_every = match &file.sample_every {
+        Some(n) => {
+            let at = n.span().start;
+            let n = *n.get_ref();
+            if n == 0 {
+                return Err(ctx.bound(
+                    at,
+                    "sample_every",
+                    "`sample_every` must be at least 1".into(),
+                ));
+            }
+            let every = scale.map_or(n, |f| ((n as f64 * f).round() as u64).max(1));
+            let samples = total.div_ceil(every);
+            if samples > MAX_SAMPLES {
+                return Err(ctx.bound(
+                    at,
+                    "sample_every",
+                    format!(
+                        "`sample_every` = {every} takes {samples} samples of the {total} steps; at most {MAX_SAMPLES} (sample_every >= {})",
+                        total.div_ceil(MAX_SAMPLES)
+                    ),
+                ));
+            }
+            every
+        }
         None => (total / DEFAULT_SAMPLES).max(1),
     };
     Ok(Scenario {
@@ -109,6 +188,43 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
         variants,
         emit_trace: None,
     })
+}
+
+/// What the checked machine offers, for the bounds on actors and variants.
+struct MachineSize {
+    /// Usable memory.
+    memory: ByteSize,
+    /// Pages the allocator keeps records for: each node's span, holes
+    /// included.
+    spanned_pages: u64,
+}
+
+/// Why an actor was refused.
+enum ActorProblem {
+    /// About the actor as a whole (or a key with its own line in the
+    /// message): reported at the actor's line.
+    Whole(String),
+    /// A value beyond a bound: reported at the value's line, with its key.
+    Value {
+        /// Where the value is.
+        at: usize,
+        /// The key in an `[[actor]]` table.
+        key: &'static str,
+        /// What is wrong, after the key.
+        detail: String,
+    },
+}
+
+impl From<String> for ActorProblem {
+    fn from(s: String) -> ActorProblem {
+        ActorProblem::Whole(s)
+    }
+}
+
+impl From<&str> for ActorProblem {
+    fn from(s: &str) -> ActorProblem {
+        ActorProblem::Whole(s.to_owned())
+    }
 }
 
 /// The text being parsed, for error positions.
@@ -131,55 +247,186 @@ impl Ctx<'_> {
         ScenarioError {
             origin: self.origin.to_owned(),
             line: offset.map(|o| self.line_of(o)),
+            kind: ScenarioErrorKind::Invalid,
+            key: None,
             message,
         }
     }
 
-    fn machine(&self, m: &MachineSpec) -> Result<Machine, ScenarioError> {
+    /// A value beyond a bound, at the line of `key`; the message names the
+    /// key.
+    fn bound(&self, offset: usize, key: &str, message: String) -> ScenarioError {
+        ScenarioError {
+            origin: self.origin.to_owned(),
+            line: Some(self.line_of(offset)),
+            kind: ScenarioErrorKind::OutOfBounds,
+            key: Some(key.to_owned()),
+            message,
+        }
+    }
+
+    fn probe_orders(
+        &self,
+        list: &Spanned<Vec<u8>>,
+        nr_orders: u8,
+    ) -> Result<Vec<Order>, ScenarioError> {
+        let at = list.span().start;
+        let mut out: Vec<Order> = Vec::new();
+        for &o in list.get_ref() {
+            let order = Order::new(o).filter(|_| o < nr_orders).ok_or_else(|| {
+                self.bound(
+                    at,
+                    "probe_orders",
+                    format!("`probe_orders`: order {o} is not below orders = {nr_orders}"),
+                )
+            })?;
+            if out.contains(&order) {
+                return Err(self.bound(
+                    at,
+                    "probe_orders",
+                    format!("`probe_orders`: order {o} is listed twice"),
+                ));
+            }
+            out.push(order);
+        }
+        Ok(out)
+    }
+
+    fn machine(
+        &self,
+        spec: &Spanned<MachineSpec>,
+    ) -> Result<(Machine, MachineSize), ScenarioError> {
+        let m = spec.get_ref();
+        let table = spec.span().start;
         let defaults = Config::default();
-        let page_size = m.page_size.map_or(defaults.page_size_bytes, |b| b.0);
+        let page_size = m
+            .page_size
+            .as_ref()
+            .map_or(defaults.page_size_bytes, |b| b.get_ref().0);
         let zone_bounds = match m.zones.unwrap_or(ZoneLayoutName::Normal) {
             ZoneLayoutName::Normal => ZoneBounds::NORMAL_ONLY,
             ZoneLayoutName::X86_64 => ZoneBounds::X86_64,
         };
         let config = Config {
             page_size_bytes: page_size,
-            nr_orders: m.orders.unwrap_or(defaults.nr_orders),
-            pageblock_order: m.pageblock_order.unwrap_or(defaults.pageblock_order),
+            nr_orders: m
+                .orders
+                .as_ref()
+                .map_or(defaults.nr_orders, |o| *o.get_ref()),
+            pageblock_order: m
+                .pageblock_order
+                .as_ref()
+                .map_or(defaults.pageblock_order, |o| *o.get_ref()),
             zone_bounds,
-            min_free: m.min_free_kbytes.map_or(defaults.min_free, MinFree::Kbytes),
+            min_free: m
+                .min_free_kbytes
+                .as_ref()
+                .map_or(defaults.min_free, |k| MinFree::Kbytes(*k.get_ref())),
             watermark_scale_factor: m
                 .watermark_scale_factor
-                .unwrap_or(defaults.watermark_scale_factor),
+                .as_ref()
+                .map_or(defaults.watermark_scale_factor, |w| *w.get_ref()),
             ..defaults
         };
-        config
-            .validate()
-            .map_err(|e| self.err(None, format!("[machine]: {e}")))?;
+        config.validate().map_err(|e| {
+            // The key the engine refused, at its line.
+            let span_of = |s: Option<usize>, key: &str| match s {
+                Some(at) => self.bound(at, key, format!("[machine]: `{key}`: {e}")),
+                None => self.err(Some(table), format!("[machine]: {e}")),
+            };
+            match e {
+                ConfigError::PageSize { .. } => {
+                    span_of(m.page_size.as_ref().map(|s| s.span().start), "page_size")
+                }
+                ConfigError::NrOrders { .. } => {
+                    span_of(m.orders.as_ref().map(|s| s.span().start), "orders")
+                }
+                ConfigError::PageblockOrder { .. } => span_of(
+                    m.pageblock_order.as_ref().map(|s| s.span().start),
+                    "pageblock_order",
+                ),
+                ConfigError::WatermarkScaleFactor { .. } => span_of(
+                    m.watermark_scale_factor.as_ref().map(|s| s.span().start),
+                    "watermark_scale_factor",
+                ),
+                _ => self.err(Some(table), format!("[machine]: {e}")),
+            }
+        })?;
         let pages = |b: ByteSize| b.0 / page_size;
-        let ranges: Vec<MemRange> = match (&m.memory, &m.ranges) {
-            (Some(size), None) => vec![MemRange {
-                node: NodeId(0),
-                start: Pfn(0),
-                end: Pfn(pages(*size)),
-            }],
-            (None, Some(rs)) => rs
-                .iter()
-                .map(|r| MemRange {
-                    node: NodeId(r.node),
-                    start: Pfn(pages(r.start)),
-                    end: Pfn(pages(r.start) + pages(r.size)),
-                })
-                .collect(),
+        let (ranges, key, key_at): (Vec<MemRange>, &str, usize) = match (&m.memory, &m.ranges) {
+            (Some(size), None) => (
+                vec![MemRange {
+                    node: NodeId(0),
+                    start: Pfn(0),
+                    end: Pfn(pages(*size.get_ref())),
+                }],
+                "memory",
+                size.span().start,
+            ),
+            (None, Some(rs)) => {
+                let mut out = Vec::new();
+                for r in rs.get_ref() {
+                    let spec = r.get_ref();
+                    if spec.node >= MAX_NODES {
+                        return Err(self.bound(
+                            r.span().start,
+                            "node",
+                            format!(
+                                "[machine]: `ranges`: `node` = {} is not below {MAX_NODES} (Linux's MAX_NUMNODES on x86-64)",
+                                spec.node
+                            ),
+                        ));
+                    }
+                    out.push(MemRange {
+                        node: NodeId(spec.node),
+                        start: Pfn(pages(spec.start)),
+                        end: Pfn(pages(spec.start) + pages(spec.size)),
+                    });
+                }
+                (out, "ranges", rs.span().start)
+            }
             _ => {
                 return Err(self.err(
-                    None,
+                    Some(table),
                     "[machine] needs exactly one of `memory` or `ranges`".into(),
                 ))
             }
         };
-        let map = MemoryMap::new(ranges).map_err(|e| self.err(None, format!("[machine]: {e}")))?;
+        let map = MemoryMap::new(ranges)
+            .map_err(|e| self.err(Some(key_at), format!("[machine]: `{key}`: {e}")))?;
+        // The allocator keeps a record per page of each zone's span; nodes
+        // do not interleave, so the zones lie within the node spans.
+        let mut spanned_pages: u64 = 0;
+        for node in map.ranges().chunk_by(|a, b| a.node == b.node) {
+            if let (Some(first), Some(last)) = (node.first(), node.last()) {
+                spanned_pages = spanned_pages.saturating_add(last.end.0 - first.start.0);
+            }
+        }
+        if spanned_pages > MAX_SIMULATED_PAGES {
+            return Err(self.bound(
+                key_at,
+                key,
+                format!(
+                    "[machine]: `{key}` spans {spanned_pages} pages (holes included); pagesim simulates at most {MAX_SIMULATED_PAGES} pages ({} of {} pages) at once",
+                    ByteSize(MAX_SIMULATED_PAGES * page_size),
+                    ByteSize(page_size),
+                ),
+            ));
+        }
         let size = ByteSize(map.nr_present() * page_size);
+        if let Some(kb) = &m.min_free_kbytes {
+            if kb.get_ref().saturating_mul(1024) > size.0 {
+                return Err(self.bound(
+                    kb.span().start,
+                    "min_free_kbytes",
+                    format!(
+                        "[machine]: `min_free_kbytes` = {} is more than the machine's memory ({size} = {} KiB)",
+                        kb.get_ref(),
+                        size.0 / 1024
+                    ),
+                ));
+            }
+        }
         let machine = Machine {
             map,
             config,
@@ -187,8 +434,14 @@ impl Ctx<'_> {
         };
         machine
             .allocator()
-            .map_err(|e| self.err(None, format!("[machine]: {e}")))?;
-        Ok(machine)
+            .map_err(|e| self.err(Some(table), format!("[machine]: {e}")))?;
+        Ok((
+            machine,
+            MachineSize {
+                memory: size,
+                spanned_pages,
+            },
+        ))
     }
 
     fn phases(
@@ -204,6 +457,24 @@ impl Ctx<'_> {
                 return Err(self.err(None, format!("--scale {f} must be a positive number")));
             }
         }
+        if let Some(s) = specs.get(MAX_PHASES) {
+            return Err(self.bound(
+                s.span().start,
+                "[[phase]]",
+                format!("more than {MAX_PHASES} phases"),
+            ));
+        }
+        if let Some(snap) = specs
+            .iter()
+            .filter_map(|s| s.get_ref().snapshot.as_ref())
+            .nth(MAX_SNAPSHOTS)
+        {
+            return Err(self.bound(
+                snap.span().start,
+                "snapshot",
+                format!("more than {MAX_SNAPSHOTS} phases take a `snapshot`"),
+            ));
+        }
         let mut phases: Vec<Phase> = Vec::new();
         let mut start = 0;
         for s in specs {
@@ -214,24 +485,27 @@ impl Ctx<'_> {
                     format!("two phases are named `{}`", p.name),
                 ));
             }
-            if p.steps == 0 {
-                return Err(self.err(
-                    Some(s.span().start),
-                    format!("phase `{}` has no steps", p.name),
-                ));
+            let at = p.steps.span().start;
+            let given = *p.steps.get_ref();
+            if given == 0 {
+                return Err(self.bound(at, "steps", format!("phase `{}` has no steps", p.name)));
             }
-            let steps = scale.map_or(p.steps, |f| ((p.steps as f64 * f).round() as u64).max(1));
+            let steps = scale.map_or(given, |f| ((given as f64 * f).round() as u64).max(1));
             if steps > MAX_TOTAL_STEPS - start {
-                return Err(self.err(
-                    Some(s.span().start),
-                    format!("the phases add up to more than {MAX_TOTAL_STEPS} steps"),
+                return Err(self.bound(
+                    at,
+                    "steps",
+                    format!(
+                        "phase `{}`: `steps`: the phases add up to more than {MAX_TOTAL_STEPS} steps",
+                        p.name
+                    ),
                 ));
             }
             phases.push(Phase {
                 name: p.name.clone(),
                 start,
                 steps,
-                snapshot: p.snapshot.clone(),
+                snapshot: p.snapshot.as_ref().map(|t| t.get_ref().clone()),
             });
             start += steps;
         }
@@ -261,6 +535,7 @@ impl Ctx<'_> {
         spec: &VariantSpec,
         phases: &[Phase],
         config: &Config,
+        size: &MachineSize,
     ) -> Result<Variant, ScenarioError> {
         let mut reclaim_spec = file.reclaim.clone();
         if let Some(r) = &spec.reclaim {
@@ -310,15 +585,33 @@ impl Ctx<'_> {
             if merged.enabled == Some(false) {
                 continue;
             }
+            let patch = spec.actor.get(&name).map(Spanned::get_ref);
             let actor = self
-                .actor(&name, &merged, phases, config, &reclaim)
-                .map_err(|message| {
-                    let scope = if spec.actor.contains_key(&name) {
-                        format!("variant `{}`, actor `{name}`", spec.name)
-                    } else {
-                        format!("actor `{name}`")
+                .actor(&name, &merged, phases, config, &reclaim, size)
+                .map_err(|problem| {
+                    let scope = match patch {
+                        Some(_) => format!("variant `{}`, actor `{name}`", spec.name),
+                        None => format!("actor `{name}`"),
                     };
-                    self.err(Some(at), format!("{scope}: {message}"))
+                    match problem {
+                        ActorProblem::Whole(message) => {
+                            self.err(Some(at), format!("{scope}: {message}"))
+                        }
+                        ActorProblem::Value {
+                            at: value_at,
+                            key,
+                            detail,
+                        } => {
+                            // The key as written where the value is: in the
+                            // variant (`actor.NAME.KEY`) or in the actor.
+                            let key = if patch.is_some_and(|p| p.gives(key)) {
+                                format!("actor.{name}.{key}")
+                            } else {
+                                key.to_owned()
+                            };
+                            self.bound(value_at, &key, format!("{scope}: `{key}` {detail}"))
+                        }
+                    }
                 })?;
             actors.push(actor);
         }
@@ -340,7 +633,8 @@ impl Ctx<'_> {
         phases: &[Phase],
         config: &Config,
         reclaim: &Reclaim,
-    ) -> Result<Actor, String> {
+        size: &MachineSize,
+    ) -> Result<Actor, ActorProblem> {
         let nr_orders = config.nr_orders;
         let page_size = config.page_size_bytes;
         let flags = match (&a.migratetype, &a.gfp) {
@@ -371,6 +665,21 @@ impl Ctx<'_> {
                 .map(|s| self.phase_ref(phases, s).map_err(|e| e.to_string()))
                 .transpose()
         };
+        // Sizes an actor may give: none beyond the machine's memory.
+        let within_memory = |key: &'static str, v: &Option<Spanned<ByteSize>>| {
+            match v {
+                Some(b) if *b.get_ref() > size.memory => Err(ActorProblem::Value {
+                    at: b.span().start,
+                    key,
+                    detail: format!(
+                        "= {} is more than the machine's memory ({}): an actor cannot hold more than the machine has",
+                        b.get_ref(),
+                        size.memory
+                    ),
+                }),
+                _ => Ok(v.as_ref().map(|b| *b.get_ref())),
+            }
+        };
         let start = phase_of(&a.start)?.map_or(0, |i| phases[i].start);
         let stop =
             phase_of(&a.stop)?.map_or(phases.last().map_or(0, Phase::end), |i| phases[i].end());
@@ -378,12 +687,9 @@ impl Ctx<'_> {
             return Err("`stop` phase comes before `start`".into());
         }
         let kind = a.kind.unwrap_or_default();
-        let reject = |field: &str, present: bool| -> Result<(), String> {
+        let reject = |field: &str, present: bool| -> Result<(), ActorProblem> {
             if present {
-                Err(format!(
-                    "`{field}` does not apply to a {} actor",
-                    kind.name()
-                ))
+                Err(format!("`{field}` does not apply to a {} actor", kind.name()).into())
             } else {
                 Ok(())
             }
@@ -393,32 +699,36 @@ impl Ctx<'_> {
                 reject("hold", a.hold.is_some())?;
                 reject("chunk", a.chunk.is_some())?;
                 reject("release", a.release.is_some())?;
-                let rate = a
+                let spanned_rate = a
                     .rate
+                    .as_ref()
                     .ok_or("a churn actor needs `rate` (blocks per step)")?;
+                let rate = *spanned_rate.get_ref();
                 if !(rate.is_finite() && (0.0..=MAX_RATE).contains(&rate)) {
-                    return Err(format!(
-                        "rate {rate:?} must be a number from 0 to {MAX_RATE}"
-                    ));
+                    return Err(ActorProblem::Value {
+                        at: spanned_rate.span().start,
+                        key: "rate",
+                        detail: format!("= {rate:?} must be a number from 0 to {MAX_RATE}"),
+                    });
                 }
                 let lifetime = a.lifetime.ok_or("a churn actor needs `lifetime`")?;
                 check_lifetime(&lifetime)?;
                 Behaviour::Churn {
                     rate,
                     lifetime,
-                    max_pages: a.max.map(|b| b.0.div_ceil(page_size)),
+                    max_pages: within_memory("max", &a.max)?.map(|b| b.0.div_ceil(page_size)),
                 }
             }
             ActorKind::Hold => {
                 reject("rate", a.rate.is_some())?;
                 reject("lifetime", a.lifetime.is_some())?;
                 reject("max", a.max.is_some())?;
-                let hold = a.hold.ok_or("a hold actor needs `hold` (bytes to hold)")?;
-                let chunk = a
-                    .chunk
+                let hold = within_memory("hold", &a.hold)?
+                    .ok_or("a hold actor needs `hold` (bytes to hold)")?;
+                let chunk = within_memory("chunk", &a.chunk)?
                     .ok_or("a hold actor needs `chunk` (bytes per step)")?;
                 if chunk.0 < page_size {
-                    return Err(format!("chunk {chunk} is smaller than a page"));
+                    return Err(format!("chunk {chunk} is smaller than a page").into());
                 }
                 let release_step = match &a.release {
                     Some(r) => {

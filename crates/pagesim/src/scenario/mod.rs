@@ -33,8 +33,27 @@ pub struct ScenarioError {
     pub origin: String,
     /// The 1-based line, when known.
     pub line: Option<usize>,
+    /// Which kind of error.
+    pub kind: ScenarioErrorKind,
+    /// The key the error is about, as written on its line (`hold`,
+    /// `actor.driver.hold` in a variant, `sample_every`, `[[actor]]` for a
+    /// table too many), when it is about one. The message names it too.
+    pub key: Option<String>,
     /// What is wrong.
     pub message: String,
+}
+
+/// The kinds of [`ScenarioError`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ScenarioErrorKind {
+    /// Not TOML, an unknown key, a value of the wrong type, a reference to
+    /// nothing, keys that contradict each other.
+    Invalid,
+    /// A value beyond what the machine has or pagesim simulates: an actor
+    /// holding more than the machine's memory, more samples, phases,
+    /// actors or variants than the documented maximum, a machine larger
+    /// than pagesim simulates at once (docs/pagesim.md, "Limits").
+    OutOfBounds,
 }
 
 /// A phase: a named range of steps.

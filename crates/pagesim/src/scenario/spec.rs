@@ -138,8 +138,20 @@ impl<'de> Deserialize<'de> for OrderWeights {
             out.push((order, w));
         }
         out.sort_by_key(|(o, _)| *o);
+        if let Some(pair) = out.windows(2).find(|p| p[0].0 == p[1].0) {
+            return Err(D::Error::custom(format!(
+                "order {} is given twice",
+                pair[0].0
+            )));
+        }
         if !out.iter().any(|(_, w)| *w > 0.0) {
             return Err(D::Error::custom("no order has a positive weight"));
+        }
+        // Weights are normalised by their sum, which must be a number.
+        if !out.iter().map(|(_, w)| w).sum::<f64>().is_finite() {
+            return Err(D::Error::custom(
+                "the weights add up to more than the largest number; use smaller ones",
+            ));
         }
         Ok(OrderWeights(out))
     }
@@ -154,12 +166,12 @@ pub struct ActorSpec {
     pub(super) kind: Option<ActorKind>,
     pub(super) migratetype: Option<MigrateName>,
     pub(super) gfp: Option<Spanned<String>>,
-    pub(super) rate: Option<f64>,
+    pub(super) rate: Option<Spanned<f64>>,
     pub(super) orders: Option<OrderWeights>,
     pub(super) lifetime: Option<Lifetime>,
-    pub(super) max: Option<ByteSize>,
-    pub(super) hold: Option<ByteSize>,
-    pub(super) chunk: Option<ByteSize>,
+    pub(super) max: Option<Spanned<ByteSize>>,
+    pub(super) hold: Option<Spanned<ByteSize>>,
+    pub(super) chunk: Option<Spanned<ByteSize>>,
     pub(super) release: Option<Spanned<String>>,
     pub(super) alloc_mode: Option<AllocMode>,
     pub(super) reclaimable: Option<bool>,
@@ -169,6 +181,18 @@ pub struct ActorSpec {
 }
 
 impl ActorSpec {
+    /// Whether this spec gives `key`, one of the keys whose values are
+    /// bounded (`rate`, `max`, `hold`, `chunk`).
+    pub(super) fn gives(&self, key: &str) -> bool {
+        match key {
+            "rate" => self.rate.is_some(),
+            "max" => self.max.is_some(),
+            "hold" => self.hold.is_some(),
+            "chunk" => self.chunk.is_some(),
+            _ => false,
+        }
+    }
+
     /// Replaces every field the patch gives.
     pub(super) fn apply(&mut self, patch: &ActorSpec) {
         macro_rules! merge {
@@ -206,14 +230,14 @@ pub struct ReclaimSpec {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MachineSpec {
-    pub(super) memory: Option<ByteSize>,
-    pub(super) ranges: Option<Vec<RangeSpec>>,
-    pub(super) page_size: Option<ByteSize>,
-    pub(super) orders: Option<u8>,
-    pub(super) pageblock_order: Option<u8>,
+    pub(super) memory: Option<Spanned<ByteSize>>,
+    pub(super) ranges: Option<Spanned<Vec<Spanned<RangeSpec>>>>,
+    pub(super) page_size: Option<Spanned<ByteSize>>,
+    pub(super) orders: Option<Spanned<u8>>,
+    pub(super) pageblock_order: Option<Spanned<u8>>,
     pub(super) zones: Option<ZoneLayoutName>,
-    pub(super) min_free_kbytes: Option<u64>,
-    pub(super) watermark_scale_factor: Option<u32>,
+    pub(super) min_free_kbytes: Option<Spanned<u64>>,
+    pub(super) watermark_scale_factor: Option<Spanned<u32>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -239,8 +263,8 @@ pub(super) struct RangeSpec {
 #[serde(deny_unknown_fields)]
 pub(super) struct PhaseSpec {
     pub(super) name: String,
-    pub(super) steps: u64,
-    pub(super) snapshot: Option<String>,
+    pub(super) steps: Spanned<u64>,
+    pub(super) snapshot: Option<Spanned<String>>,
 }
 
 /// `[[variant]]`.
@@ -262,9 +286,9 @@ pub(super) struct ScenarioFile {
     pub(super) name: Option<String>,
     pub(super) description: Option<String>,
     pub(super) seed: u64,
-    pub(super) sample_every: Option<u64>,
-    pub(super) probe_orders: Option<Vec<u8>>,
-    pub(super) machine: MachineSpec,
+    pub(super) sample_every: Option<Spanned<u64>>,
+    pub(super) probe_orders: Option<Spanned<Vec<u8>>>,
+    pub(super) machine: Spanned<MachineSpec>,
     #[serde(default)]
     pub(super) reclaim: ReclaimSpec,
     pub(super) phase: Vec<Spanned<PhaseSpec>>,
