@@ -111,13 +111,22 @@ impl ZoneOps<'_> {
         mt: MigrateType,
         mode: AllocMode,
     ) -> Option<(u32, Option<FallbackEvent>)> {
-        SOURCES
-            .iter()
-            .find_map(|&source| self.take_from(source, order, mt, mode))
+        // Written out in the order of `SOURCES` (a loop over it is not
+        // unrolled, and this runs once per block of every refill).
+        let [s0, s1, s2, s3, s4, s5, s6] = SOURCES;
+        self.take_from(s0, order, mt, mode)
+            .or_else(|| self.take_from(s1, order, mt, mode))
+            .or_else(|| self.take_from(s2, order, mt, mode))
+            .or_else(|| self.take_from(s3, order, mt, mode))
+            .or_else(|| self.take_from(s4, order, mt, mode))
+            .or_else(|| self.take_from(s5, order, mt, mode))
+            .or_else(|| self.take_from(s6, order, mt, mode))
     }
 
-    /// One [`Source`]'s attempt.
-    #[inline]
+    /// One [`Source`]'s attempt. Always inlined: [`ZoneOps::rmqueue`]'s
+    /// loop over the constant [`SOURCES`] then unrolls into straight-line
+    /// checks, as cheap as writing them out.
+    #[inline(always)]
     fn take_from(
         &mut self,
         source: Source,

@@ -20,6 +20,17 @@ use crate::pcp::lists::{pcp_index, CpuLists};
 use crate::request::Request;
 use crate::units::{AllocFlags, CpuId, MigrateType, NodeId, Order, Pfn, ZoneType};
 
+/// Whether a failed allocation counts as one in the statistics: a request
+/// does; the extra pages a bulk call tries for after its first do not
+/// (Linux counts a failed request once, and a short bulk result is none).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Failure {
+    /// Count it.
+    Count,
+    /// Do not.
+    Ignore,
+}
+
 impl<R: RawMutex> Allocator<R> {
     /// Allocates a block of `order` on CPU 0 from its node.
     #[inline]
@@ -61,9 +72,8 @@ impl<R: RawMutex> Allocator<R> {
     ) -> Result<Pfn, AllocError> {
         let slot = self.cpu_slot(cpu)?;
         let mut held = self.try_hold(slot);
-        let pfn = self.alloc_pages(cpu, zonelists(slot), order, flags, held.as_deref_mut());
+        let pfn = self.alloc_pages(cpu, zonelists(slot), order, flags, held.as_deref_mut())?;
         drop(held);
-        let pfn = self.count_failure(pfn)?;
         self.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
         Ok(pfn)
     }
@@ -76,8 +86,7 @@ impl<R: RawMutex> Allocator<R> {
     ///
     /// `zonelists` names the preferred node's zonelists (`None`: a node
     /// without memory); `lists` are `cpu`'s lists, if this call holds them.
-    /// A failure is not counted here: the entry point that answers the
-    /// caller counts it ([`Allocator::count_failure`]), once per request.
+    /// A failure for want of memory is counted, once per request.
     #[inline(always)]
     pub(crate) fn alloc_pages(
         &self,
@@ -96,7 +105,7 @@ impl<R: RawMutex> Allocator<R> {
                 }
             }
         }
-        self.alloc_general(cpu, zonelists, order, flags, lists)
+        self.alloc_general(cpu, zonelists, order, flags, lists, Failure::Count)
     }
 
     /// The common case, decided exactly as `get_page_from_freelist` would
@@ -139,13 +148,14 @@ impl<R: RawMutex> Allocator<R> {
     /// zonelist pass, the min-watermark pass with reserves, drains, and
     /// one last pass.
     #[inline(never)]
-    fn alloc_general(
+    pub(crate) fn alloc_general(
         &self,
         cpu: CpuId,
         zonelists: Option<usize>,
         order: Order,
         flags: AllocFlags,
         lists: Option<&mut CpuLists>,
+        failure: Failure,
     ) -> Result<Pfn, AllocError> {
         let max = self.config.max_order();
         if order > max {
@@ -153,7 +163,11 @@ impl<R: RawMutex> Allocator<R> {
         }
         let request = Request::new(order, flags, &self.config);
         let zonelist = self.zonelist_id(zonelists, request.highest, flags)?;
-        self.alloc_passes(cpu, zonelist, request, flags, lists)
+        let got = self.alloc_passes(cpu, zonelist, request, flags, lists);
+        if let (Err(AllocError::NoMemory { order }), Failure::Count) = (got, failure) {
+            self.failures[order.idx()].fetch_add(1, Ordering::Relaxed);
+        }
+        got
     }
 
     /// The zonelist of node slot `slot` for `flags`, or [`AllocError::NoZone`]
@@ -171,16 +185,6 @@ impl<R: RawMutex> Allocator<R> {
             return Err(AllocError::NoZone);
         }
         Ok(zonelist)
-    }
-
-    /// Counts `result`'s failure for want of memory, if it is one (Linux
-    /// counts a failed request once, in `warn_alloc`'s place).
-    #[inline]
-    pub(crate) fn count_failure<T>(&self, result: Result<T, AllocError>) -> Result<T, AllocError> {
-        if let Err(AllocError::NoMemory { order }) = result {
-            self.failures[order.idx()].fetch_add(1, Ordering::Relaxed);
-        }
-        result
     }
 
     /// The passes of [`Allocator::alloc_general`] over a checked request.

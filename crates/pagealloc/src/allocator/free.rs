@@ -2,8 +2,9 @@
 //! `split_page`, with the one validation of a block a caller names.
 //!
 //! [`Allocator::find_allocated`] is that validation: inline, one zone
-//! lookup and one record compare for the common case; anything else goes
-//! to [`Allocator::diagnose`], which names the precise reason under the
+//! lookup and one record compare for the common case
+//! ([`Allocator::lookup_allocated`]); anything else goes to
+//! [`Allocator::diagnose`], which names the precise reason under the
 //! zone lock. Records are read without the lock on the fast path, and a
 //! drain or merge under the lock passes through states a lockless reader
 //! would misname (a head already turned tail, not yet merged into the
@@ -33,8 +34,23 @@ pub(crate) enum ZoneLock {
 
 impl<R: RawMutex> Allocator<R> {
     /// The zone and record of `pfn` if it heads an allocated block of
-    /// `order`, or precisely why not. `hint` is a zone index to try first
-    /// (see [`Allocator::zone_index_near`]). Changes nothing.
+    /// `order`: one zone lookup and one record compare (only present,
+    /// aligned frames of valid orders ever head an allocated block). `None`
+    /// says nothing about why: [`Allocator::find_allocated`] does.
+    #[inline(always)]
+    pub(crate) fn lookup_allocated(
+        &self,
+        pfn: Pfn,
+        order: Order,
+        hint: &mut usize,
+    ) -> Option<(usize, PageMeta)> {
+        let zi = self.zone_index_near(pfn, hint)?;
+        let meta = self.zones[zi].core.meta(pfn);
+        meta.is_allocated_of_order(order).then_some((zi, meta))
+    }
+
+    /// The zone and record of `pfn` if it heads an allocated block of
+    /// `order`, or precisely why not. Changes nothing.
     #[inline(always)]
     pub(crate) fn find_allocated(
         &self,
@@ -42,15 +58,10 @@ impl<R: RawMutex> Allocator<R> {
         order: Order,
         hint: &mut usize,
     ) -> Result<(usize, PageMeta), BlockError> {
-        if let Some(zi) = self.zone_index_near(pfn, hint) {
-            let meta = self.zones[zi].core.meta(pfn);
-            // Only present, aligned frames of valid orders ever head an
-            // allocated block: the common case needs no further check.
-            if meta.is_allocated_of_order(order) {
-                return Ok((zi, meta));
-            }
+        match self.lookup_allocated(pfn, order, hint) {
+            Some(found) => Ok(found),
+            None => self.diagnose(pfn, order),
         }
-        self.diagnose(pfn, order)
     }
 
     /// [`Allocator::find_allocated`] past its fast check, under the zone
@@ -139,9 +150,34 @@ impl<R: RawMutex> Allocator<R> {
 
     /// Frees `pfn`/`order` onto `lists` (the freeing CPU's, if this call
     /// holds them) when its order and pageblock type are cached there, else
-    /// straight to the buddy lists.
+    /// straight to the buddy lists. The common case (lists held, an
+    /// allocated head of a cached order) is one lookup, one compare-and-swap
+    /// and the list's bookkeeping, inline; everything else is out of line.
     #[inline(always)]
     pub(crate) fn free_pages(
+        &self,
+        pfn: Pfn,
+        order: Order,
+        mut lists: Option<&mut CpuLists>,
+    ) -> Result<(), BlockError> {
+        if let Some(held) = lists.as_deref_mut() {
+            if let Some((zi, meta)) = self.lookup_allocated(pfn, order, &mut 0) {
+                let zone = &self.zones[zi];
+                let z = &zone.core;
+                if let Some(index) = pcp_free_index(order, z.block_mt(pfn), z.geo.pageblock) {
+                    return held.zones[zi]
+                        .free(zone, z.idx(pfn), meta, order, index)
+                        .map_err(|_| self.lost_race(pfn, order));
+                }
+            }
+        }
+        self.free_general(pfn, order, lists)
+    }
+
+    /// [`Allocator::free_pages`] past its fast path: the validation with a
+    /// precise error, then the per-CPU list or the buddy lists.
+    #[inline(never)]
+    fn free_general(
         &self,
         pfn: Pfn,
         order: Order,
@@ -150,11 +186,10 @@ impl<R: RawMutex> Allocator<R> {
         let (zi, meta) = self.find_allocated(pfn, order, &mut 0)?;
         let zone = &self.zones[zi];
         let z = &zone.core;
-        let idx = z.idx(pfn);
         if let Some(lists) = lists {
             if let Some(index) = pcp_free_index(order, z.block_mt(pfn), z.geo.pageblock) {
                 return lists.zones[zi]
-                    .free(zone, idx, meta, order, index)
+                    .free(zone, z.idx(pfn), meta, order, index)
                     .map_err(|_| self.lost_race(pfn, order));
             }
         }
@@ -163,7 +198,6 @@ impl<R: RawMutex> Allocator<R> {
 
     /// Frees the allocated block `pfn`/`order`, whose record read `meta`,
     /// straight to the buddy lists of zone `zi`.
-    #[inline(never)]
     fn free_to_buddy(
         &self,
         zi: usize,

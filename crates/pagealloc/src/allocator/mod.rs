@@ -5,7 +5,7 @@
 //! and observation calls live with their layers (`pcp`, `packing`,
 //! `observe`).
 
-mod allocate;
+pub(crate) mod allocate;
 mod cpu;
 mod drain;
 pub(crate) mod free;
@@ -200,10 +200,20 @@ impl<R: RawMutex> Allocator<R> {
     /// The slot of `cpu`, or the error naming it.
     #[inline]
     pub(crate) fn cpu_slot(&self, cpu: CpuId) -> Result<&CpuSlot<R>, InvalidCpu> {
-        self.cpus.get(cpu.0 as usize).ok_or(InvalidCpu {
+        match self.cpus.get(cpu.0 as usize) {
+            Some(slot) => Ok(slot),
+            None => Err(self.invalid_cpu(cpu)),
+        }
+    }
+
+    /// The error for `cpu`, which does not exist.
+    #[cold]
+    #[inline(never)]
+    fn invalid_cpu(&self, cpu: CpuId) -> InvalidCpu {
+        InvalidCpu {
             cpu: cpu.0,
             nr_cpus: self.cpus.len() as u16,
-        })
+        }
     }
 
     /// `slot`'s lists, if per-CPU lists are on and nobody holds them (an

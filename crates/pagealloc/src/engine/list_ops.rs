@@ -57,12 +57,14 @@ impl ZoneOps<'_> {
         let area = &mut self.f.areas[order.idx()];
         let head = PageMeta::head(PageState::FreeHead, order);
         let list = &mut area.lists[mt.idx()];
-        match (placement, area.first_reported[mt.idx()]) {
+        if placement == Placement::Head {
+            list.insert(&self.z.pages, idx, head, Placement::Head);
+        } else {
             // The tail of the unreported part: just before the reported run.
-            (Placement::Tail, run) if run != NIL => {
-                list.insert_before(&self.z.pages, idx, head, run)
+            match area.first_reported[mt.idx()] {
+                NIL => list.insert(&self.z.pages, idx, head, Placement::Tail),
+                run => list.insert_before(&self.z.pages, idx, head, run),
             }
-            _ => list.insert(&self.z.pages, idx, head, placement),
         }
         area.nr_free += 1;
         self.f.nonempty[mt.idx()] |= 1 << order.get();

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use lock_api::RawMutex;
 
+use crate::allocator::allocate::Failure;
 use crate::allocator::free::ZoneLock;
 use crate::allocator::Allocator;
 use crate::config::PcpMode;
@@ -37,7 +38,7 @@ impl<R: RawMutex> Allocator<R> {
         let mut held = self.try_hold(slot);
         let got = self.alloc_bulk_with(cpu, slot.zonelists, flags, out, held.as_deref_mut());
         drop(held);
-        let got = self.count_failure(got)?;
+        let got = got?;
         self.emit_bulk_allocs(cpu, flags, &out[..got]);
         Ok(got)
     }
@@ -85,7 +86,15 @@ impl<R: RawMutex> Allocator<R> {
             // short result is not a failure (Linux `alloc_pages_bulk`
             // counts none either): only an empty one is.
             while got < out.len() {
-                let Ok(pfn) = single(lists.as_deref_mut()) else {
+                let more = self.alloc_general(
+                    cpu,
+                    Some(zonelists),
+                    Order::ZERO,
+                    flags,
+                    lists.as_deref_mut(),
+                    Failure::Ignore,
+                );
+                let Ok(pfn) = more else {
                     break;
                 };
                 out[got] = pfn;

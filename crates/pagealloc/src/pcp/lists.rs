@@ -339,9 +339,7 @@ impl Pcp {
         mt: MigrateType,
     ) -> Option<u32> {
         let idx = self.lists[index].pop_front(&z.pages, PageMeta::allocated(order, mt))?;
-        self.count -= order.nr_pages().0;
-        self.free_count >>= 1;
-        self.stats.count_alloc(order);
+        self.count_taken(order);
         Some(idx)
     }
 
@@ -367,10 +365,16 @@ impl Pcp {
             .find(|&idx| fits(z.block_mt(z.pfn(idx))))?;
         self.lists[index].remove(&z.pages, idx);
         z.pages.set(idx, PageMeta::allocated(order, mt));
+        self.count_taken(order);
+        Some(idx)
+    }
+
+    /// The bookkeeping after a cached block of `order` was allocated.
+    #[inline(always)]
+    fn count_taken(&mut self, order: Order) {
         self.count -= order.nr_pages().0;
         self.free_count >>= 1;
         self.stats.count_alloc(order);
-        Some(idx)
     }
 
     /// Fills `out` with order-0 pages for `mt` from list `index` (refilling

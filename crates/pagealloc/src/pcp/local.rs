@@ -108,8 +108,7 @@ impl<R: RawMutex> LocalLists<'_, R> {
     #[inline(always)]
     pub fn alloc(&mut self, order: Order, flags: AllocFlags) -> Result<Pfn, AllocError> {
         let (a, cpu, zonelists) = (self.allocator, self.cpu, self.zonelists);
-        let pfn = a.alloc_pages(cpu, Some(zonelists), order, flags, self.held());
-        let pfn = a.count_failure(pfn)?;
+        let pfn = a.alloc_pages(cpu, Some(zonelists), order, flags, self.held())?;
         a.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
         Ok(pfn)
     }
@@ -126,8 +125,7 @@ impl<R: RawMutex> LocalLists<'_, R> {
     /// [`Allocator::alloc_bulk`] on this CPU.
     pub fn alloc_bulk(&mut self, flags: AllocFlags, out: &mut [Pfn]) -> Result<usize, AllocError> {
         let (a, cpu, zonelists) = (self.allocator, self.cpu, self.zonelists);
-        let got = a.alloc_bulk_with(cpu, zonelists, flags, out, self.held());
-        let got = a.count_failure(got)?;
+        let got = a.alloc_bulk_with(cpu, zonelists, flags, out, self.held())?;
         a.emit_bulk_allocs(cpu, flags, &out[..got]);
         Ok(got)
     }
