@@ -9,9 +9,10 @@
 //! orders, and nothing else is.
 //!
 //! `cargo test -p pagealloc --features model-check --test model_check`;
-//! `MODEL_CHECK_SCALE=N` runs N times the schedules, `SHUTTLE_RANDOM_SEED`
-//! changes the seed, and a failure prints the schedule for
-//! `shuttle::replay`.
+//! `MODEL_CHECK_SCALE=N` runs N times the schedules,
+//! `MODEL_CHECK_ONLY=random|pct` one scheduler, `SHUTTLE_RANDOM_SEED`
+//! another seed; a failure names its scheduler and schedule number and
+//! prints the schedule for `shuttle::replay`.
 #![cfg(feature = "model-check")]
 
 use std::sync::Arc;
@@ -72,9 +73,10 @@ const NR_ORDERS: u8 = 5;
 const PAGEBLOCK_ORDER: u8 = 3;
 
 /// Schedules per case and scheduler before `MODEL_CHECK_SCALE`, sized so
-/// the whole file runs in well under two minutes on two cores (debug).
-const RANDOM_SCHEDULES: usize = 250;
-const PCT_SCHEDULES: usize = 250;
+/// the whole file runs in about a minute (debug build, one case at a
+/// time; CI runs it so).
+const RANDOM_SCHEDULES: usize = 500;
+const PCT_SCHEDULES: usize = 500;
 /// PCT's bug depth: how many priority changes a schedule gets.
 const PCT_DEPTH: usize = 3;
 const SEED: u64 = 0x5eed_0011;
@@ -147,24 +149,66 @@ fn explore(name: &str, case: fn()) {
         c.stack_size = 1 << 20; // debug builds of the engine's deeper paths
         c
     };
+    let only = std::env::var("MODEL_CHECK_ONLY").unwrap_or_default();
+    let (random_n, pct_n) = match only.as_str() {
+        "random" => (RANDOM_SCHEDULES * scale, 0),
+        "pct" => (0, PCT_SCHEDULES * scale),
+        _ => (RANDOM_SCHEDULES * scale, PCT_SCHEDULES * scale),
+    };
+    // One case at a time: the engine's one static atomic (the allocator
+    // id counter) is a shuttle atomic under the feature, and those are not
+    // safe to touch from two real threads at once (the harness runs tests
+    // on several).
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _report = OnPanic;
     let start = Instant::now();
-    let random = Runner::new(
-        RandomScheduler::new_from_seed(SEED, RANDOM_SCHEDULES * scale),
-        config(),
-    )
-    .run(case);
+    let random = Runner::new(RandomScheduler::new_from_seed(SEED, random_n), config())
+        .run(counted("random", case));
     let mid = Instant::now();
     let pct = Runner::new(
-        PctScheduler::new_from_seed(SEED, PCT_DEPTH, PCT_SCHEDULES * scale),
+        PctScheduler::new_from_seed(SEED, PCT_DEPTH, pct_n),
         config(),
     )
-    .run(case);
+    .run(counted("pct", case));
     let end = Instant::now();
     eprintln!(
         "model_check {name}: random {random} schedules in {:.2?}, pct(depth {PCT_DEPTH}) {pct} schedules in {:.2?}",
         mid - start,
         end - mid
     );
+}
+
+/// Serializes the cases (see [`explore`]).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+std::thread_local! {
+    /// The scheduler and number of the schedule running on this test's
+    /// thread (shuttle runs a test's schedules on the thread that calls
+    /// `Runner::run`).
+    static CURRENT: std::cell::Cell<(&'static str, usize)> = const { std::cell::Cell::new(("", 0)) };
+}
+
+/// `case`, numbering its schedules in [`CURRENT`].
+fn counted(scheduler: &'static str, case: fn()) -> impl Fn() + Send + Sync + 'static {
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    move || {
+        let n = 1 + count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CURRENT.with(|c| c.set((scheduler, n)));
+        case();
+    }
+}
+
+/// Says which schedule failed (with the seed, enough to run it again)
+/// when a failure unwinds through [`explore`].
+struct OnPanic;
+
+impl Drop for OnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let (scheduler, n) = CURRENT.with(|c| c.get());
+            eprintln!("model_check: failed in {scheduler} schedule #{n} (seed {SEED:#x})");
+        }
+    }
 }
 
 /// Joins a shuttle thread, passing its panic on.
@@ -207,9 +251,9 @@ fn two_racing_frees_of_one_block() {
 
 // --- (2) a free racing a remote drain -------------------------------------
 
-/// CPU 1's lists hold pages; one thread frees and allocates through CPU 1
-/// while another drains every CPU (`drain_all`, which waits for each
-/// CPU's lists).
+/// CPU 1's lists hold pages; one thread frees and allocates (with a
+/// refill) through CPU 1 while another drains every CPU (`drain_all`,
+/// which waits for each CPU's lists, then takes the zone lock).
 fn free_vs_drain_all() {
     let a = machine(128, PcpMode::Enabled, None);
     // Fill CPU 1's lists a little, then hold blocks to free in the race.
@@ -224,7 +268,9 @@ fn free_vs_drain_all() {
         let to_free = to_free.clone();
         thread::spawn(move || {
             a.free_on_cpu(CpuId(1), to_free[0].0, to_free[0].1).unwrap();
-            let got = alloc(&a, 1, 0);
+            // Order 2 is not on the lists yet: a refill, which takes the
+            // zone lock with CPU 1's lists held.
+            let got = alloc(&a, 1, 2);
             a.free_on_cpu(CpuId(1), to_free[1].0, to_free[1].1).unwrap();
             a.free_on_cpu(CpuId(1), to_free[2].0, to_free[2].1).unwrap();
             got
@@ -314,7 +360,10 @@ fn failure_drain_vs_local_lists() {
                     Err(e) => panic!("{e:?}"),
                 }
             };
-            let got = l.alloc(Order::ZERO, AllocFlags::KERNEL).ok();
+            // Order 1 is not on CPU 1's lists: it comes from the zone, and
+            // when memory has run out its failure path drains CPU 0's
+            // lists, which the other thread may hold while it drains ours.
+            let got = l.alloc(order(1), AllocFlags::KERNEL).ok();
             l.free(mine.0, mine.1).unwrap();
             drop(l);
             got
@@ -332,7 +381,7 @@ fn failure_drain_vs_local_lists() {
     };
     let from_local = join(holder);
     let mut held = join(hog);
-    held.extend(from_local.map(|pfn| (pfn, Order::ZERO)));
+    held.extend(from_local.map(|pfn| (pfn, order(1))));
     settle(&a, &held);
 }
 
@@ -418,7 +467,9 @@ impl ReportSink for CheckingSink {
             );
         }
         self.blocks += batch.len() as u64;
-        thread::yield_now(); // the host takes its time
+        for _ in 0..3 {
+            thread::yield_now(); // the host takes its time
+        }
         Ok(())
     }
 }
@@ -434,12 +485,17 @@ fn report_pass_vs_neighbours() {
         budget_fraction: 1,
     };
     let a = machine(128, PcpMode::Disabled, Some(policy));
-    // Order-2 blocks come from splitting one order-4 block: x and y are
-    // buddies, z is x's order-3 buddy half.
+    // x, y and z split one order-4 block: y is x's buddy, z their
+    // order-3 buddy (asserted).
     let x = alloc(&a, 0, 2);
     let y = alloc(&a, 0, 2);
     let z = alloc(&a, 0, 3);
     let kept = alloc(&a, 0, 1);
+    assert_eq!(
+        (y.0 .0, z.0 .0),
+        (x.0 .0 ^ 4, x.0 .0 ^ 8),
+        "x, y, z are not buddies"
+    );
     let reporter = {
         let a = Arc::clone(&a);
         thread::spawn(move || {
@@ -456,9 +512,11 @@ fn report_pass_vs_neighbours() {
     let worker = {
         let a = Arc::clone(&a);
         thread::spawn(move || {
+            // y merges with x if x is still free, never while x is in
+            // flight; then z with the merged block.
             a.free_on_cpu(CpuId(1), x.0, x.1).unwrap();
-            let b = alloc(&a, 1, 2);
             a.free_on_cpu(CpuId(1), y.0, y.1).unwrap();
+            let b = alloc(&a, 1, 2);
             a.free_on_cpu(CpuId(1), z.0, z.1).unwrap();
             let c = alloc(&a, 1, 3);
             [b, c]
