@@ -4,7 +4,7 @@
 //! through [`Allocator::rmqueue`], and every block through the one request
 //! path ([`crate::request`]).
 
-use core::sync::atomic::Ordering;
+use crate::sync::atomic::Ordering;
 
 use lock_api::RawMutex;
 

@@ -15,8 +15,8 @@ impl<R: RawMutex> Allocator<R> {
     /// first time they ask, per allocator.
     #[cfg(feature = "std")]
     pub fn this_cpu(&self) -> CpuId {
+        use crate::sync::atomic::Ordering;
         use core::cell::Cell;
-        use core::sync::atomic::Ordering;
         std::thread_local! {
             /// (allocator id, slot) of the last allocator this thread used.
             static SLOT: Cell<(u64, u16)> = const { Cell::new((0, 0)) };

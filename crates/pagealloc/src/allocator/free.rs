@@ -239,7 +239,7 @@ impl<R: RawMutex> Allocator<R> {
             z.pages.set(idx + k, page);
         }
         self.split_pages
-            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, crate::sync::atomic::Ordering::Relaxed);
         drop(guard);
         Ok(())
     }

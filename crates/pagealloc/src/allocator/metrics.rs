@@ -3,8 +3,8 @@
 //! order; a thread holding [`LocalLists`](crate::LocalLists) calls the same
 //! readers through its guard, which lets go of its lists for the call.
 
+use crate::sync::atomic::Ordering;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 
 use lock_api::RawMutex;
 

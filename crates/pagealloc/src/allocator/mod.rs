@@ -13,10 +13,10 @@ mod metrics;
 pub(crate) mod slot;
 pub(crate) mod zonelist;
 
+use crate::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
 use lock_api::{Mutex, MutexGuard, RawMutex};
 

@@ -31,7 +31,7 @@ pub(crate) fn try_lock_for_a_while<R: RawMutex, T>(
         if let Some(guard) = lock.try_lock() {
             return Some(guard);
         }
-        core::hint::spin_loop();
+        crate::sync::spin_loop();
     }
     None
 }

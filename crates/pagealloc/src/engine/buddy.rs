@@ -4,7 +4,7 @@
 //! list of its pageblock's migratetype, so the migratetype of a free block is
 //! never stored per page; it is read from the pageblock.
 
-use core::sync::atomic::Ordering;
+use crate::sync::atomic::Ordering;
 
 use crate::engine::free_list::Placement;
 use crate::engine::page::PageMeta;

@@ -32,8 +32,8 @@
 //! what makes a racing double free fail cleanly. On x86-64 and arm64 a
 //! relaxed atomic load or store is an ordinary `mov`/`ldr`/`str`.
 
+use crate::sync::atomic::{AtomicU64, Ordering};
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::units::{MigrateType, Order};
 

@@ -1,7 +1,7 @@
 //! The pageblock table: per pageblock, its migratetype and its free pages.
 
+use crate::sync::atomic::{AtomicU32, Ordering};
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::units::{MigrateType, Order, Pfn};
 

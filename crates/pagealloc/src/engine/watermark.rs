@@ -5,8 +5,8 @@
 //! `calculate_min_free_kbytes` / khugepaged's recommended value.
 
 use crate::config::{Config, MinFree};
+use crate::sync::atomic::Ordering;
 use crate::units::{MigrateType, Order, ZoneType, NR_MIGRATE_TYPES, NR_PCP_TYPES, NR_ZONE_TYPES};
-use core::sync::atomic::Ordering;
 
 use lock_api::RawMutex;
 

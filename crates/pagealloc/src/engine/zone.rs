@@ -10,9 +10,9 @@
 //! every buddy operation (`list_ops`, `buddy`, `fallback`, `highatomic`) is
 //! one of its methods. [`Zone`] is the public, read-only view.
 
+use crate::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
 use lock_api::{Mutex, MutexGuard, RawMutex};
 

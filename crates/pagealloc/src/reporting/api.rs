@@ -1,9 +1,9 @@
 //! [`Allocator::report_pass`]: one reporting pass over every zone, driven
 //! by the caller (the engine has no timers), and what it tells the caller.
 
+use crate::sync::atomic::Ordering;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::Ordering;
 
 use lock_api::RawMutex;
 

@@ -1,0 +1,536 @@
+//! Model check of the engine's concurrency protocols with `shuttle`
+//! (docs/model-check.md): each case races two threads over a tiny
+//! allocator, and shuttle's random and PCT schedulers choose the
+//! interleavings. Under the `model-check` feature every atomic the engine
+//! touches and every spin it makes is a scheduling point of the checker
+//! (`src/sync.rs`), and the locks are [`ModelLock`], a spinlock over the
+//! same atomics. Every schedule ends with the invariant walk and exact
+//! page accounting: the blocks the threads hold are allocated, with their
+//! orders, and nothing else is.
+//!
+//! `cargo test -p pagealloc --features model-check --test model_check`;
+//! `MODEL_CHECK_SCALE=N` runs N times the schedules,
+//! `MODEL_CHECK_ONLY=random|pct` one scheduler, `SHUTTLE_RANDOM_SEED`
+//! another seed; a failure names its scheduler and schedule number and
+//! prints the schedule for `shuttle::replay`.
+#![cfg(feature = "model-check")]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lock_api::{GuardSend, RawMutex};
+use pagealloc::{
+    AllocFlags, Allocator, BlockError, BulkFreeError, Config, CpuId, HighAtomicReserve, LocalError,
+    MemoryMap, MinFree, Order, PageCount, PcpMode, Pfn, ReportSink, ReportedBlock, ReportingPolicy,
+    ZoneBounds,
+};
+use shuttle::scheduler::{PctScheduler, RandomScheduler};
+use shuttle::sync::atomic::{AtomicBool, Ordering};
+use shuttle::{thread, Runner};
+
+/// A spinlock over shuttle's atomics: a contended `lock` yields to the
+/// checker's scheduler, so every lock handover is a scheduling decision.
+/// (`DefaultLock`, the `spin` crate's, uses `core`'s atomics, invisible to
+/// the checker.)
+pub struct ModelLock(AtomicBool);
+
+// SAFETY: `lock` and `try_lock` return only after this thread's
+// compare-and-swap turned the flag from false to true, and only `unlock`
+// (called by the holder, as `RawMutex` requires) turns it back, so at most
+// one holder at a time; the flag's acquire/release orderings order the
+// holders' accesses (shuttle runs every atomic as SeqCst anyway). The
+// guard may move to another thread: the flag is not tied to one.
+#[allow(unsafe_code)]
+unsafe impl RawMutex for ModelLock {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: ModelLock = ModelLock(AtomicBool::new(false));
+    type GuardMarker = GuardSend;
+
+    fn lock(&self) {
+        while !self.try_lock() {
+            shuttle::hint::spin_loop();
+        }
+    }
+
+    fn try_lock(&self) -> bool {
+        self.0
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    unsafe fn unlock(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+type A = Allocator<ModelLock>;
+
+/// Where the tiny machines start (4 GiB: one Normal zone).
+const BASE: Pfn = Pfn(0x10_0000);
+/// Orders 0..=4; pageblocks of 8 pages, so per-CPU lists cache orders
+/// 0..=3 and order 4 always goes to the buddy lists.
+const NR_ORDERS: u8 = 5;
+const PAGEBLOCK_ORDER: u8 = 3;
+
+/// Schedules per case and scheduler before `MODEL_CHECK_SCALE`, sized so
+/// the whole file runs in about a minute (debug build, one case at a
+/// time; CI runs it so).
+const RANDOM_SCHEDULES: usize = 500;
+const PCT_SCHEDULES: usize = 500;
+/// PCT's bug depth: how many priority changes a schedule gets.
+const PCT_DEPTH: usize = 3;
+const SEED: u64 = 0x5eed_0011;
+
+fn order(o: u8) -> Order {
+    Order::new(o).unwrap()
+}
+
+/// A 2-CPU allocator of `pages` pages with tiny watermarks.
+fn machine(pages: u64, pcp: PcpMode, reporting: Option<ReportingPolicy>) -> Arc<A> {
+    let config = Config {
+        nr_orders: NR_ORDERS,
+        pageblock_order: PAGEBLOCK_ORDER,
+        zone_bounds: ZoneBounds::NORMAL_ONLY,
+        min_free: MinFree::Kbytes(8),
+        highatomic: HighAtomicReserve::Disabled,
+        nr_cpus: 2,
+        pcp,
+        reporting,
+        ..Config::default()
+    };
+    let map = MemoryMap::contiguous(BASE, PageCount(pages)).unwrap();
+    Arc::new(A::with_lock(map, config).unwrap())
+}
+
+fn alloc(a: &A, cpu: u16, o: u8) -> (Pfn, Order) {
+    let pfn = a
+        .alloc_on_cpu(CpuId(cpu), order(o), AllocFlags::KERNEL)
+        .unwrap();
+    (pfn, order(o))
+}
+
+/// The end of every schedule: the invariant walk, then exact accounting.
+/// `held` are the blocks the threads still hold: each must head an
+/// allocated block of its order, none may overlap another, and the
+/// allocator must count exactly their pages as allocated.
+fn settle(a: &A, held: &[(Pfn, Order)]) {
+    if let Err(v) = a.check_invariants() {
+        panic!("invariant violated: {v:?}");
+    }
+    let mut pages: Vec<u64> = Vec::new();
+    for &(pfn, o) in held {
+        match a.allocated_block(pfn) {
+            Some((got, _)) if got == o => {}
+            other => panic!("held block {pfn:?}/{o:?} reads {other:?}"),
+        }
+        pages.extend((0..o.nr_pages().0).map(|k| pfn.0 + k));
+    }
+    let total = pages.len() as u64;
+    pages.sort_unstable();
+    pages.dedup();
+    assert_eq!(
+        pages.len() as u64,
+        total,
+        "two held blocks overlap: {held:?}"
+    );
+    assert_eq!(a.nr_allocated_pages(), total, "allocated pages != held");
+}
+
+/// Runs `case` under the random scheduler, then PCT, and prints how many
+/// schedules each explored and how long it took.
+fn explore(name: &str, case: fn()) {
+    let scale: usize = std::env::var("MODEL_CHECK_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let config = || {
+        let mut c = shuttle::Config::new();
+        c.silence_warnings = true; // the engine's Relaxed/AcqRel atomics run as SeqCst
+        c.stack_size = 1 << 20; // debug builds of the engine's deeper paths
+        c
+    };
+    let only = std::env::var("MODEL_CHECK_ONLY").unwrap_or_default();
+    let (random_n, pct_n) = match only.as_str() {
+        "random" => (RANDOM_SCHEDULES * scale, 0),
+        "pct" => (0, PCT_SCHEDULES * scale),
+        _ => (RANDOM_SCHEDULES * scale, PCT_SCHEDULES * scale),
+    };
+    // One case at a time: the engine's one static atomic (the allocator
+    // id counter) is a shuttle atomic under the feature, and those are not
+    // safe to touch from two real threads at once (the harness runs tests
+    // on several).
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _report = OnPanic;
+    let start = Instant::now();
+    let random = Runner::new(RandomScheduler::new_from_seed(SEED, random_n), config())
+        .run(counted("random", case));
+    let mid = Instant::now();
+    let pct = Runner::new(
+        PctScheduler::new_from_seed(SEED, PCT_DEPTH, pct_n),
+        config(),
+    )
+    .run(counted("pct", case));
+    let end = Instant::now();
+    eprintln!(
+        "model_check {name}: random {random} schedules in {:.2?}, pct(depth {PCT_DEPTH}) {pct} schedules in {:.2?}",
+        mid - start,
+        end - mid
+    );
+}
+
+/// Serializes the cases (see [`explore`]).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+std::thread_local! {
+    /// The scheduler and number of the schedule running on this test's
+    /// thread (shuttle runs a test's schedules on the thread that calls
+    /// `Runner::run`).
+    static CURRENT: std::cell::Cell<(&'static str, usize)> = const { std::cell::Cell::new(("", 0)) };
+}
+
+/// `case`, numbering its schedules in [`CURRENT`].
+fn counted(scheduler: &'static str, case: fn()) -> impl Fn() + Send + Sync + 'static {
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    move || {
+        let n = 1 + count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CURRENT.with(|c| c.set((scheduler, n)));
+        case();
+    }
+}
+
+/// Says which schedule failed (with the seed, enough to run it again)
+/// when a failure unwinds through [`explore`].
+struct OnPanic;
+
+impl Drop for OnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let (scheduler, n) = CURRENT.with(|c| c.get());
+            eprintln!("model_check: failed in {scheduler} schedule #{n} (seed {SEED:#x})");
+        }
+    }
+}
+
+/// Joins a shuttle thread, passing its panic on.
+fn join<T>(h: thread::JoinHandle<T>) -> T {
+    h.join().unwrap()
+}
+
+// --- (1) two racing frees of one block ------------------------------------
+
+/// Two threads free the same blocks on different CPUs: an order-0 page
+/// (per-CPU path) and an order-4 block (buddy path, above the cached
+/// orders). Exactly one free of each wins; the other is told
+/// `AlreadyFree`.
+fn racing_double_free() {
+    let a = machine(128, PcpMode::Enabled, None);
+    let page = alloc(&a, 0, 0);
+    let big = alloc(&a, 0, 4);
+    let kept = alloc(&a, 1, 1);
+    let frees = |cpu: u16| {
+        let a = Arc::clone(&a);
+        thread::spawn(move || [page, big].map(|(pfn, o)| a.free_on_cpu(CpuId(cpu), pfn, o)))
+    };
+    let (t0, t1) = (frees(0), frees(1));
+    let (r0, r1) = (join(t0), join(t1));
+    for (i, &(pfn, _)) in [page, big].iter().enumerate() {
+        match (&r0[i], &r1[i]) {
+            (Ok(()), Err(e)) | (Err(e), Ok(())) => {
+                assert_eq!(*e, BlockError::AlreadyFree { pfn }, "loser of {pfn:?}")
+            }
+            other => panic!("frees of {pfn:?}: {other:?} (exactly one must win)"),
+        }
+    }
+    settle(&a, &[kept]);
+}
+
+#[test]
+fn two_racing_frees_of_one_block() {
+    explore("two racing frees", racing_double_free);
+}
+
+// --- (2) a free racing a remote drain -------------------------------------
+
+/// CPU 1's lists hold pages; one thread frees and allocates (with a
+/// refill) through CPU 1 while another drains every CPU (`drain_all`,
+/// which waits for each CPU's lists, then takes the zone lock).
+fn free_vs_drain_all() {
+    let a = machine(128, PcpMode::Enabled, None);
+    // Fill CPU 1's lists a little, then hold blocks to free in the race.
+    let warm: Vec<_> = (0..3).map(|_| alloc(&a, 1, 0)).collect();
+    let to_free: Vec<_> = [0, 0, 1].iter().map(|&o| alloc(&a, 1, o)).collect();
+    let kept = alloc(&a, 0, 2);
+    for &(pfn, o) in &warm {
+        a.free_on_cpu(CpuId(1), pfn, o).unwrap();
+    }
+    let worker = {
+        let a = Arc::clone(&a);
+        let to_free = to_free.clone();
+        thread::spawn(move || {
+            a.free_on_cpu(CpuId(1), to_free[0].0, to_free[0].1).unwrap();
+            // Order 2 is not on the lists yet: a refill, which takes the
+            // zone lock with CPU 1's lists held.
+            let got = alloc(&a, 1, 2);
+            a.free_on_cpu(CpuId(1), to_free[1].0, to_free[1].1).unwrap();
+            a.free_on_cpu(CpuId(1), to_free[2].0, to_free[2].1).unwrap();
+            got
+        })
+    };
+    let drainer = {
+        let a = Arc::clone(&a);
+        thread::spawn(move || a.drain_all())
+    };
+    let got = join(worker);
+    join(drainer);
+    settle(&a, &[kept, got]);
+    // Whatever the drain missed is still on the lists, and drains now.
+    a.drain_all();
+    assert_eq!(a.nr_pcp_pages(), 0);
+    settle(&a, &[kept, got]);
+}
+
+#[test]
+fn a_free_racing_a_remote_drain() {
+    explore("free vs drain_all", free_vs_drain_all);
+}
+
+// --- (3) free_bulk with a duplicate racing a single free -----------------
+
+/// One thread frees a batch that names a page twice (so the batch must be
+/// refused and change nothing); another frees one of its pages on its
+/// own. The single free may win, or lose to the batch's transient mark
+/// (`AlreadyFree`), but the batch never frees anything.
+fn bulk_with_duplicate_vs_single_free() {
+    let a = machine(128, PcpMode::Enabled, None);
+    let pages: Vec<_> = (0..3).map(|_| alloc(&a, 0, 0)).collect();
+    let p = |i: usize| pages[i].0;
+    let batch = [p(0), p(1), p(2), p(0)];
+    let bulk = {
+        let a = Arc::clone(&a);
+        thread::spawn(move || a.free_bulk(CpuId(0), &batch))
+    };
+    let single = {
+        let a = Arc::clone(&a);
+        let pfn = p(1);
+        thread::spawn(move || a.free_on_cpu(CpuId(1), pfn, Order::ZERO))
+    };
+    let (rb, rs) = (join(bulk), join(single));
+    match rb {
+        // The duplicate (index 3), or the page the single free took first.
+        Err(BulkFreeError::Entry { index: 3, .. }) => {}
+        Err(BulkFreeError::Entry { index: 1, error }) => {
+            assert!(rs.is_ok(), "batch lost page 1 to a free that failed");
+            assert_eq!(error, BlockError::AlreadyFree { pfn: p(1) });
+        }
+        other => panic!("batch with a duplicate: {other:?}"),
+    }
+    let mut held = pages.clone();
+    match rs {
+        Ok(()) => held.retain(|&(pfn, _)| pfn != p(1)),
+        Err(e) => assert_eq!(e, BlockError::AlreadyFree { pfn: p(1) }),
+    }
+    settle(&a, &held);
+}
+
+#[test]
+fn free_bulk_with_a_duplicate_racing_a_single_free() {
+    explore("free_bulk dup vs free", bulk_with_duplicate_vs_single_free);
+}
+
+// --- (4) an allocation's failure-path drain racing a LocalLists holder ----
+
+/// CPU 1's lists hold pages, and one thread holds them as `LocalLists`
+/// for a few calls while another exhausts memory on CPU 0: its failing
+/// allocations drain other CPUs' lists, trying CPU 1's lock for a while.
+fn failure_drain_vs_local_lists() {
+    let a = machine(64, PcpMode::Enabled, None);
+    let warm: Vec<_> = (0..4).map(|_| alloc(&a, 1, 0)).collect();
+    let mine = alloc(&a, 1, 0);
+    for &(pfn, o) in &warm {
+        a.free_on_cpu(CpuId(1), pfn, o).unwrap();
+    }
+    let holder = {
+        let a = Arc::clone(&a);
+        thread::spawn(move || {
+            let mut l = loop {
+                match a.local(CpuId(1)) {
+                    Ok(l) => break l,
+                    // The drain holds the lists right now.
+                    Err(LocalError::Busy { .. }) => thread::yield_now(),
+                    Err(e) => panic!("{e:?}"),
+                }
+            };
+            // Order 1 is not on CPU 1's lists: it comes from the zone, and
+            // when memory has run out its failure path drains CPU 0's
+            // lists, which the other thread may hold while it drains ours.
+            let got = l.alloc(order(1), AllocFlags::KERNEL).ok();
+            l.free(mine.0, mine.1).unwrap();
+            drop(l);
+            got
+        })
+    };
+    let hog = {
+        let a = Arc::clone(&a);
+        thread::spawn(move || {
+            let mut got = Vec::new();
+            while let Ok(pfn) = a.alloc_on_cpu(CpuId(0), Order::ZERO, AllocFlags::KERNEL) {
+                got.push((pfn, Order::ZERO));
+            }
+            got
+        })
+    };
+    let from_local = join(holder);
+    let mut held = join(hog);
+    held.extend(from_local.map(|pfn| (pfn, order(1))));
+    settle(&a, &held);
+}
+
+#[test]
+fn a_failure_path_drain_racing_a_local_lists_holder() {
+    explore("failure drain vs LocalLists", failure_drain_vs_local_lists);
+}
+
+// --- (5) split_page racing a free of a piece -------------------------------
+
+/// One thread splits two order-2 blocks; the other frees a piece of the
+/// first (valid only once split) and the whole of the second (valid only
+/// until split). Exactly one of split and whole free wins.
+fn split_vs_free_piece() {
+    let a = machine(128, PcpMode::Enabled, None);
+    let x = alloc(&a, 0, 2);
+    let y = alloc(&a, 0, 2);
+    let splitter = {
+        let a = Arc::clone(&a);
+        thread::spawn(move || (a.split_page(x.0, x.1), a.split_page(y.0, y.1)))
+    };
+    let freer = {
+        let a = Arc::clone(&a);
+        thread::spawn(move || {
+            let piece = a.free_on_cpu(CpuId(1), Pfn(x.0 .0 + 1), Order::ZERO);
+            let whole = a.free_on_cpu(CpuId(1), y.0, y.1);
+            (piece, whole)
+        })
+    };
+    let (sx, sy) = join(splitter);
+    let (piece, whole) = join(freer);
+    sx.unwrap();
+    let mut held: Vec<(Pfn, Order)> = (0..4).map(|k| (Pfn(x.0 .0 + k), Order::ZERO)).collect();
+    match piece {
+        Ok(()) => held.retain(|&(pfn, _)| pfn.0 != x.0 .0 + 1),
+        Err(e) => assert_eq!(
+            e,
+            BlockError::NotAllocated {
+                pfn: Pfn(x.0 .0 + 1)
+            }
+        ),
+    }
+    match (sy, whole) {
+        (Ok(()), Err(e)) => {
+            assert_eq!(
+                e,
+                BlockError::WrongOrder {
+                    pfn: y.0,
+                    order: y.1,
+                    allocated: Order::ZERO
+                }
+            );
+            held.extend((0..4).map(|k| (Pfn(y.0 .0 + k), Order::ZERO)));
+        }
+        (Err(e), Ok(())) => assert_eq!(e, BlockError::AlreadyFree { pfn: y.0 }),
+        other => panic!("split vs free of {y:?}: {other:?} (exactly one must win)"),
+    }
+    settle(&a, &held);
+}
+
+#[test]
+fn split_page_racing_a_free_of_a_piece() {
+    explore("split_page vs free", split_vs_free_piece);
+}
+
+// --- (6) a reporting pass racing frees and allocations nearby -------------
+
+/// A sink that checks, while the blocks are in flight, that none of them
+/// is allocated, and counts what it was given.
+struct CheckingSink {
+    a: Arc<A>,
+    blocks: u64,
+}
+
+impl ReportSink for CheckingSink {
+    type Error = ();
+    fn report(&mut self, batch: &[ReportedBlock]) -> Result<(), ()> {
+        for b in batch {
+            assert_eq!(
+                self.a.allocated_block(b.pfn),
+                None,
+                "reported {b:?} is allocated"
+            );
+        }
+        self.blocks += batch.len() as u64;
+        for _ in 0..3 {
+            thread::yield_now(); // the host takes its time
+        }
+        Ok(())
+    }
+}
+
+/// One thread runs reporting passes (order 2, two blocks a batch) while
+/// another frees blocks whose buddies are free or in flight, and
+/// allocates beside them (per-CPU lists off, so every free merges at
+/// once under the zone lock).
+fn report_pass_vs_neighbours() {
+    let policy = ReportingPolicy {
+        order: Some(2),
+        capacity: 2,
+        budget_fraction: 1,
+    };
+    let a = machine(128, PcpMode::Disabled, Some(policy));
+    // x, y and z split one order-4 block: y is x's buddy, z their
+    // order-3 buddy (asserted).
+    let x = alloc(&a, 0, 2);
+    let y = alloc(&a, 0, 2);
+    let z = alloc(&a, 0, 3);
+    let kept = alloc(&a, 0, 1);
+    assert_eq!(
+        (y.0 .0, z.0 .0),
+        (x.0 .0 ^ 4, x.0 .0 ^ 8),
+        "x, y, z are not buddies"
+    );
+    let reporter = {
+        let a = Arc::clone(&a);
+        thread::spawn(move || {
+            let mut sink = CheckingSink {
+                a: Arc::clone(&a),
+                blocks: 0,
+            };
+            for _ in 0..2 {
+                a.report_pass(&mut sink).unwrap();
+            }
+            sink.blocks
+        })
+    };
+    let worker = {
+        let a = Arc::clone(&a);
+        thread::spawn(move || {
+            // y merges with x if x is still free, never while x is in
+            // flight; then z with the merged block.
+            a.free_on_cpu(CpuId(1), x.0, x.1).unwrap();
+            a.free_on_cpu(CpuId(1), y.0, y.1).unwrap();
+            let b = alloc(&a, 1, 2);
+            a.free_on_cpu(CpuId(1), z.0, z.1).unwrap();
+            let c = alloc(&a, 1, 3);
+            [b, c]
+        })
+    };
+    let reported = join(reporter);
+    let [b, c] = join(worker);
+    assert!(reported > 0, "nothing was reported");
+    settle(&a, &[kept, b, c]);
+    let info = a.reporting_info().unwrap();
+    assert_eq!(info.zones[0].in_flight, 0);
+}
+
+#[test]
+fn a_reporting_pass_racing_frees_and_allocations_of_neighbours() {
+    explore("report_pass vs neighbours", report_pass_vs_neighbours);
+}
