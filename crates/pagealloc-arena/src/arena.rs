@@ -1,6 +1,8 @@
 //! The arena: one mapping, one allocator over its frames, and the blocks
 //! that join the two.
 
+use std::sync::OnceLock;
+
 use pagealloc::{
     AllocError, AllocFlags, Allocator, BuddyInfo, Config, ConfigError, InvariantViolation,
     MemoryMap, Order, PageCount, Pfn, VmStats,
@@ -36,9 +38,9 @@ pub struct Arena {
     pub(crate) nr_pages: PageCount,
     /// `log2` of the page size.
     page_shift: u32,
-    /// Pages given `MADV_FREE` and not written since; `None` until the
-    /// first such discard.
-    pub(crate) lazy: Option<LazyFreed>,
+    /// Pages given `MADV_FREE` and not written since; empty until the
+    /// first such discard or report.
+    pub(crate) lazy: OnceLock<LazyFreed>,
 }
 
 impl Arena {
@@ -92,7 +94,7 @@ impl Arena {
             start,
             nr_pages,
             page_shift,
-            lazy: None,
+            lazy: OnceLock::new(),
         })
     }
 
@@ -114,7 +116,7 @@ impl Arena {
             first << self.page_shift,
             nr_pages << self.page_shift,
         );
-        if let Some(lazy) = &self.lazy {
+        if let Some(lazy) = self.lazy.get() {
             lazy.take(first, nr_pages, |page| {
                 self.mapping.keep_page(&mut block, page);
             });
@@ -219,6 +221,12 @@ impl Arena {
     /// `log2` of the page size.
     pub(crate) fn page_shift(&self) -> u32 {
         self.page_shift
+    }
+
+    /// The bitmap of lazily freed pages, made on first use.
+    pub(crate) fn lazy_marks(&self) -> &LazyFreed {
+        let nr_pages = self.nr_pages.0 as usize;
+        self.lazy.get_or_init(|| LazyFreed::new(nr_pages))
     }
 }
 

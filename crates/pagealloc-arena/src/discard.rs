@@ -11,7 +11,6 @@ use pagealloc::{Order, PageCount, Pfn};
 use rustix::mm;
 
 use crate::error::DiscardError;
-use crate::lazy::LazyFreed;
 use crate::Arena;
 
 /// What the kernel is told about a free range.
@@ -38,7 +37,7 @@ impl Advice {
     }
 
     /// The advice as `rustix` spells it.
-    fn to_rustix(self) -> mm::Advice {
+    pub(crate) fn to_rustix(self) -> mm::Advice {
         match self {
             Advice::DontNeed => mm::Advice::LinuxDontNeed,
             Advice::Free => mm::Advice::LinuxFree,
@@ -93,10 +92,7 @@ impl Arena {
         if advice == Advice::Free {
             // Marked before the call: if it fails part way, a page marked
             // but not freed costs one write when allocated, no more.
-            let arena_pages = self.nr_pages.0 as usize;
-            self.lazy
-                .get_or_insert_with(|| LazyFreed::new(arena_pages))
-                .mark(first, count);
+            self.lazy_marks().mark(first, count);
         }
         let shift = self.page_shift();
         self.mapping
@@ -107,7 +103,7 @@ impl Arena {
                 advice,
                 source,
             })?;
-        if let (Advice::DontNeed, Some(lazy)) = (advice, &mut self.lazy) {
+        if let (Advice::DontNeed, Some(lazy)) = (advice, self.lazy.get()) {
             lazy.clear(first, count);
         }
         Ok(())

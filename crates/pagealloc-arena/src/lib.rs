@@ -99,13 +99,19 @@ mod error;
 mod lazy;
 #[allow(unsafe_code)]
 mod mapping;
+mod report;
+mod reporter;
 mod resident;
 
 pub use arena::Arena;
 pub use block::Block;
 pub use discard::Advice;
-pub use error::{DiscardError, FreeError, NewError};
+pub use error::{DiscardError, FreeError, NewError, ReportError};
+pub use reporter::{Reporter, ReporterStats};
 pub use resident::{lazy_free_bytes, resident_bytes};
 
 pub use pagealloc;
-pub use pagealloc::{AllocError, AllocFlags, Config, Order, PageCount, Pfn};
+pub use pagealloc::{
+    AllocError, AllocFlags, Config, Order, PageCount, Pfn, ReportPass, ReportingInfo,
+    ReportingPolicy, ReportingState,
+};
