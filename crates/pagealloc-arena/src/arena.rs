@@ -1,6 +1,8 @@
 //! The arena: one mapping, one allocator over its frames, and the blocks
 //! that join the two.
 
+use std::sync::OnceLock;
+
 use pagealloc::{
     AllocError, AllocFlags, Allocator, BuddyInfo, Config, ConfigError, InvariantViolation,
     MemoryMap, Order, PageCount, Pfn, VmStats,
@@ -36,9 +38,9 @@ pub struct Arena {
     pub(crate) nr_pages: PageCount,
     /// `log2` of the page size.
     page_shift: u32,
-    /// Pages given `MADV_FREE` and not written since; `None` until the
-    /// first such discard.
-    pub(crate) lazy: Option<LazyFreed>,
+    /// Pages given `MADV_FREE` and not written since; empty until the
+    /// first such discard or report.
+    pub(crate) lazy: OnceLock<LazyFreed>,
 }
 
 impl Arena {
@@ -92,7 +94,7 @@ impl Arena {
             start,
             nr_pages,
             page_shift,
-            lazy: None,
+            lazy: OnceLock::new(),
         })
     }
 
@@ -114,7 +116,7 @@ impl Arena {
             first << self.page_shift,
             nr_pages << self.page_shift,
         );
-        if let Some(lazy) = &self.lazy {
+        if let Some(lazy) = self.lazy.get() {
             lazy.take(first, nr_pages, |page| {
                 self.mapping.keep_page(&mut block, page);
             });
@@ -205,6 +207,20 @@ impl Arena {
         self.allocator.buddyinfo()
     }
 
+    /// Returns every block cached on the per-CPU lists to the buddy lists
+    /// (Linux `drain_all_pages`), where they merge and, at or above the
+    /// reporting order, can be reported. Returns the pages drained.
+    ///
+    /// The per-CPU lists keep orders 0 to 3 and the pageblock order, and
+    /// their high mark tunes itself up to an eighth of the arena during a
+    /// burst of frees; the engine has no timer to decay it again (Linux
+    /// does, from its `vmstat` work), so after a large free up to that
+    /// much free memory waits there, unreportable, until it is allocated
+    /// or drained.
+    pub fn drain_cpu_lists(&self) -> u64 {
+        self.allocator.drain_all()
+    }
+
     /// Checks every invariant of the allocator (docs/DESIGN.md).
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         self.allocator.check_invariants()
@@ -219,6 +235,12 @@ impl Arena {
     /// `log2` of the page size.
     pub(crate) fn page_shift(&self) -> u32 {
         self.page_shift
+    }
+
+    /// The bitmap of lazily freed pages, made on first use.
+    pub(crate) fn lazy_marks(&self) -> &LazyFreed {
+        let nr_pages = self.nr_pages.0 as usize;
+        self.lazy.get_or_init(|| LazyFreed::new(nr_pages))
     }
 }
 

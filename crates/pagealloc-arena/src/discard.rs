@@ -1,17 +1,14 @@
 //! Giving free frames' memory back to the OS with `madvise`.
 //!
-//! This is what the engine's reporting sink will call once free page
-//! reporting (seed 002) lands: Linux's `page_reporting` takes free blocks
-//! of at least the pageblock order off the free lists, hands them to the
-//! sink (virtio-balloon tells the host, which `madvise`s them), and puts
-//! them back marked reported. Until then a caller discards ranges it knows
-//! are free, and the arena checks that they are.
+//! A caller discards a range it knows is free, with `&mut Arena`, and the
+//! arena checks that it is. Free page reporting (`report.rs`) gives back
+//! the blocks the engine reports, with `&Arena`, through the same advice
+//! and the same `MADV_FREE` bookkeeping.
 
 use pagealloc::{Order, PageCount, Pfn};
 use rustix::mm;
 
 use crate::error::DiscardError;
-use crate::lazy::LazyFreed;
 use crate::Arena;
 
 /// What the kernel is told about a free range.
@@ -38,7 +35,7 @@ impl Advice {
     }
 
     /// The advice as `rustix` spells it.
-    fn to_rustix(self) -> mm::Advice {
+    pub(crate) fn to_rustix(self) -> mm::Advice {
         match self {
             Advice::DontNeed => mm::Advice::LinuxDontNeed,
             Advice::Free => mm::Advice::LinuxFree,
@@ -65,10 +62,10 @@ impl Arena {
     ///
     /// It takes `&mut self` so that no allocation can take a frame of the
     /// range between the check and the advice, and no slice of the arena is
-    /// live while the kernel drops bytes. The reporting pass will not need
-    /// that: the engine takes the blocks it reports off the free lists for
-    /// the time of the report (Linux's `page_reporting_cycle`), which is
-    /// the same guarantee, per block, with `&self`.
+    /// live while the kernel drops bytes. [`Arena::report_pass`] does not
+    /// need that: the engine takes the blocks it reports off the free lists
+    /// for the time of the report (Linux's `page_reporting_cycle`), which
+    /// is the same guarantee, per block, with `&self`.
     ///
     /// The check walks the range's frames, so it costs time in proportion
     /// to its length; the advice itself is one system call.
@@ -93,10 +90,7 @@ impl Arena {
         if advice == Advice::Free {
             // Marked before the call: if it fails part way, a page marked
             // but not freed costs one write when allocated, no more.
-            let arena_pages = self.nr_pages.0 as usize;
-            self.lazy
-                .get_or_insert_with(|| LazyFreed::new(arena_pages))
-                .mark(first, count);
+            self.lazy_marks().mark(first, count);
         }
         let shift = self.page_shift();
         self.mapping
@@ -107,7 +101,7 @@ impl Arena {
                 advice,
                 source,
             })?;
-        if let (Advice::DontNeed, Some(lazy)) = (advice, &mut self.lazy) {
+        if let (Advice::DontNeed, Some(lazy)) = (advice, self.lazy.get()) {
             lazy.clear(first, count);
         }
         Ok(())

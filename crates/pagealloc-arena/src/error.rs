@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use pagealloc::{BlockError, ConfigError, Order, PageCount, Pfn};
+use pagealloc::{BlockError, ConfigError, Order, PageCount, Pfn, ReportPass, ReportPassError};
 
 use crate::discard::Advice;
 use crate::Block;
@@ -183,6 +183,67 @@ impl std::error::Error for DiscardError {
         match self {
             DiscardError::Advise { source, .. } => Some(source),
             DiscardError::OutOfArena { .. } | DiscardError::Allocated { .. } => None,
+        }
+    }
+}
+
+/// Why [`Arena::report_pass`](crate::Arena::report_pass) did not report
+/// everything it took.
+#[derive(Debug)]
+pub enum ReportError {
+    /// Free page reporting is off in the arena's configuration
+    /// (`Config::reporting` is `None`). Nothing was done.
+    Off,
+    /// Another pass is running on this arena (one at a time). Nothing was
+    /// done.
+    Busy,
+    /// The pass ran, but `madvise` failed on some batches; the engine left
+    /// those blocks free and unreported, to be reported by a later pass.
+    /// The batches that went through are reported, as `pass` counts.
+    Advise {
+        /// What the pass did, failed batches included.
+        pass: ReportPass,
+        /// The advice given.
+        advice: Advice,
+        /// What the kernel said, the first time it refused.
+        source: io::Error,
+    },
+}
+
+impl From<ReportPassError> for ReportError {
+    fn from(error: ReportPassError) -> ReportError {
+        match error {
+            ReportPassError::Off => ReportError::Off,
+            ReportPassError::Busy => ReportError::Busy,
+        }
+    }
+}
+
+impl fmt::Display for ReportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportError::Off => write!(f, "{}", ReportPassError::Off),
+            ReportError::Busy => write!(f, "{}", ReportPassError::Busy),
+            ReportError::Advise {
+                pass,
+                advice,
+                source,
+            } => write!(
+                f,
+                "{} failed on {} of {} reporting batches: {source}",
+                advice.linux_name(),
+                pass.failed_batches,
+                pass.batches
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReportError::Advise { source, .. } => Some(source),
+            ReportError::Off | ReportError::Busy => None,
         }
     }
 }

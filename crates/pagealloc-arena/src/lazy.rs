@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const WORD_BITS: usize = u64::BITS as usize;
 
 /// One bit per page of the arena, set for pages given `MADV_FREE` and not
-/// written since. Set and cleared in bulk with `&mut` (by discards), taken
-/// with `&self` (by allocations, which own their pages).
+/// written since. Set and cleared by discards and by the reporting sink,
+/// taken by allocations; each caller owns the pages whose bits it changes
+/// (a free range under `&mut Arena`, an in-flight reported block, a block
+/// just allocated), and atomic `fetch_or` / `fetch_and` keep apart callers
+/// that share a word.
 #[derive(Debug)]
 pub(crate) struct LazyFreed {
     words: Box<[AtomicU64]>,
@@ -49,16 +52,21 @@ impl LazyFreed {
 
     /// Marks pages `first..first + count` (page indices from the arena's
     /// start, inside it) as lazily freed.
-    pub(crate) fn mark(&mut self, first: usize, count: usize) {
+    ///
+    /// The marks are published to the thread that later allocates the
+    /// pages by the allocator's own hand-over (the zone lock or per-CPU
+    /// list lock the pages pass through on their way back), so `Relaxed`
+    /// is enough here, as it is in [`LazyFreed::take`].
+    pub(crate) fn mark(&self, first: usize, count: usize) {
         for (w, mask) in spans(first, count) {
-            *self.words[w].get_mut() |= mask;
+            self.words[w].fetch_or(mask, Ordering::Relaxed);
         }
     }
 
     /// Forgets pages `first..first + count`: they were dropped for good.
-    pub(crate) fn clear(&mut self, first: usize, count: usize) {
+    pub(crate) fn clear(&self, first: usize, count: usize) {
         for (w, mask) in spans(first, count) {
-            *self.words[w].get_mut() &= !mask;
+            self.words[w].fetch_and(!mask, Ordering::Relaxed);
         }
     }
 
@@ -95,7 +103,7 @@ mod tests {
 
     #[test]
     fn marks_are_taken_once_per_page() {
-        let mut lazy = LazyFreed::new(200);
+        let lazy = LazyFreed::new(200);
         lazy.mark(60, 10); // across the first word boundary
         lazy.mark(128, 64); // one whole word
         lazy.clear(62, 2);

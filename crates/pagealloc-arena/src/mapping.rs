@@ -10,6 +10,9 @@
 //!   those frames of this mapping;
 //! * `madvise`, which may change bytes behind the program's back, takes
 //!   `&mut Mapping`: every slice borrows the mapping, so none is live;
+//! * or, for a block that free page reporting holds in flight, an
+//!   [`InFlight`] range, which only the arena's reporting sink makes, from
+//!   a block the engine handed it: free, off every list, in no [`Block`];
 //! * `munmap` runs in `Drop`, when nothing can borrow the mapping any more.
 //!
 //! Every range is checked against the mapping's length here, whatever the
@@ -22,6 +25,7 @@ use std::ptr::NonNull;
 use rustix::mm::{self, Advice, MapFlags, ProtFlags};
 
 use crate::block::{ArenaId, Block};
+use crate::report::InFlight;
 
 /// One anonymous private mapping, read-write, `MAP_NORESERVE`: address
 /// space only, each page backed by memory when first touched.
@@ -41,11 +45,13 @@ pub(crate) struct Mapping {
 // moving it to another thread moves the ownership, and nothing in it is
 // tied to the creating thread.
 unsafe impl Send for Mapping {}
-// SAFETY: (2) through `&Mapping` the only accesses are slices of blocks,
-// each borrowing its `Block` (shared or exclusive, as the slice is) and
-// blocks never share a frame (see `Block`); kernel advice and unmapping
-// need `&mut Mapping`. So sharing `&Mapping` between threads gives no two
-// threads conflicting access to any byte.
+// SAFETY: (2) through `&Mapping` the accesses are slices of blocks, each
+// borrowing its `Block` (shared or exclusive, as the slice is), and advice
+// on a reported block the engine holds in flight (`advise_in_flight`, a
+// frame range in no `Block` and on no free list for the call); blocks never
+// share a frame (see `Block`) and an in-flight block is in none. Any other
+// advice, and unmapping, need `&mut Mapping`. So sharing `&Mapping`
+// between threads gives no two threads conflicting access to any byte.
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
@@ -168,12 +174,7 @@ impl Mapping {
     /// be page-aligned and inside the mapping, or nothing is done and the
     /// error is `InvalidInput`.
     pub(crate) fn advise(&mut self, offset: usize, len: usize, advice: Advice) -> io::Result<()> {
-        let inside = offset.checked_add(len).is_some_and(|end| end <= self.len);
-        let page = self.page_size_bytes;
-        let aligned = offset.is_multiple_of(page) && len.is_multiple_of(page);
-        if !inside || !aligned {
-            return Err(io::Error::from(io::ErrorKind::InvalidInput));
-        }
+        self.check_range(offset, len)?;
         if len == 0 {
             return Ok(());
         }
@@ -185,11 +186,57 @@ impl Mapping {
         unsafe { mm::madvise(self.start.add(offset).as_ptr().cast(), len, advice) }?;
         Ok(())
     }
+
+    /// Tells the kernel `advice` for the bytes of `range`, a reported block
+    /// that the engine holds in flight, with only `&self`: other threads
+    /// may be reading and writing other blocks meanwhile. The range must be
+    /// page-aligned and inside the mapping, or nothing is done and the
+    /// error is `InvalidInput`.
+    pub(crate) fn advise_in_flight(&self, range: &InFlight, advice: Advice) -> io::Result<()> {
+        let (offset, len) = (range.offset_bytes(), range.len_bytes());
+        self.check_range(offset, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: (12) the range lies inside this mapping (checked above)
+        // and is page-aligned. It is the bytes of a block that free page
+        // reporting took off the free lists into the in-flight state
+        // (`ReportingHead`) and handed to the arena's sink, which made
+        // `range` from it for this call (`InFlight` is made nowhere else).
+        // Until the sink returns, the block is free and on no list, so no
+        // allocation can hand it out; it was free when taken, so no `Block`
+        // covers any of its frames (a `Block` names only frames the engine
+        // allocated to it, and blocks never share a frame). So no slice of
+        // these bytes is live, and none can be made until the engine puts
+        // the block back, after this call: bytes the kernel drops now (or
+        // later, for `MADV_FREE`) change under no reference. A block
+        // handed out later reads zeros for dropped bytes, which is a valid
+        // `u8`; the arena keeps `MADV_FREE` pages stable once they are
+        // handed out (`LazyFreed`). Concurrent access to other blocks
+        // touches other bytes, and the kernel serializes the page-table
+        // changes. The mapping is private anonymous memory, for which both
+        // advices are defined.
+        unsafe { mm::madvise(self.start.add(offset).as_ptr().cast(), len, advice) }?;
+        Ok(())
+    }
+
+    /// `Ok` if `len` bytes at `offset` are inside the mapping and
+    /// page-aligned, else `InvalidInput`.
+    fn check_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        let inside = offset.checked_add(len).is_some_and(|end| end <= self.len);
+        let page = self.page_size_bytes;
+        let aligned = offset.is_multiple_of(page) && len.is_multiple_of(page);
+        if inside && aligned {
+            Ok(())
+        } else {
+            Err(io::Error::from(io::ErrorKind::InvalidInput))
+        }
+    }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: (12) `start..start + len` is exactly what `new` kept
+        // SAFETY: (13) `start..start + len` is exactly what `new` kept
         // mapped, and `&mut self` in drop means no slice of it is live (a
         // `Block` holds no pointer, only an offset). The error is ignored:
         // munmap of a range we mapped can only fail on a kernel out of
