@@ -243,7 +243,7 @@ impl<'a> Driver<'a> {
     #[inline(always)]
     fn tick(&mut self) {
         self.ops += 1;
-        if self.ops % PASS_EVERY == 0 && self.on {
+        if self.ops.is_multiple_of(PASS_EVERY) && self.on {
             let p = self.a.report_pass(&mut NullSink).expect("pass");
             self.passes += 1;
             self.total.batches += p.batches;

@@ -92,7 +92,7 @@ fn main() {
     let (cpu, o0, kernel) = (CpuId(0), Order::ZERO, AllocFlags::KERNEL);
     let (mut passes, mut reported) = (0u64, 0u64);
     let mut tick = |i: u64| {
-        if (i + 1) % PASS_EVERY == 0 && on {
+        if (i + 1).is_multiple_of(PASS_EVERY) && on {
             reported += a.report_pass(&mut NullSink).expect("pass").pages_reported;
             passes += 1;
         }
