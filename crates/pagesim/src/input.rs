@@ -196,7 +196,8 @@ impl LineReader {
                 return self.emit(line_start, line_start + pos).map(Some);
             }
             if self.end - self.start > MAX_LINE_BYTES {
-                return Err(self.too_long());
+                // The line being read, not yet counted, is already too long.
+                return Err(self.too_long(self.line_no + 1));
             }
             if self.eof {
                 if self.start == self.end {
@@ -217,7 +218,8 @@ impl LineReader {
             self.consumed.set(pos.min(self.file_bytes));
         }
         if end - start > MAX_LINE_BYTES {
-            return Err(self.too_long());
+            // `line_no` already counts this line.
+            return Err(self.too_long(self.line_no));
         }
         if end > start && self.buf[end - 1] == b'\r' {
             end -= 1;
@@ -225,10 +227,11 @@ impl LineReader {
         Ok((self.line_no, &self.buf[start..end]))
     }
 
-    fn too_long(&self) -> Error {
+    /// The error for line `line` (1-based), longer than any ftrace line.
+    fn too_long(&self, line: u64) -> Error {
         Error::TraceLine {
             path: self.path.clone(),
-            line: self.line_no + 1,
+            line,
             kind: LineError::TooLong {
                 max: MAX_LINE_BYTES,
             },

@@ -586,7 +586,8 @@ fn apply<'a>(
             return None;
         }
         Line::Lost { nr } => {
-            events.lost_events += nr;
+            // `nr` is any number the file says: saturate, never overflow.
+            events.lost_events = events.lost_events.saturating_add(nr);
             return None;
         }
         Line::Event {

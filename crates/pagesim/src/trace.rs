@@ -7,10 +7,11 @@
 //! ```
 //!
 //! The task name may hold spaces and colons, so the event is found after the
-//! first `": "` that ends a timestamp (digits with an optional dot), and its
-//! name runs to the next `':'`. Fields are `key=value` tokens separated by
-//! spaces, scanned once, byte by byte. The `trace` file adds `#` comment
-//! lines (its header); both files may report `CPU:N [LOST M EVENTS]`.
+//! first `": "` that ends a timestamp (digits with an optional dot) and is
+//! followed by an event name (letters, digits, `_`) up to the next `':'`.
+//! Fields are `key=value` tokens separated by spaces, scanned once, byte by
+//! byte. The `trace` file adds `#` comment lines (its header); both files
+//! may report `CPU:N [LOST M EVENTS]`.
 
 use memchr::memchr;
 
@@ -335,17 +336,18 @@ fn split_event(line: &[u8]) -> Option<Parts<'_>> {
                 let rest = &line[colon + 2..];
                 let end = memchr(b':', rest)?;
                 let name = &rest[..end];
-                if name.is_empty() || !name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                // Not an event name: the `digits: ` was inside the task
+                // name (`a 1: b-2`, any bytes are a valid comm); go on.
+                if !name.is_empty() && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
                 {
-                    return None;
+                    let fields = rest[end + 1..].trim_ascii();
+                    return Some(Parts {
+                        ts_start,
+                        timestamp: &line[ts_start..colon],
+                        name,
+                        fields,
+                    });
                 }
-                let fields = rest[end + 1..].trim_ascii();
-                return Some(Parts {
-                    ts_start,
-                    timestamp: &line[ts_start..colon],
-                    name,
-                    fields,
-                });
             }
         }
         from = colon + 1;
@@ -519,6 +521,18 @@ mod tests {
                 task: b"a-1",
                 cpu: Some(12),
                 ..
+            })
+        ));
+        // A task name that looks like a timestamp but is not followed by
+        // an event name.
+        let odd = b"  a 1: b-2 [000] ..... 1.5: mm_page_free: pfn=0x1 order=0";
+        assert!(matches!(
+            parse_line(odd),
+            Ok(Line::Event {
+                task: b"a 1: b-2",
+                cpu: Some(0),
+                timestamp: b"1.5",
+                event: Event::Free { pfn: 1, order: 0 },
             })
         ));
         let no_cpu = b"a-1 1.5: mm_page_free: pfn=0x1 order=0";
