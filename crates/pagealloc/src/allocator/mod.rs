@@ -106,15 +106,17 @@ impl Allocator<DefaultLock> {
     }
 }
 
-/// Hands out [`Allocator::id`]s.
+/// Hands out [`Allocator::id`]s. Always `core`'s atomic: an id takes part
+/// in no protocol, and a model checker's atomics cannot be shared by the
+/// real threads of parallel test cases.
 #[cfg(feature = "std")]
-static NEXT_ALLOCATOR_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_ALLOCATOR_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 /// A process-unique allocator id (std), or 0 where nothing needs one.
 fn new_allocator_id() -> u64 {
     #[cfg(feature = "std")]
     {
-        NEXT_ALLOCATOR_ID.fetch_add(1, Ordering::Relaxed)
+        NEXT_ALLOCATOR_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
     }
     #[cfg(not(feature = "std"))]
     {

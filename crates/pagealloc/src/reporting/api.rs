@@ -231,6 +231,10 @@ impl<R: RawMutex> Allocator<R> {
                     loop {
                         if batch.len() == capacity {
                             if budget == 0 {
+                                // Out of budget with blocks perhaps left:
+                                // ask for another pass (Linux sets the
+                                // state back to requested here).
+                                zone.core.report_requested.store(true, Ordering::Relaxed);
                                 break;
                             }
                             budget -= 1;
