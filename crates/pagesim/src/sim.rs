@@ -676,7 +676,7 @@ impl Sim<'_> {
         let Some(r) = self.variant.reporting else {
             return;
         };
-        if done % r.every != 0 {
+        if !done.is_multiple_of(r.every) {
             return;
         }
         let requested = self.alloc.reporting_state() == ReportingState::Requested;
