@@ -111,6 +111,22 @@ pub fn run_command(args: &RunArgs, out: &OutputArgs, progress: &Progress) -> Res
             report.machine.nr_orders as usize,
             &orders,
         )?;
+        let reporting: Vec<Series<'_, report::ReportingPoint>> = report
+            .variants
+            .iter()
+            .filter_map(|v| {
+                v.reporting.as_ref().map(|r| Series {
+                    name: &v.name,
+                    samples: &r.samples,
+                })
+            })
+            .collect();
+        plot::write_reporting(
+            dir,
+            &format!("pagesim run: {} — free page reporting", report.name),
+            &reporting,
+            report.machine.page_size_bytes,
+        )?;
     }
     Ok(if out.json {
         json::to_string(&report)

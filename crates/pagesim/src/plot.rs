@@ -6,21 +6,51 @@
 //! * `unusable-index.svg`: the unusable free space index at the probed
 //!   orders;
 //! * `mixed-pageblocks.svg`: mixed pageblocks, all kinds and unmovable or
-//!   reclaimable pages inside movable pageblocks.
+//!   reclaimable pages inside movable pageblocks;
+//! * `reported-memory.svg` (scenarios with a variant that has free page
+//!   reporting on): reported memory over time, and the fraction of free
+//!   memory at or above the reporting order that is reported, one line per
+//!   such variant.
 
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::report::Sample;
+use crate::report::{ReportingPoint, Sample};
 
 /// One line: a name and its samples.
-pub struct Series<'a> {
+pub struct Series<'a, T = Sample> {
     /// Policy or variant name.
     pub name: &'a str,
     /// The samples.
-    pub samples: &'a [Sample],
+    pub samples: &'a [T],
+}
+
+/// A point of a time series: where it lies on the x axis.
+trait Point {
+    /// Scenario step, or events replayed.
+    fn at(&self) -> u64;
+    /// Trace time in seconds (replay only).
+    fn time_s(&self) -> Option<f64>;
+}
+
+impl Point for Sample {
+    fn at(&self) -> u64 {
+        self.at
+    }
+    fn time_s(&self) -> Option<f64> {
+        self.time_s
+    }
+}
+
+impl Point for ReportingPoint {
+    fn at(&self) -> u64 {
+        self.at
+    }
+    fn time_s(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// What the x axis shows.
@@ -47,19 +77,19 @@ impl XAxis {
         }
     }
 
-    fn x(self, s: &Sample) -> f64 {
+    fn x(self, s: &impl Point) -> f64 {
         match self {
-            XAxis::Steps => s.at as f64,
-            XAxis::TraceSeconds => s.time_s.unwrap_or(s.at as f64),
+            XAxis::Steps => s.at() as f64,
+            XAxis::TraceSeconds => s.time_s().unwrap_or(s.at() as f64),
         }
     }
 }
 
 /// One panel: a title, a value per sample and how many decimals its axis
 /// labels need.
-struct Panel<'a> {
+struct Panel<'a, T = Sample> {
     title: String,
-    value: Box<dyn Fn(&Sample) -> f64 + 'a>,
+    value: Box<dyn Fn(&T) -> f64 + 'a>,
     decimals: usize,
 }
 
@@ -122,12 +152,51 @@ pub fn write_all(
     Ok(written)
 }
 
-fn draw(
+/// Writes `reported-memory.svg` into `dir` (created if needed): reported
+/// memory in MiB over the steps and the reported fraction, one line per
+/// variant in `series` (those with reporting on); `None` without any.
+pub fn write_reporting(
+    dir: &Path,
+    title: &str,
+    series: &[Series<'_, ReportingPoint>],
+    page_size_bytes: u64,
+) -> Result<Option<PathBuf>> {
+    if series.is_empty() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mib = page_size_bytes as f64 / (1024.0 * 1024.0);
+    let panels: Vec<Panel<'_, ReportingPoint>> = vec![
+        Panel {
+            title: "reported memory (MiB)".to_owned(),
+            value: Box::new(move |p: &ReportingPoint| p.reported as f64 * mib),
+            decimals: 0,
+        },
+        Panel {
+            title: "reported fraction of free memory at or above the reporting order".to_owned(),
+            value: Box::new(|p: &ReportingPoint| p.fraction),
+            decimals: 2,
+        },
+    ];
+    let path = dir.join("reported-memory.svg");
+    draw(&path, title, XAxis::Steps, series, &panels, (1200, 500)).map_err(|detail| {
+        Error::Plot {
+            path: path.clone(),
+            detail,
+        }
+    })?;
+    Ok(Some(path))
+}
+
+fn draw<T: Point>(
     path: &Path,
     title: &str,
     x: XAxis,
-    series: &[Series<'_>],
-    panels: &[Panel<'_>],
+    series: &[Series<'_, T>],
+    panels: &[Panel<'_, T>],
     size: (u32, u32),
 ) -> std::result::Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();

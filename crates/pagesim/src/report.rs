@@ -318,7 +318,7 @@ pub struct Probe {
 }
 
 /// The summary figures of a snapshot.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, PartialEq, Debug, Serialize)]
 pub struct SnapshotSummary {
     /// Pages of each hold actor and the pageblocks they touch.
     pub held: Vec<HeldPages>,
@@ -332,6 +332,59 @@ pub struct SnapshotSummary {
     pub free_blocks: Vec<u64>,
     /// Allocation probes.
     pub probes: Vec<Probe>,
+    /// Free page reporting then (variants with `reporting` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reporting: Option<ReportingPoint>,
+}
+
+/// Free page reporting at one moment, all zones (the engine's
+/// `reporting_info()`).
+#[derive(Clone, Copy, PartialEq, Debug, Serialize)]
+pub struct ReportingPoint {
+    /// Scenario step.
+    pub at: u64,
+    /// Free pages in blocks at or above the reporting order (what could be
+    /// reported).
+    pub free_reportable: u64,
+    /// Of those, the pages of reported blocks.
+    pub reported: u64,
+    /// `reported / free_reportable`; 1 when nothing is reportable (the
+    /// engine's `reported_fraction()`).
+    pub fraction: f64,
+}
+
+/// What free page reporting did in a variant that has it on.
+#[derive(Clone, PartialEq, Debug, Serialize)]
+pub struct ReportingReport {
+    /// The smallest order reported.
+    pub order: u8,
+    /// Blocks per batch.
+    pub capacity: u16,
+    /// A pass handles about `1/budget_fraction` of each free list.
+    pub budget_fraction: u16,
+    /// Steps between the reporting worker's looks.
+    pub every: u64,
+    /// Passes run (`report_passes`).
+    pub passes: u64,
+    /// Of those, passes run to continue one that left reportable pages
+    /// unreported, without a new request from the engine (Linux re-requests
+    /// itself when a pass runs out of budget; docs/pagesim.md).
+    pub continued_passes: u64,
+    /// Batches handed to the sink (`report_batches`).
+    pub batches: u64,
+    /// Batches the sink refused (`report_failures`; the simulator's sink
+    /// accepts every batch, so 0).
+    pub failed_batches: u64,
+    /// Pages reported, cumulative (`reported_pages`; a page reported, then
+    /// allocated, freed and reported again counts twice).
+    pub reported_pages: u64,
+    /// Pages of reported blocks that were allocated again
+    /// (`reported_reallocated`: the host must fault them back in).
+    pub reported_reallocated: u64,
+    /// The figures at the end of the run.
+    pub end: ReportingPoint,
+    /// The figures at every census sample.
+    pub samples: Vec<ReportingPoint>,
 }
 
 /// The state at the end of a phase with a `snapshot`.
@@ -422,6 +475,8 @@ pub struct VariantReport {
     pub unmovable_spread_peak: SpreadPeak,
     /// The time series.
     pub samples: Vec<Sample>,
+    /// Free page reporting, when the variant has it on (`null` otherwise).
+    pub reporting: Option<ReportingReport>,
 }
 
 /// A whole scenario run.

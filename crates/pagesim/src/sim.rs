@@ -9,6 +9,14 @@
 //! frees the oldest reclaimable blocks until the high watermark is met; a
 //! failed allocation below the high watermark reclaims and retries once.
 //!
+//! With free page reporting on (a variant's `reporting`), at the end of
+//! every `every`-th step a reporting pass runs if one is wanted: the engine
+//! asked for one (`reporting_state()` is `Requested`: a block at or above
+//! the reporting order was freed), or the previous pass reported pages and
+//! left reportable ones unreported (Linux re-requests itself when a pass
+//! runs out of its budget; the engine does not say so, see
+//! docs/pagesim.md). The sink accepts every batch.
+//!
 //! Variants are independent runs from the same seed; with more than one
 //! they run on scoped threads (each owns its allocator), and the result
 //! does not depend on scheduling.
@@ -19,7 +27,10 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use pagealloc::{AllocError, AllocFlags, Allocator, CpuId, Order, PackClaim, Pfn};
+use pagealloc::{
+    AllocError, AllocFlags, Allocator, CpuId, Order, PackClaim, Pfn, ReportSink, ReportedBlock,
+    ReportingState,
+};
 
 use crate::census::{self, Scratch};
 use crate::emit::{emit_paths, TraceWriter};
@@ -27,8 +38,8 @@ use crate::error::{Error, Result};
 use crate::gfp::describe;
 use crate::progress::Progress;
 use crate::report::{
-    ActorStats, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats, Sample, ScenarioReport,
-    Snapshot, SnapshotSummary, SpreadPeak, VariantReport,
+    ActorStats, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats, ReportingPoint,
+    ReportingReport, Sample, ScenarioReport, Snapshot, SnapshotSummary, SpreadPeak, VariantReport,
 };
 use crate::rng::Rng;
 use crate::scenario::{Actor, AllocMode, Behaviour, Lifetime, Scenario, Variant};
@@ -128,6 +139,24 @@ struct Sim<'a> {
     scratch: Scratch,
     samples: Vec<Sample>,
     snapshots: Vec<Snapshot>,
+    /// Reporting figures at every sample (reporting on only).
+    reporting_samples: Vec<ReportingPoint>,
+    /// The last pass reported pages and left reportable ones: run another.
+    report_more: bool,
+    /// Passes run for that reason alone.
+    continued_passes: u64,
+}
+
+/// The simulated host: takes every batch (the blocks stay the allocator's;
+/// only their mark changes).
+struct AcceptAll;
+
+impl ReportSink for AcceptAll {
+    type Error = std::convert::Infallible;
+
+    fn report(&mut self, _batch: &[ReportedBlock]) -> std::result::Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 fn run_variant(
@@ -135,9 +164,10 @@ fn run_variant(
     variant: &Variant,
     progress: &Progress,
 ) -> Result<VariantReport> {
-    let mut alloc = scenario
-        .machine
-        .allocator_with(|c| c.packing = variant.packing)?;
+    let mut alloc = scenario.machine.allocator_with(|c| {
+        c.packing = variant.packing;
+        c.reporting = variant.reporting.map(|r| r.policy);
+    })?;
     let writer = emit_writer(scenario, variant, &mut alloc)?;
     let mut sim = Sim::new(scenario, variant, alloc);
     let total = scenario.total_steps();
@@ -147,6 +177,7 @@ fn run_variant(
         }
         sim.step(step);
         let done = step + 1;
+        sim.report(done);
         if done % scenario.sample_every == 0 || done == total {
             sim.sample(done);
         }
@@ -163,7 +194,27 @@ fn run_variant(
     sim.alloc.set_event_sink(None);
     let emitted_trace = writer.map(|w| w.finish()).transpose()?;
     let nr_orders = sim.alloc.config().nr_orders as usize;
-    let engine = EngineStats::new(&sim.alloc.stats(), nr_orders);
+    let stats = sim.alloc.stats();
+    let engine = EngineStats::new(&stats, nr_orders);
+    let reporting = variant.reporting.map(|r| ReportingReport {
+        order: sim.alloc.config().report_order().map_or(0, |o| o.get()),
+        capacity: r.policy.capacity,
+        budget_fraction: r.policy.budget_fraction,
+        every: r.every,
+        passes: stats.report_passes,
+        continued_passes: sim.continued_passes,
+        batches: stats.report_batches,
+        failed_batches: stats.report_failures,
+        reported_pages: stats.reported_pages,
+        reported_reallocated: stats.reported_reallocated,
+        end: sim.reporting_point(total).unwrap_or(ReportingPoint {
+            at: total,
+            free_reportable: 0,
+            reported: 0,
+            fraction: 1.0,
+        }),
+        samples: std::mem::take(&mut sim.reporting_samples),
+    });
     Ok(VariantReport {
         name: variant.name.clone(),
         description: variant.description.clone(),
@@ -185,6 +236,7 @@ fn run_variant(
             .map_or_else(Default::default, |s| s.unmovable_spread),
         unmovable_spread_peak: SpreadPeak::of(&sim.samples),
         samples: sim.samples,
+        reporting,
     })
 }
 
@@ -237,6 +289,9 @@ impl<'a> Sim<'a> {
             scratch: Scratch::default(),
             samples: Vec::new(),
             snapshots: Vec::new(),
+            reporting_samples: Vec::new(),
+            report_more: false,
+            continued_passes: 0,
         }
     }
 }
@@ -615,7 +670,50 @@ impl Sim<'_> {
         }
     }
 
+    /// At the end of step `done`: a reporting pass, if reporting is on, the
+    /// worker looks now and a pass is wanted.
+    fn report(&mut self, done: u64) {
+        let Some(r) = self.variant.reporting else {
+            return;
+        };
+        if !done.is_multiple_of(r.every) {
+            return;
+        }
+        let requested = self.alloc.reporting_state() == ReportingState::Requested;
+        if !requested && !self.report_more {
+            return;
+        }
+        self.report_more = false;
+        // Off and Busy cannot happen here: reporting is on and passes run
+        // one at a time on this thread.
+        let Ok(pass) = self.alloc.report_pass(&mut AcceptAll) else {
+            return;
+        };
+        if !requested {
+            self.continued_passes += 1;
+        }
+        if pass.pages_reported > 0 {
+            self.report_more = self
+                .reporting_point(done)
+                .is_some_and(|p| p.reported < p.free_reportable);
+        }
+    }
+
+    /// The reporting figures now, all zones (reporting on only).
+    fn reporting_point(&self, at: u64) -> Option<ReportingPoint> {
+        let info = self.alloc.reporting_info()?;
+        Some(ReportingPoint {
+            at,
+            free_reportable: info.zones.iter().map(|z| z.free_reportable).sum(),
+            reported: info.zones.iter().map(|z| z.reported).sum(),
+            fraction: info.reported_fraction(),
+        })
+    }
+
     fn sample(&mut self, step: u64) {
+        if let Some(p) = self.reporting_point(step) {
+            self.reporting_samples.push(p);
+        }
         let c = census::take(&self.alloc, &mut self.scratch);
         let unusable_index = (0..c.free_blocks.len())
             .filter_map(|o| Order::new(o as u8))
@@ -687,6 +785,7 @@ impl Sim<'_> {
                 free_pages: c.free_pages,
                 free_blocks: c.free_blocks,
                 probes,
+                reporting: self.reporting_point(step),
             },
         });
     }

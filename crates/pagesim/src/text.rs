@@ -6,7 +6,8 @@ use std::fmt::{self, Write as _};
 
 use crate::census::{MixedPageblocks, UnmovableSpread};
 use crate::report::{
-    ActorStats, HeldPages, PolicyReport, ReplayReport, ScenarioReport, Snapshot, VariantReport,
+    ActorStats, HeldPages, PolicyReport, ReplayReport, ReportingPoint, ScenarioReport, Snapshot,
+    VariantReport,
 };
 
 /// The first order whose free blocks a snapshot summary lists (seed 001
@@ -516,6 +517,9 @@ impl ScenarioReport {
                 }),
             );
         }
+        let points: Vec<Option<ReportingPoint>> =
+            snaps.iter().map(|s| s.summary.reporting).collect();
+        reporting_rows(&mut t, "", &points);
         let nr_probes = snaps.first().map_or(0, |s| s.summary.probes.len());
         for p in 0..nr_probes {
             let probe = &snaps[0].summary.probes[p];
@@ -645,6 +649,66 @@ impl ScenarioReport {
             "  peak at step",
             col(&|v| v.unmovable_spread_peak.at.to_string()),
         );
+        if self.variants.iter().any(|v| v.reporting.is_some()) {
+            let rep = |g: &dyn Fn(&crate::report::ReportingReport) -> String| -> Vec<String> {
+                self.variants
+                    .iter()
+                    .map(|v| v.reporting.as_ref().map_or("-".to_owned(), g))
+                    .collect()
+            };
+            t.row(
+                "free page reporting",
+                col(&|v| {
+                    v.reporting.as_ref().map_or("off".to_owned(), |r| {
+                        format!("order {}, every {}", r.order, r.every)
+                    })
+                }),
+            );
+            t.row("  reporting passes", rep(&|r| r.passes.to_string()));
+            t.row(
+                "    continued without a request",
+                rep(&|r| r.continued_passes.to_string()),
+            );
+            t.row("  report batches", rep(&|r| r.batches.to_string()));
+            t.row(
+                "  pages reported (cumulative)",
+                rep(&|r| r.reported_pages.to_string()),
+            );
+            t.row(
+                "  reported pages allocated again",
+                rep(&|r| r.reported_reallocated.to_string()),
+            );
+            let ends: Vec<Option<ReportingPoint>> = self
+                .variants
+                .iter()
+                .map(|v| v.reporting.as_ref().map(|r| r.end))
+                .collect();
+            reporting_rows(&mut t, ": end", &ends);
+        }
         t
     }
+}
+
+/// Adds the free page reporting rows of one moment (none if no column has
+/// reporting on): free pages at or above the reporting order, how many are
+/// reported, and the fraction.
+fn reporting_rows(t: &mut Table, when: &str, points: &[Option<ReportingPoint>]) {
+    if points.iter().all(Option::is_none) {
+        return;
+    }
+    let col = |g: &dyn Fn(&ReportingPoint) -> String| -> Vec<String> {
+        points
+            .iter()
+            .map(|p| p.as_ref().map_or("-".to_owned(), g))
+            .collect()
+    };
+    t.row(
+        format!("free pages at or above the reporting order{when}"),
+        col(&|p| p.free_reportable.to_string()),
+    );
+    t.row("  reported", col(&|p| p.reported.to_string()));
+    t.row(
+        "  reported fraction",
+        col(&|p| format!("{:.3}", p.fraction)),
+    );
 }

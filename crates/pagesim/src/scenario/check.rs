@@ -8,17 +8,20 @@
 
 use std::collections::BTreeMap;
 
+use pagealloc::policy::MAX_REPORT_CAPACITY;
 use pagealloc::{
-    Config, ConfigError, MemRange, MemoryMap, MinFree, NodeId, Order, Pfn, ZoneBounds,
+    Config, ConfigError, MemRange, MemoryMap, MinFree, NodeId, Order, Pfn, ReportingPolicy,
+    ZoneBounds,
 };
 use toml::Spanned;
 
 use super::spec::{
     ActorKind, ActorSpec, Lifetime, MachineSpec, MigrateName, OrderWeights, PhaseSpec,
-    ScenarioFile, VariantSpec, ZoneLayoutName,
+    ReportingSpec, ScenarioFile, VariantSpec, ZoneLayoutName,
 };
 use super::{
-    Actor, Behaviour, Phase, Reclaim, Scenario, ScenarioError, ScenarioErrorKind, Variant,
+    Actor, Behaviour, Phase, Reclaim, Reporting, Scenario, ScenarioError, ScenarioErrorKind,
+    Variant,
 };
 use crate::gfp::{parse_gfp, Strictness};
 use crate::machine::Machine;
@@ -49,6 +52,10 @@ const MAX_PHASES: usize = 1024;
 const MAX_SNAPSHOTS: usize = 256;
 /// The most census samples per variant (each is kept until the report).
 const MAX_SAMPLES: u64 = 20_000;
+
+/// Steps between reporting passes when a variant's `reporting` table does
+/// not give `every`.
+const DEFAULT_REPORT_EVERY: u64 = 1;
 
 /// Samples per run when `sample_every` is not given.
 const DEFAULT_SAMPLES: u64 = 200;
@@ -115,6 +122,7 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
                 actor: BTreeMap::new(),
                 reclaim: None,
                 packing: None,
+                reporting: None,
             },
         ));
     }
@@ -148,7 +156,7 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
                 format!("two variants are named `{}`", spec.name),
             ));
         }
-        variants.push(ctx.variant(&file, spec, &phases, &machine.config, &size)?);
+        variants.push(ctx.variant(&file, spec, &phases, &machine.config, &size, scale)?);
     }
     let sample_every = match &file.sample_every {
         Some(n) => {
@@ -536,7 +544,13 @@ impl Ctx<'_> {
         phases: &[Phase],
         config: &Config,
         size: &MachineSize,
+        scale: Option<f64>,
     ) -> Result<Variant, ScenarioError> {
+        let reporting = spec
+            .reporting
+            .as_ref()
+            .map(|r| self.reporting(&spec.name, r, config, scale))
+            .transpose()?;
         let mut reclaim_spec = file.reclaim.clone();
         if let Some(r) = &spec.reclaim {
             if r.enabled.is_some() {
@@ -621,7 +635,88 @@ impl Ctx<'_> {
             actors,
             reclaim,
             packing: spec.packing.unwrap_or_default().packing(),
+            reporting,
         })
+    }
+
+    /// Checks a variant's `reporting` table: every value within its bound
+    /// (docs/pagesim.md, "Limits"), reported with its key
+    /// (`reporting.capacity`) at its line.
+    fn reporting(
+        &self,
+        variant: &str,
+        spec: &Spanned<ReportingSpec>,
+        config: &Config,
+        scale: Option<f64>,
+    ) -> Result<Reporting, ScenarioError> {
+        let r = spec.get_ref();
+        let defaults = ReportingPolicy::default();
+        let max_order = i64::from(config.nr_orders) - 1;
+        // A value in `lo..=hi`, or an error naming `reporting.KEY`.
+        let bounded = |key: &str, v: &Option<Spanned<i64>>, lo: i64, hi: i64, why: &str| match v {
+            Some(x) if !(lo..=hi).contains(x.get_ref()) => Err(self.bound(
+                x.span().start,
+                &format!("reporting.{key}"),
+                format!(
+                    "variant `{variant}`: `reporting.{key}` = {} must be from {lo} to {hi}{why}",
+                    x.get_ref()
+                ),
+            )),
+            Some(x) => Ok(Some(*x.get_ref())),
+            None => Ok(None),
+        };
+        let order = bounded(
+            "order",
+            &r.order,
+            0,
+            max_order,
+            &format!(" (below the machine's orders = {})", config.nr_orders),
+        )?
+        .map(|o| o as u8);
+        let capacity = bounded(
+            "capacity",
+            &r.capacity,
+            1,
+            i64::from(MAX_REPORT_CAPACITY),
+            " (blocks per batch; the engine's MAX_REPORT_CAPACITY)",
+        )?
+        .map_or(defaults.capacity, |c| c as u16);
+        let budget_fraction = bounded(
+            "budget_fraction",
+            &r.budget_fraction,
+            1,
+            i64::from(u16::MAX),
+            " (a pass handles about 1/budget_fraction of each free list)",
+        )?
+        .map_or(defaults.budget_fraction, |b| b as u16);
+        let every = bounded(
+            "every",
+            &r.every,
+            1,
+            MAX_TOTAL_STEPS as i64,
+            " (steps between reporting passes)",
+        )?
+        .map_or(DEFAULT_REPORT_EVERY, |e| e as u64);
+        let every = scale.map_or(every, |f| ((every as f64 * f).round() as u64).max(1));
+        let policy = ReportingPolicy {
+            order,
+            capacity,
+            budget_fraction,
+        };
+        // The engine's own check, for anything the bounds above missed.
+        Config {
+            reporting: Some(policy),
+            ..config.clone()
+        }
+        .validate()
+        .map_err(|e| {
+            self.bound(
+                spec.span().start,
+                "reporting",
+                format!("variant `{variant}`: `reporting`: {e}"),
+            )
+        })?;
+        Ok(Reporting { policy, every })
     }
 
     /// Checks one actor; the message is prefixed with its scope by the

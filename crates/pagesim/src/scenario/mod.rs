@@ -13,7 +13,7 @@ mod spec;
 
 use std::path::PathBuf;
 
-use pagealloc::{AllocFlags, Order, Packing};
+use pagealloc::{AllocFlags, Order, Packing, ReportingPolicy};
 
 use crate::machine::Machine;
 
@@ -145,6 +145,21 @@ pub struct Variant {
     /// The engine's packing policy (`packing = "unmovable"` in the file;
     /// off unless given).
     pub packing: Packing,
+    /// Free page reporting (`reporting = { ... }` in the file; off unless
+    /// given).
+    pub reporting: Option<Reporting>,
+}
+
+/// Free page reporting in a variant: the engine's policy and how often the
+/// simulated reporting worker looks for a pending request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Reporting {
+    /// The engine's policy (`Config::reporting`).
+    pub policy: ReportingPolicy,
+    /// Steps between the worker's looks (after `--scale`): a pass runs at
+    /// the end of every `every`-th step when one is wanted (Linux runs its
+    /// pass 2 s after a request).
+    pub every: u64,
 }
 
 /// A checked scenario.

@@ -277,6 +277,20 @@ pub(super) struct VariantSpec {
     pub(super) actor: BTreeMap<String, Spanned<ActorSpec>>,
     pub(super) reclaim: Option<ReclaimSpec>,
     pub(super) packing: Option<PackingName>,
+    pub(super) reporting: Option<Spanned<ReportingSpec>>,
+}
+
+/// A variant's `reporting = { order = 9, capacity = 32, budget_fraction =
+/// 16, every = 20 }`: free page reporting on, with these values (each
+/// optional). Integers are read wide and bounded in [`super::check`], so an
+/// out-of-range value is an error with its key rather than a type error.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReportingSpec {
+    pub(super) order: Option<Spanned<i64>>,
+    pub(super) capacity: Option<Spanned<i64>>,
+    pub(super) budget_fraction: Option<Spanned<i64>>,
+    pub(super) every: Option<Spanned<i64>>,
 }
 
 /// The whole file.
