@@ -267,6 +267,7 @@ fn draw_machine(seed: u64, index: u64, threads: u64, cma_pageblock_aligned: bool
                 cma_areas.push(CmaArea {
                     start: Pfn(start),
                     nr_pages: PageCount(end - start),
+                    order_per_bit: 0,
                 });
             }
         }

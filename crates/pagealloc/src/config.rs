@@ -136,27 +136,60 @@ pub struct Config {
     /// CMA areas (needs [`CmaSupport::Enabled`]): their pageblocks are CMA
     /// from construction on, as a kernel's reserved CMA ranges are.
     pub cma_areas: Vec<CmaArea>,
+    /// CMA areas declared by size and node, placed at construction after
+    /// the fixed ones (numbered after them, in this order).
+    pub cma_reservations: Vec<CmaReservation>,
     /// Free page reporting (seed 002): `None` reports nothing (and keeps
     /// no page marked); see [`crate::Allocator::report_pass`].
     pub reporting: Option<ReportingPolicy>,
 }
 
 /// A range of whole pageblocks set aside for CMA at construction: movable
-/// allocations may use it, everything else keeps out (Linux
-/// `cma_declare_contiguous`).
+/// allocations may use it, everything else keeps out, and
+/// [`crate::Allocator::cma_alloc`] takes contiguous runs from it (Linux
+/// `cma_init_reserved_mem`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct CmaArea {
     /// First frame: pageblock-aligned.
     pub start: Pfn,
     /// Pages: a whole number of pageblocks.
     pub nr_pages: PageCount,
+    /// Each bit of the area's allocation bitmap stands for `2^order_per_bit`
+    /// pages, the granule of `cma_alloc` (at most the pageblock order).
+    pub order_per_bit: u8,
 }
 
 impl CmaArea {
+    /// An area of `nr_pages` from `start`, one bitmap bit per page.
+    pub fn new(start: Pfn, nr_pages: PageCount) -> CmaArea {
+        CmaArea {
+            start,
+            nr_pages,
+            order_per_bit: 0,
+        }
+    }
+
     /// One past the last frame, if that is a frame number.
     pub fn end(&self) -> Option<Pfn> {
         self.start.0.checked_add(self.nr_pages.0).map(Pfn)
     }
+}
+
+/// A CMA area declared by size, alignment and node, placed by the
+/// allocator at construction (Linux `cma_declare_contiguous_nid`): the
+/// highest range of the node's memory with that alignment that lies in one
+/// usable range of one zone and overlaps no other area.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CmaReservation {
+    /// Pages: a whole number of pageblocks.
+    pub nr_pages: PageCount,
+    /// The area starts at a multiple of this many pages (a power of two;
+    /// a pageblock at least, whatever is given).
+    pub align: PageCount,
+    /// The node whose memory holds it.
+    pub node: crate::units::NodeId,
+    /// As [`CmaArea::order_per_bit`].
+    pub order_per_bit: u8,
 }
 
 impl Default for Config {
@@ -178,6 +211,7 @@ impl Default for Config {
             pcp_high: PcpHigh::AutoTune,
             packing: Packing::Off,
             cma_areas: Vec::new(),
+            cma_reservations: Vec::new(),
             reporting: None,
         }
     }

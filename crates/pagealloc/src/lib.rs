@@ -94,6 +94,7 @@ extern crate std;
 
 mod allocator;
 pub mod config;
+mod contig;
 mod engine;
 pub mod error;
 pub mod events;
@@ -110,13 +111,16 @@ pub mod units;
 
 pub use allocator::Allocator;
 pub use config::{
-    CmaArea, CmaSupport, Config, HighAtomicReserve, MinFree, PcpHigh, PcpMode, ZoneBounds,
+    CmaArea, CmaReservation, CmaSupport, Config, HighAtomicReserve, MinFree, PcpHigh, PcpMode,
+    ZoneBounds,
 };
+pub use contig::migrate::{MigrateRefusal, Migrator};
+pub use contig::range::{ContigAlloc, ContigConstraints, CONTIG_MIGRATE_TRIES};
 pub use engine::page::{PageState, MAX_ZONE_PAGES, PAGE_RECORD_BYTES};
 pub use engine::zone::{BlockInfo, Watermarks, Zone};
 pub use error::{
-    AllocError, BlockError, BulkFreeError, CmaAreaProblem, ConfigError, InvalidCpu,
-    InvariantViolation, LocalError, ReportingProblem,
+    AllocError, BlockError, BulkFreeError, CmaAreaProblem, ConfigError, ContigError, InvalidCpu,
+    InvariantViolation, LocalError, RangeProblem, ReportingProblem,
 };
 pub use events::{
     AllocEvent, AllocKind, DrainEvent, EventSink, FallbackEvent, FreeEvent, FreeKind,

@@ -46,6 +46,20 @@ pub struct VmStats {
     /// Pages of reported blocks taken again for allocations: what the host
     /// must fault back in (the cost of reporting).
     pub reported_reallocated: u64,
+    /// Contiguous allocation (seed 003): pages migrated out of a range
+    /// (`pgmigrate_success`).
+    pub pgmigrate_success: u64,
+    /// Pages whose migration the migrator refused (`pgmigrate_fail`).
+    pub pgmigrate_fail: u64,
+    /// Contiguous ranges taken (`alloc_contig_range` successes, CMA's
+    /// included).
+    pub contig_alloc_success: u64,
+    /// Contiguous ranges that could not be taken after isolation.
+    pub contig_alloc_fail: u64,
+    /// `cma_alloc` calls served (`cma_alloc_success`).
+    pub cma_alloc_success: u64,
+    /// `cma_alloc` calls that failed (`cma_alloc_fail`).
+    pub cma_alloc_fail: u64,
 }
 
 impl VmStats {
@@ -94,6 +108,12 @@ impl VmStats {
         self.report_failures += other.report_failures;
         self.reported_pages += other.reported_pages;
         self.reported_reallocated += other.reported_reallocated;
+        self.pgmigrate_success += other.pgmigrate_success;
+        self.pgmigrate_fail += other.pgmigrate_fail;
+        self.contig_alloc_success += other.contig_alloc_success;
+        self.contig_alloc_fail += other.contig_alloc_fail;
+        self.cma_alloc_success += other.cma_alloc_success;
+        self.cma_alloc_fail += other.cma_alloc_fail;
     }
 
     /// Failed allocations, all orders.

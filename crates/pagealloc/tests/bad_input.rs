@@ -74,6 +74,7 @@ fn every_cma_area_error() {
     let area = |start: u64, nr: u64| CmaArea {
         start: Pfn(start),
         nr_pages: PageCount(nr),
+        order_per_bit: 0,
     };
     let cma = |areas: Vec<CmaArea>| Config {
         cma: CmaSupport::Enabled,
@@ -245,8 +246,18 @@ fn every_block_error_for_free_and_split() {
         max: order(10),
     };
     let tail = |pfn: Pfn, k: u64| Pfn(pfn.0 + k);
+    // A contiguous run, whose pages only `free_contig_range` frees.
+    let run = alloc
+        .alloc_contig_range(Pfn(0x120), Pfn(0x130), &mut |_, _, _| {
+            Err(pagealloc::MigrateRefusal::Busy)
+        })
+        .unwrap()
+        .start;
+    assert!(free_page < run || free_page.0 >= run.0 + 16);
     #[rustfmt::skip]
     let cases: Vec<(&str, Pfn, u8, BlockError)> = vec![
+        ("a page of a contiguous run", tail(run, 5), 0, BE::ContigRun { pfn: tail(run, 5) }),
+        ("a contiguous run as a block", run, 4, BE::ContigRun { pfn: run }),
         ("order above the largest", a, 11, invalid(11)),
         ("order at the limit", a, 15, invalid(15)),
         ("invalid order beats a bad frame", Pfn(u64::MAX), 12, invalid(12)),
@@ -296,6 +307,7 @@ fn every_block_error_for_free_and_split() {
             BlockError::OutOfRange { pfn }
             | BlockError::InHole { pfn }
             | BlockError::AlreadyFree { pfn }
+            | BlockError::ContigRun { pfn }
             | BlockError::NotAllocated { pfn } => needles.push(pfn.to_string()),
             BlockError::Misaligned { pfn, order } => {
                 needles.extend([pfn.to_string(), order.to_string()])
@@ -329,6 +341,7 @@ fn every_block_error_for_free_and_split() {
         alloc.free(Pfn(c.0 + k), order(0)).unwrap();
     }
     alloc.free(a, order(3)).unwrap();
+    alloc.free_contig_range(run, PageCount(16)).unwrap();
     alloc.check_invariants().unwrap();
     assert_eq!(alloc.nr_allocated_pages(), 0);
 }

@@ -225,6 +225,7 @@ fn a_pageblock_aligned_cma_area_is_populated_per_pageblock_type() {
             cma_areas: vec![CmaArea {
                 start: Pfn(start),
                 nr_pages: PageCount(0x200),
+                order_per_bit: 0,
             }],
             ..Config::default()
         };

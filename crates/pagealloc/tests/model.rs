@@ -114,6 +114,7 @@ fn cma_area(start: u64, nr: u64) -> CmaArea {
     CmaArea {
         start: Pfn(start),
         nr_pages: PageCount(nr),
+        order_per_bit: 0,
     }
 }
 

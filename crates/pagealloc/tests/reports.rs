@@ -305,6 +305,8 @@ Node 0, zone      DMA
         managed  414
         cma      0
         protection: (0, 5, 7, 7, 7)
+      nr_free_pages 411
+      nr_free_cma  0
   start_pfn:           1
 Node 0, zone    DMA32
   pages free     1230
@@ -318,6 +320,8 @@ Node 0, zone    DMA32
         managed  1280
         cma      0
         protection: (0, 0, 2, 2, 2)
+      nr_free_pages 1230
+      nr_free_cma  0
   start_pfn:           512
 Node 0, zone   Normal
   pages free     493
@@ -331,6 +335,8 @@ Node 0, zone   Normal
         managed  512
         cma      0
         protection: (0, 0, 0, 0, 0)
+      nr_free_pages 493
+      nr_free_cma  0
   start_pfn:           2048
 "
     );
@@ -372,6 +378,7 @@ fn two_nodes_with_cma() {
         cma_areas: vec![CmaArea {
             start: Pfn(0x820),
             nr_pages: PageCount(0x20),
+            order_per_bit: 0,
         }],
         ..Config::default()
     };

@@ -99,6 +99,7 @@ impl<R: RawMutex> Allocator<R> {
         let _settled = (lock == ZoneLock::Take).then(|| zone.lock());
         let meta = z.meta(pfn);
         match meta.state() {
+            PageState::AllocHead if meta.is_contig() => Err(BlockError::ContigRun { pfn }),
             PageState::AllocHead if meta.order() == order => Ok((zi, meta)),
             PageState::AllocHead => Err(BlockError::WrongOrder {
                 pfn,

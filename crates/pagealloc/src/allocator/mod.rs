@@ -20,7 +20,8 @@ use alloc::vec::Vec;
 
 use lock_api::{Mutex, MutexGuard, RawMutex};
 
-use crate::config::{CmaArea, CmaSupport, Config, PcpMode};
+use crate::config::{CmaArea, CmaReservation, CmaSupport, Config, PcpMode};
+use crate::contig::area::CmaState;
 use crate::engine::watermark::setup_zone_watermarks;
 use crate::engine::zone::{Zone, ZoneGuard};
 use crate::error::{CmaAreaProblem, ConfigError, InvalidCpu};
@@ -50,6 +51,8 @@ pub struct Allocator<R: RawMutex = DefaultLock> {
     pub(crate) cpus: Box<[CpuSlot<R>]>,
     /// Per node, zone indices in fallback order.
     pub(crate) zonelists: Vec<NodeZonelists>,
+    /// The CMA areas and their allocation bitmaps (seed 003).
+    pub(crate) cma: Vec<CmaState<R>>,
     /// Failed allocations per order (counted outside any lock).
     pub(crate) failures: [AtomicU64; MAX_NR_ORDERS],
     /// `split_page` calls.
@@ -132,7 +135,10 @@ impl<R: RawMutex> Allocator<R> {
         config.validate()?;
         let spans = zone_spans(&map, &config)?;
         let mut zones: Vec<Zone<R>> = spans.iter().map(|s| Zone::new(s, &config)).collect();
-        mark_cma_areas(&zones, &config)?;
+        let cma = mark_cma_areas(&zones, &config)?
+            .into_iter()
+            .map(|(area, zi)| CmaState::new(area, zi))
+            .collect();
         for zone in zones.iter_mut() {
             let present = zone.core.present.clone();
             let mut guard = zone.lock();
@@ -150,6 +156,7 @@ impl<R: RawMutex> Allocator<R> {
             zones,
             cpus,
             zonelists,
+            cma,
             failures: Default::default(),
             split_pages: AtomicU64::new(0),
             reporting_active: AtomicBool::new(false),
@@ -261,6 +268,8 @@ impl<R: RawMutex> Allocator<R> {
             .each_ref()
             .map(|f| AtomicU64::new(f.load(Ordering::Relaxed)));
         let split_pages = AtomicU64::new(self.split_pages.load(Ordering::Relaxed));
+        // Bitmaps after the zone locks, the order `check_invariants` uses.
+        let cma = self.cma.iter().map(CmaState::snapshot).collect();
         let report_passes = AtomicU64::new(self.report_passes.load(Ordering::Relaxed));
         drop(held);
         // Blocks out on a report belong to the pass running here, which
@@ -275,6 +284,7 @@ impl<R: RawMutex> Allocator<R> {
             zones,
             cpus,
             zonelists: self.zonelists.clone(),
+            cma,
             failures,
             split_pages,
             reporting_active: AtomicBool::new(false),
@@ -330,57 +340,123 @@ impl<R: RawMutex> Allocator<R> {
     }
 }
 
-/// Checks the configuration's CMA areas against the zones and turns their
-/// pageblocks into CMA (Linux `cma_init_reserved_mem` +
-/// `init_cma_reserved_pageblock`), before any page is free.
-fn mark_cma_areas<R: RawMutex>(zones: &[Zone<R>], config: &Config) -> Result<(), ConfigError> {
+/// Checks the configuration's CMA areas against the zones, places its
+/// reservations, and turns every area's pageblocks into CMA (Linux
+/// `cma_init_reserved_mem` + `init_cma_reserved_pageblock`), before any
+/// page is free. Returns each area with the index of its zone.
+fn mark_cma_areas<R: RawMutex>(
+    zones: &[Zone<R>],
+    config: &Config,
+) -> Result<Vec<(CmaArea, usize)>, ConfigError> {
     let pb = config.pageblock();
-    let mut homes: Vec<&Zone<R>> = Vec::with_capacity(config.cma_areas.len());
-    for (i, area) in config.cma_areas.iter().enumerate() {
+    let mut placed: Vec<(CmaArea, usize)> = Vec::new();
+    let fixed = config.cma_areas.iter().copied().map(Ok);
+    let reserved = config.cma_reservations.iter().map(Err);
+    for declared in fixed.chain(reserved) {
+        let (nr_pages, order_per_bit, start) = match declared {
+            Ok(area) => (area.nr_pages, area.order_per_bit, area.start),
+            Err(r) => (r.nr_pages, r.order_per_bit, Pfn(0)),
+        };
         let refuse = |problem| ConfigError::CmaArea {
-            start: area.start,
-            nr_pages: area.nr_pages,
+            start,
+            nr_pages,
             problem,
         };
         if config.cma != CmaSupport::Enabled {
             return Err(refuse(CmaAreaProblem::CmaDisabled));
         }
-        if area.nr_pages.0 == 0 {
+        if nr_pages.0 == 0 {
             return Err(refuse(CmaAreaProblem::Empty));
         }
-        if !area.start.is_aligned(pb) || area.nr_pages.0 % pb.nr_pages().0 != 0 {
+        if nr_pages.0 % pb.nr_pages().0 != 0 {
             return Err(refuse(CmaAreaProblem::Misaligned));
         }
+        if order_per_bit > pb.get() {
+            return Err(refuse(CmaAreaProblem::OrderPerBit));
+        }
+        let taken: Vec<CmaArea> = placed.iter().map(|p| p.0).collect();
+        let area = match declared {
+            Ok(area) => {
+                if !area.start.is_aligned(pb) {
+                    return Err(refuse(CmaAreaProblem::Misaligned));
+                }
+                if taken.iter().any(|other| other.overlaps(&area)) {
+                    return Err(refuse(CmaAreaProblem::Overlaps));
+                }
+                area
+            }
+            Err(r) => {
+                if !r.align.0.is_power_of_two() {
+                    return Err(refuse(CmaAreaProblem::Alignment));
+                }
+                place_reservation(zones, r, pb.nr_pages().0, &taken)
+                    .ok_or(refuse(CmaAreaProblem::NoRoom))?
+            }
+        };
         let end = area.end().ok_or(refuse(CmaAreaProblem::OutsideZone))?;
-        let zone = zones
+        let zi = zones
             .iter()
-            .find(|z| z.core.spans(area.start) && end.0 <= z.core.end.0)
+            .position(|z| {
+                z.core.spans(area.start)
+                    && end.0 <= z.core.end.0
+                    && z.core
+                        .present
+                        .iter()
+                        .any(|&(s, e)| s <= area.start && end <= e)
+            })
             .ok_or(refuse(CmaAreaProblem::OutsideZone))?;
-        let inside_present = zone
-            .core
-            .present
-            .iter()
-            .any(|&(s, e)| s <= area.start && end <= e);
-        if !inside_present {
-            return Err(refuse(CmaAreaProblem::OutsideZone));
-        }
-        if config.cma_areas[..i]
-            .iter()
-            .any(|other| other.overlaps(area))
-        {
-            return Err(refuse(CmaAreaProblem::Overlaps));
-        }
-        homes.push(zone);
+        placed.push((area, zi));
     }
-    // Mark each area in the zone it was checked against.
-    for (area, zone) in config.cma_areas.iter().zip(homes) {
+    for &(area, zi) in &placed {
         let mut pfn = area.start;
         while pfn.0 < area.start.0 + area.nr_pages.0 {
-            zone.core.blocks.set(pfn, MigrateType::Cma);
+            zones[zi].core.blocks.set(pfn, MigrateType::Cma);
             pfn.0 += pb.nr_pages().0;
         }
     }
-    Ok(())
+    Ok(placed)
+}
+
+/// The highest range of `r.nr_pages` in `r.node`'s memory aligned to
+/// `r.align` (at least `pageblock` pages) inside one usable range of one
+/// zone and clear of `taken`.
+fn place_reservation<R: RawMutex>(
+    zones: &[Zone<R>],
+    r: &CmaReservation,
+    pageblock: u64,
+    taken: &[CmaArea],
+) -> Option<CmaArea> {
+    let align = r.align.0.max(pageblock);
+    let mut best: Option<Pfn> = None;
+    for zone in zones.iter().filter(|z| z.core.node == r.node) {
+        for &(s, e) in &zone.core.present {
+            // From the top of the range down, skipping areas in the way.
+            let mut top = e.0;
+            while top >= s.0 + r.nr_pages.0 {
+                let start = (top - r.nr_pages.0) & !(align - 1);
+                if start < s.0 {
+                    break;
+                }
+                let area = CmaArea {
+                    start: Pfn(start),
+                    nr_pages: r.nr_pages,
+                    order_per_bit: r.order_per_bit,
+                };
+                match taken.iter().find(|t| t.overlaps(&area)) {
+                    Some(t) => top = t.start.0,
+                    None => {
+                        best = best.max(Some(Pfn(start)));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    best.map(|start| CmaArea {
+        start,
+        nr_pages: r.nr_pages,
+        order_per_bit: r.order_per_bit,
+    })
 }
 
 impl CmaArea {

@@ -27,6 +27,18 @@ pub enum FreePlacement {
     Reported,
 }
 
+/// Whether free blocks of pageblocks of types `a` and `b` merge into one
+/// block spanning both (Linux `__free_one_page` above the pageblock
+/// order): ordinary types with each other, a special type with itself,
+/// but isolated pageblocks never, so every isolated free block lies inside
+/// one pageblock and undoing an isolation gives each pageblock back whole.
+pub(crate) fn merge_across_pageblocks(a: MigrateType, b: MigrateType) -> bool {
+    if a == MigrateType::Isolate || b == MigrateType::Isolate {
+        return false;
+    }
+    a == b || (a.is_mergeable() && b.is_mergeable())
+}
+
 impl ZoneOps<'_> {
     /// Whether every pageblock of the block `pfn`/`order` has the type of
     /// the first.
@@ -145,7 +157,7 @@ impl ZoneOps<'_> {
                 // Across pageblocks only ordinary types merge with each
                 // other; isolated, CMA and high-atomic blocks keep apart.
                 buddy_mt = self.z.block_mt(buddy);
-                if buddy_mt != mt && (!mt.is_mergeable() || !buddy_mt.is_mergeable()) {
+                if !merge_across_pageblocks(mt, buddy_mt) {
                     break;
                 }
             }

@@ -53,6 +53,8 @@ pub(crate) struct FreeAreas {
     /// Free pages taken off the lists while a report is in flight: neither
     /// on a list nor allocated (`PageState::ReportingHead`).
     pub(crate) nr_reporting_pages: u64,
+    /// Pageblocks carrying the isolate mark (seed 003).
+    pub(crate) nr_isolated_pageblocks: u64,
     /// What happened under this lock.
     pub(crate) stats: VmStats,
     /// Reused by packed allocation for the heap of its candidate blocks'
@@ -72,6 +74,7 @@ impl FreeAreas {
             nr_reserved_highatomic: 0,
             nr_reported_pages: 0,
             nr_reporting_pages: 0,
+            nr_isolated_pageblocks: 0,
             stats: VmStats::default(),
             pack_scratch: Vec::new(),
         }

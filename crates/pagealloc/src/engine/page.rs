@@ -14,7 +14,10 @@
 //!
 //! * `tag` says what the page is ([`PageState`]).
 //! * `ord` is the block's order, for heads.
-//! * `f` is a per-state flag: "reported to the host" for free heads.
+//! * `f` is a per-state flag: "reported to the host" for free heads (seed
+//!   002); "one page of a contiguous run" for allocated heads (seed 003),
+//!   whose every page is an order-0 allocated head with the flag, so a run
+//!   of any length, far beyond the largest order, is freed in any pieces.
 //! * `next`/`prev` are zone-relative page indices of the neighbours on a list
 //!   (free list or per-CPU list). An allocated head does not sit on a list, so
 //!   it keeps its allocation's migratetype in the low bits of `next` instead.
@@ -197,6 +200,20 @@ impl PageMeta {
         )
     }
 
+    /// One page of an allocated contiguous run (seed 003): an order-0
+    /// allocated head with the flag set, typed unmovable (nothing migrates
+    /// it, so a later isolation refuses its pageblock).
+    pub(crate) const CONTIG: PageMeta = PageMeta(
+        PageState::AllocHead as u64 | FLAG_BIT | (MigrateType::Unmovable as u64) << NEXT_SHIFT,
+    );
+
+    /// Whether this is a page of an allocated contiguous run.
+    #[inline]
+    pub(crate) fn is_contig(self) -> bool {
+        self.0 & (TAG_MASK | ORDER_MASK << ORDER_SHIFT | FLAG_BIT)
+            == PageState::AllocHead as u64 | FLAG_BIT
+    }
+
     /// An allocated head being freed by a batch: marked per-CPU, so any
     /// other free of it fails, while every other bit of the allocated
     /// record stays for [`PageMeta::unfreeing`] to restore.
@@ -264,11 +281,11 @@ impl PageMeta {
         self.0 = (self.0 & !(LINK_MASK << PREV_SHIFT)) | ((idx as u64) & LINK_MASK) << PREV_SHIFT;
     }
 
-    /// Whether this is an allocated head of exactly `order`: the free
-    /// path's test.
+    /// Whether this is an allocated head of exactly `order` that is not
+    /// part of a contiguous run: the free path's test.
     #[inline]
     pub(crate) fn is_allocated_of_order(self, order: Order) -> bool {
-        self.0 & (TAG_MASK | ORDER_MASK << ORDER_SHIFT)
+        self.0 & (TAG_MASK | ORDER_MASK << ORDER_SHIFT | FLAG_BIT)
             == PageState::AllocHead as u64 | (order.get() as u64) << ORDER_SHIFT
     }
 
@@ -311,5 +328,17 @@ mod tests {
         assert_eq!(m.alloc_migratetype(), MigrateType::Reclaimable);
         assert!(!m.is_free_of_order(Order::new(3).unwrap()));
         assert_eq!(PageMeta::TAIL.state(), PageState::Tail);
+    }
+
+    #[test]
+    fn a_contiguous_page_is_no_plain_allocated_page() {
+        let c = PageMeta::CONTIG;
+        assert_eq!(c.state(), PageState::AllocHead);
+        assert_eq!(c.order(), Order::ZERO);
+        assert!(c.is_contig());
+        assert!(!c.is_allocated_of_order(Order::ZERO));
+        let plain = PageMeta::allocated(Order::ZERO, MigrateType::Unmovable);
+        assert!(plain.is_allocated_of_order(Order::ZERO));
+        assert!(!plain.is_contig());
     }
 }

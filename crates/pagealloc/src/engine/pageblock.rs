@@ -5,8 +5,9 @@ use alloc::boxed::Box;
 
 use crate::units::{MigrateType, Order, Pfn};
 
-/// Per pageblock: its migratetype and how many of its pages are free on the
-/// buddy lists, in one atomic word (`mt | free << 8`). The type is read
+/// Per pageblock: its migratetype, its isolate mark and how many of its
+/// pages are free on the buddy lists, in one atomic word
+/// (`mt | isolated << 7 | free << 8`). The type is read
 /// without the zone lock (Linux reads `get_pfnblock_migratetype` locklessly
 /// too); both are written under it. The free count is what lets packed
 /// allocation (seed 001) find the fullest pageblocks of a type.
@@ -17,7 +18,11 @@ pub(crate) struct BlockTable {
 }
 
 /// Bits of a [`BlockTable`] slot holding the migratetype.
-const BLOCK_MT_MASK: u32 = 0xff;
+const BLOCK_MT_MASK: u32 = 0x7f;
+/// The isolate mark (Linux `PB_migrate_isolate`), kept apart from the
+/// migratetype so that undoing an isolation restores the type it had.
+const BLOCK_ISOLATE_BIT: u32 = 0x80;
+
 /// Shift of the free-page count in a [`BlockTable`] slot.
 const BLOCK_FREE_SHIFT: u32 = 8;
 
@@ -41,15 +46,50 @@ impl BlockTable {
         &self.slots[((pfn.0 >> self.shift) - self.base) as usize]
     }
 
+    /// The pageblock's type as the free lists see it: `Isolate` while the
+    /// isolate mark is set, else its migratetype.
     #[inline]
     pub(crate) fn get(&self, pfn: Pfn) -> MigrateType {
+        let bits = self.slot(pfn).load(Ordering::Relaxed);
+        if bits & BLOCK_ISOLATE_BIT != 0 {
+            return MigrateType::Isolate;
+        }
+        MigrateType::from_index((bits & BLOCK_MT_MASK) as usize).unwrap_or(MigrateType::Movable)
+    }
+
+    /// The pageblock's migratetype under any isolate mark: the type an
+    /// isolation restores.
+    #[inline]
+    pub(crate) fn base(&self, pfn: Pfn) -> MigrateType {
         let bits = self.slot(pfn).load(Ordering::Relaxed) & BLOCK_MT_MASK;
         MigrateType::from_index(bits as usize).unwrap_or(MigrateType::Movable)
     }
 
-    /// Sets the type, keeping the free count (zone lock held).
+    /// Whether the pageblock carries the isolate mark.
+    #[inline]
+    pub(crate) fn is_isolated(&self, pfn: Pfn) -> bool {
+        self.slot(pfn).load(Ordering::Relaxed) & BLOCK_ISOLATE_BIT != 0
+    }
+
+    /// Sets or clears the isolate mark, keeping the type and the free
+    /// count (zone lock held).
+    pub(crate) fn set_isolated(&self, pfn: Pfn, on: bool) {
+        let slot = self.slot(pfn);
+        let old = slot.load(Ordering::Relaxed);
+        let new = if on {
+            old | BLOCK_ISOLATE_BIT
+        } else {
+            old & !BLOCK_ISOLATE_BIT
+        };
+        slot.store(new, Ordering::Relaxed)
+    }
+
+    /// Sets the migratetype, keeping the isolate mark and the free count
+    /// (zone lock held). `Isolate` is not a type but the mark: use
+    /// [`BlockTable::set_isolated`].
     #[inline]
     pub(crate) fn set(&self, pfn: Pfn, mt: MigrateType) {
+        debug_assert!(mt != MigrateType::Isolate);
         let slot = self.slot(pfn);
         let old = slot.load(Ordering::Relaxed);
         slot.store((old & !BLOCK_MT_MASK) | mt as u32, Ordering::Relaxed)

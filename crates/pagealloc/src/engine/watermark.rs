@@ -226,16 +226,16 @@ pub(crate) fn setup_zone_watermarks<R: RawMutex>(zones: &mut [Zone<R>], config: 
     let lowmem_pages: u64 = zones
         .iter()
         .filter(is_lowmem)
-        .map(|z| z.core.nr_present)
+        .map(|z| z.core.nr_managed())
         .sum();
     let nr_lowmem_zones = zones.iter().filter(is_lowmem).count() as u64;
     let pages_min = config.kbytes_to_pages(min_free_kbytes(config, lowmem_pages, nr_lowmem_zones));
     // Linux sizes watermarks against all managed pages except highmem; the
     // Movable zone counts (it is not highmem on 64-bit).
-    let total: u64 = zones.iter().map(|z| z.core.nr_present).sum();
+    let total: u64 = zones.iter().map(|z| z.core.nr_managed()).sum();
     for zone in zones.iter_mut() {
         let zone = &mut zone.core;
-        let managed = zone.nr_present;
+        let managed = zone.nr_managed();
         let min = (pages_min as u128 * managed as u128 / total.max(1) as u128) as u64;
         let gap = (min / 4).max(managed * config.watermark_scale_factor as u64 / 10_000);
         zone.watermarks = Watermarks {
@@ -261,7 +261,7 @@ fn setup_lowmem_reserve<R: RawMutex>(zones: &mut [Zone<R>], config: &Config) {
             upper += zones
                 .iter()
                 .filter(|z| z.core.node == node && z.core.zone_type.idx() == j)
-                .map(|z| z.core.nr_present)
+                .map(|z| z.core.nr_managed())
                 .sum::<u64>();
             *slot = upper.checked_div(ratio).unwrap_or(0);
         }

@@ -77,6 +77,10 @@ pub(crate) struct ZoneCore {
     pub(crate) end: Pfn,
     pub(crate) present: Vec<(Pfn, Pfn)>,
     pub(crate) nr_present: u64,
+    /// Present pages taken offline (seed 003): out of the zone's managed
+    /// pages until onlined. Changed only with the allocator held
+    /// exclusively, as Linux changes managed pages under the hotplug lock.
+    pub(crate) nr_offline: u64,
     pub(crate) geo: Geometry,
     /// Which order-0 allocations are packed (a policy from the config).
     pub(crate) packing: Packing,
@@ -114,6 +118,7 @@ impl Clone for ZoneCore {
             end: self.end,
             present: self.present.clone(),
             nr_present: self.nr_present,
+            nr_offline: self.nr_offline,
             geo: self.geo,
             packing: self.packing,
             pages: self.pages.clone(),
@@ -206,6 +211,7 @@ impl ZoneCore {
             start: span.start,
             end: span.end,
             nr_present: span.nr_present(),
+            nr_offline: 0,
             present: span.present.clone(),
             geo,
             packing: config.packing,
@@ -344,6 +350,39 @@ impl ZoneCore {
         }
     }
 
+    /// Pages the allocator manages: the present ones not taken offline.
+    #[inline]
+    pub(crate) fn nr_managed(&self) -> u64 {
+        self.nr_present - self.nr_offline
+    }
+
+    /// Visits the heads of every block overlapping `start..end` (inside the
+    /// zone): the one holding `start`, if it begins below, then those
+    /// [`ZoneCore::for_each_head`] finds. Stops at the first error.
+    pub(crate) fn try_for_each_head_overlapping<E>(
+        &self,
+        start: Pfn,
+        end: Pfn,
+        mut f: impl FnMut(Pfn, PageMeta) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut from = start;
+        if let Some((head, meta)) = self.containing_head(start) {
+            if head < start {
+                f(head, meta)?;
+                from = Pfn(head.0 + meta.order().nr_pages().0);
+            }
+        }
+        let mut result = Ok(());
+        if from < end {
+            self.for_each_head(from, end, |pfn, meta| {
+                if result.is_ok() {
+                    result = f(pfn, meta);
+                }
+            });
+        }
+        result
+    }
+
     /// The head of the block (free, allocated, per-CPU or offline) that
     /// holds `pfn`, if any: the nearest head below whose block reaches it.
     pub(crate) fn containing_head(&self, pfn: Pfn) -> Option<(Pfn, PageMeta)> {
@@ -422,10 +461,24 @@ impl<R: RawMutex> Zone<R> {
         PageCount(self.core.nr_present)
     }
 
-    /// Pages the allocator manages (all present pages: nothing is reserved
-    /// at boot here).
+    /// Pages the allocator manages: every present page (nothing is
+    /// reserved at boot here) but those taken offline.
     pub fn nr_managed(&self) -> PageCount {
-        PageCount(self.core.nr_present)
+        PageCount(self.core.nr_managed())
+    }
+
+    /// Present pages taken offline.
+    pub fn nr_offline(&self) -> PageCount {
+        PageCount(self.core.nr_offline)
+    }
+
+    /// Whether the pageblock holding `pfn` is isolated (by a contiguous
+    /// allocation, CMA or offline in progress); `None` if the zone does not
+    /// span `pfn`.
+    pub fn is_isolated(&self, pfn: Pfn) -> Option<bool> {
+        self.core
+            .spans(pfn)
+            .then(|| self.core.blocks.is_isolated(pfn))
     }
 
     /// Free pages on the buddy lists, isolated ones excepted.

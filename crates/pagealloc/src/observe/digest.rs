@@ -24,7 +24,8 @@ impl Fnv {
 impl<R: RawMutex> Allocator<R> {
     /// A 64-bit digest of everything that decides future answers: every
     /// page record (state, order, flags, list links, an allocation's
-    /// migratetype), every pageblock's type, every free list's ends and
+    /// migratetype), every pageblock's type and isolate mark, pages offline, every CMA
+    /// area's bitmap, every free list's ends and
     /// length, the free counters, and every CPU's lists and tuning. Counters
     /// of past events ([`Allocator::stats`]) are left out. It holds every
     /// lock while it reads, and costs one pass over the page records.
@@ -37,8 +38,10 @@ impl<R: RawMutex> Allocator<R> {
             for idx in 0..z.pages.len() as u32 {
                 h.word(z.pages.get(idx).bits());
             }
+            h.word(z.nr_offline);
             for start in z.pageblock_starts() {
                 h.word(z.block_mt(start) as u64);
+                h.word(z.blocks.base(start) as u64);
             }
             let f = guard.free_areas();
             for area in &f.areas {
@@ -54,6 +57,7 @@ impl<R: RawMutex> Allocator<R> {
                 f.nr_free_cma,
                 f.nr_free_highatomic,
                 f.nr_reserved_highatomic,
+                f.nr_isolated_pageblocks,
             ] {
                 h.word(w);
             }
@@ -63,6 +67,13 @@ impl<R: RawMutex> Allocator<R> {
                 for w in [info.count, info.high, info.batch] {
                     h.word(w);
                 }
+            }
+        }
+        for cma in &self.cma {
+            let bitmap = cma.bitmap.lock();
+            h.word(cma.area.start.0);
+            for &w in bitmap.words() {
+                h.word(w);
             }
         }
         drop(held);

@@ -12,6 +12,9 @@ use alloc::vec::Vec;
 use lock_api::RawMutex;
 
 use crate::allocator::Allocator;
+use crate::config::CmaArea;
+use crate::contig::area::Bitmap;
+use crate::engine::buddy::merge_across_pageblocks;
 use crate::engine::free_area::FreeAreas;
 use crate::engine::page::PageState;
 use crate::engine::zone::ZoneCore;
@@ -37,7 +40,13 @@ impl<R: RawMutex> Allocator<R> {
     ///    one zone and crosses no hole;
     /// 3. no two free buddies that could merge are both left free;
     /// 4. every counter equals what the walk finds;
-    /// 5. a free block is on the list of its pageblocks' migratetype.
+    /// 5. a free block is on the list of its pageblocks' migratetype;
+    /// 6. reported blocks (seed 002) are free, of at least the reporting
+    ///    order, and form the tail of their list;
+    /// 7. contiguous allocation (seed 003): the isolated pageblocks and
+    ///    offline pages are what the zone counts, an isolated free block
+    ///    lies inside one pageblock, and a contiguous page in a CMA area
+    ///    has its bitmap bit set.
     ///
     /// It holds every lock at once (per-CPU lists first, then zones, the
     /// order the allocation path uses) for the whole walk, and no call
@@ -46,12 +55,22 @@ impl<R: RawMutex> Allocator<R> {
     /// calls [`LocalLists::check_invariants`](crate::LocalLists::check_invariants).
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         let held = self.hold_all();
+        // The CMA bitmaps after every zone lock: nobody takes a zone lock
+        // while holding a bitmap.
+        let bitmaps: Vec<_> = self.cma.iter().map(|c| c.bitmap.lock()).collect();
         let mut allocated = 0;
         let mut stats = VmStats::default();
         for (zi, zone) in self.zones.iter().enumerate() {
             let free = held.zones[zi].free_areas();
             let zone_pcps: Vec<&Pcp> = held.cpus.iter().map(|cpu| &cpu.zones[zi]).collect();
-            allocated += check_zone(&zone.core, free, &zone_pcps)?;
+            let cma: Vec<(CmaArea, &Bitmap)> = self
+                .cma
+                .iter()
+                .zip(&bitmaps)
+                .filter(|(c, _)| c.zone == zi)
+                .map(|(c, b)| (c.area, &**b))
+                .collect();
+            allocated += check_zone(&zone.core, free, &zone_pcps, &cma)?;
             stats.merge(&free.stats);
         }
         for cpu in &held.cpus {
@@ -59,6 +78,7 @@ impl<R: RawMutex> Allocator<R> {
                 stats.merge(&pcp.stats);
             }
         }
+        drop(bitmaps);
         drop(held);
         let outstanding = stats.pgalloc.wrapping_sub(stats.pgfree);
         if outstanding != allocated {
@@ -74,7 +94,12 @@ impl<R: RawMutex> Allocator<R> {
 }
 
 /// Checks one zone; returns the pages it found allocated.
-fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, InvariantViolation> {
+fn check_zone(
+    zone: &ZoneCore,
+    free: &FreeAreas,
+    pcps: &[&Pcp],
+    cma: &[(CmaArea, &Bitmap)],
+) -> Result<u64, InvariantViolation> {
     let geo = zone.geo;
     // Pass 1: the linear walk (invariants 1, 2, 3, and counts for 4).
     let mut heads_free = [[0u64; NR_MIGRATE_TYPES]; MAX_NR_ORDERS];
@@ -84,7 +109,7 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
     let mut allocated = 0u64;
     let mut cached = 0u64;
     let mut covered = 0u64;
-    let (mut reported, mut reporting) = (0u64, 0u64);
+    let (mut reported, mut reporting, mut offline) = (0u64, 0u64, 0u64);
     let mut pfn = zone.start;
     while pfn < zone.end {
         let meta = zone.meta(pfn);
@@ -133,14 +158,33 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
             }
         }
         covered += nr;
-        if meta.flag() && meta.state() != PageState::FreeHead {
+        if meta.flag() && meta.state() != PageState::FreeHead && !meta.is_contig() {
             return Err(violation(
                 6,
                 zone,
                 format!("{pfn} is marked reported but is {:?}", meta.state()),
             ));
         }
-        if meta.flag() && zone.report_order.is_none_or(|t| order < t) {
+        if meta.is_contig() {
+            // A page of a contiguous run inside a CMA area was handed out
+            // by `cma_alloc`, which set its bit first and clears it last.
+            let area = cma
+                .iter()
+                .find(|(a, _)| a.start <= pfn && pfn.0 < a.start.0 + a.nr_pages.0);
+            if let Some((a, bitmap)) = area {
+                if !bitmap.get(((pfn.0 - a.start.0) >> a.order_per_bit) as usize) {
+                    return Err(violation(
+                        7,
+                        zone,
+                        format!("{pfn} is a contiguous page of a CMA area, its bit is clear"),
+                    ));
+                }
+            }
+        }
+        if meta.flag()
+            && meta.state() == PageState::FreeHead
+            && zone.report_order.is_none_or(|t| order < t)
+        {
             return Err(violation(
                 6,
                 zone,
@@ -176,9 +220,20 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
             PageState::ReportingHead => reporting += nr,
             PageState::AllocHead => allocated += nr,
             PageState::PcpHead => cached += nr,
-            PageState::OfflineHead | PageState::Tail => {}
+            PageState::OfflineHead => offline += nr,
+            PageState::Tail => {}
         }
         pfn.0 += nr;
+    }
+    if offline != zone.nr_offline {
+        return Err(violation(
+            7,
+            zone,
+            format!(
+                "{offline} pages offline, the zone counts {}",
+                zone.nr_offline
+            ),
+        ));
     }
     if covered != zone.nr_present {
         return Err(violation(
@@ -262,6 +317,13 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
                         4,
                         zone,
                         format!("{pfn} on the {mt} list of {order} is {meta:?}"),
+                    ));
+                }
+                if mt == MigrateType::Isolate && order > geo.pageblock {
+                    return Err(violation(
+                        7,
+                        zone,
+                        format!("isolated free block {pfn} of {order} spans pageblocks"),
                     ));
                 }
                 if zone.block_mt(pfn) != mt {
@@ -371,9 +433,25 @@ fn check_zone(zone: &ZoneCore, free: &FreeAreas, pcps: &[&Pcp]) -> Result<u64, I
             ));
         }
     }
+    let isolated_blocks = zone
+        .pageblock_starts()
+        .filter(|&p| zone.blocks.is_isolated(p))
+        .count() as u64;
+    if isolated_blocks != free.nr_isolated_pageblocks {
+        return Err(violation(
+            7,
+            zone,
+            format!(
+                "{isolated_blocks} pageblocks isolated, the zone counts {}",
+                free.nr_isolated_pageblocks
+            ),
+        ));
+    }
+    // An isolated reserve pageblock stays reserved: count the type under
+    // the mark.
     let reserved_blocks = zone
         .pageblock_starts()
-        .filter(|&p| zone.block_mt(p) == MigrateType::HighAtomic)
+        .filter(|&p| zone.blocks.base(p) == MigrateType::HighAtomic)
         .count() as u64;
     if reserved_blocks * geo.pageblock_nr_pages() != free.nr_reserved_highatomic {
         return Err(violation(
@@ -404,9 +482,7 @@ fn check_no_mergeable_buddy(
         return Ok(());
     }
     let buddy_mt = zone.block_mt(buddy);
-    let may_merge = order < zone.geo.pageblock
-        || buddy_mt == mt
-        || (mt.is_mergeable() && buddy_mt.is_mergeable());
+    let may_merge = order < zone.geo.pageblock || merge_across_pageblocks(mt, buddy_mt);
     if may_merge {
         return Err(violation(
             3,

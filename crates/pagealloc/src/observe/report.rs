@@ -160,8 +160,10 @@ pub struct ZoneInfoZone {
     pub present: u64,
     /// Pages managed.
     pub managed: u64,
-    /// Free CMA pages.
+    /// Pages of CMA pageblocks (Linux `zone_cma_pages`).
     pub cma: u64,
+    /// Free pages on the CMA lists (`nr_free_cma`).
+    pub free_cma: u64,
     /// Lowmem reserve per highest zone (Linux prints a fifth, Device, equal
     /// to Movable's).
     pub protection: [u64; NR_ZONE_TYPES],
@@ -198,6 +200,10 @@ impl fmt::Display for ZoneInfo {
                 "\n        protection: ({}, {}, {}, {}, {})",
                 p[0], p[1], p[2], p[3], p[3]
             )?;
+            // The two zone counters the allocator keeps, in Linux's
+            // `%-12s %lu` form (the others count what sits above it).
+            write!(f, "\n      {:<12} {}", "nr_free_pages", z.pages_free)?;
+            write!(f, "\n      {:<12} {}", "nr_free_cma", z.free_cma)?;
             write!(f, "\n  start_pfn:           {}", z.start_pfn)?;
             writeln!(f)?;
         }
@@ -396,9 +402,10 @@ impl<R: RawMutex> Allocator<R> {
                         // Linux `zone_cma_pages`: pages of CMA pageblocks.
                         cma: z
                             .pageblock_starts()
-                            .filter(|&p| z.block_mt(p) == MigrateType::Cma)
+                            .filter(|&p| z.blocks.base(p) == MigrateType::Cma)
                             .count() as u64
                             * z.geo.pageblock_nr_pages(),
+                        free_cma: free.nr_free_cma,
                         protection: z.lowmem_reserve,
                         start_pfn: z.start.0,
                     }
