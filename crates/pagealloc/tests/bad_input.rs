@@ -484,3 +484,418 @@ fn exhausted_memory_fails_without_side_effects() {
     }
     assert_eq!(alloc.stats().total_alloc_fail(), 5);
 }
+
+/// Every refusal of a contiguous call (seed 003), call by call: the exact
+/// `ContigError`, a message naming the frame at fault, and nothing changed
+/// (full snapshot and digest: page records, pageblock types and marks,
+/// lists, counters, CMA bitmaps).
+#[test]
+fn every_contig_error_changes_nothing() {
+    use pagealloc::{
+        CmaReservation, ContigConstraints, ContigError as CG, MigrateRefusal, RangeProblem as RP,
+    };
+    // DMA32 0x1000..0x2800 and 0x2900..0x3000 (a hole between), Normal
+    // 0x3000..0x5000 with a CMA area at 0x4000..0x4400.
+    let map = MemoryMap::new([range(0, 0x1000, 0x2800), range(0, 0x2900, 0x5000)]).unwrap();
+    let config = Config {
+        zone_bounds: common::bounds_mib(Some(16), Some(48), None),
+        cma: CmaSupport::Enabled,
+        cma_areas: vec![CmaArea::new(Pfn(0x4000), PageCount(1024))],
+        ..Config::default()
+    };
+    let mut a = Allocator::new(map.clone(), config.clone()).unwrap();
+    let kernel = a.alloc(order(0), AllocFlags::KERNEL).unwrap();
+    let run = a
+        .alloc_contig_range(Pfn(0x3300), Pfn(0x3310), &mut |_, _, _| {
+            Err(MigrateRefusal::Busy)
+        })
+        .unwrap()
+        .start;
+    let cma_run = a
+        .cma_alloc(0, PageCount(64), order(0), &mut |_, _, _| {
+            Err(MigrateRefusal::Busy)
+        })
+        .unwrap()
+        .start;
+    a.offline_pages(Pfn(0x3800), PageCount(512), &mut |_, _, _| Ok(()))
+        .unwrap();
+    a.drain_all();
+    let never = &mut |_: Pfn, _: Pfn, _: Order| Err(MigrateRefusal::Busy);
+    let r = |s: u64, e: u64, problem| CG::Range {
+        start: Pfn(s),
+        end: Pfn(e),
+        problem,
+    };
+    let kblock = kernel.align_down(order(9));
+    let mut cases: Vec<(&str, Result<(), CG>, CG)> = Vec::new();
+    let mut check = |name: &'static str,
+                     a: &mut Allocator,
+                     call: &mut dyn FnMut(&mut Allocator) -> Result<(), CG>,
+                     want: CG| {
+        let before = Snapshot::take(a);
+        let digest = a.digest();
+        let got = call(a);
+        assert_eq!(got, Err(want), "{name}");
+        assert_eq!(Snapshot::take(a), before, "{name}: the snapshot changed");
+        assert_eq!(a.digest(), digest, "{name}: the digest changed");
+        a.check_invariants().unwrap();
+        cases.push((name, got, want));
+    };
+    let contig = |s: u64, e: u64| {
+        move |a: &mut Allocator| {
+            a.alloc_contig_range(Pfn(s), Pfn(e), &mut |_, _, _| Err(MigrateRefusal::Busy))
+                .map(|_| ())
+        }
+    };
+    check(
+        "empty range",
+        &mut a,
+        &mut contig(0x2000, 0x2000),
+        r(0x2000, 0x2000, RP::Empty),
+    );
+    check(
+        "reversed range",
+        &mut a,
+        &mut contig(0x2001, 0x2000),
+        r(0x2001, 0x2000, RP::Empty),
+    );
+    check(
+        "below memory",
+        &mut a,
+        &mut contig(0x10, 0x20),
+        r(0x10, 0x20, RP::OutOfRange),
+    );
+    check(
+        "past memory",
+        &mut a,
+        &mut contig(0x4f00, 0x5100),
+        r(0x4f00, 0x5100, RP::OutOfRange),
+    );
+    check(
+        "across two zones",
+        &mut a,
+        &mut contig(0x2f00, 0x3100),
+        r(0x2f00, 0x3100, RP::CrossesZone),
+    );
+    check(
+        "across a hole",
+        &mut a,
+        &mut contig(0x2700, 0x2a00),
+        r(0x2700, 0x2a00, RP::CrossesHole),
+    );
+    check(
+        "in a hole",
+        &mut a,
+        &mut contig(0x2810, 0x2820),
+        r(0x2810, 0x2820, RP::CrossesHole),
+    );
+    check(
+        "an unmovable page",
+        &mut a,
+        &mut contig(kernel.0, kernel.0 + 1),
+        CG::Unmovable { pfn: kernel },
+    );
+    check(
+        "the pageblock of an unmovable page",
+        &mut a,
+        &mut contig(kblock.0, kblock.0 + 1),
+        CG::Unmovable { pfn: kernel },
+    );
+    check(
+        "a contiguous run",
+        &mut a,
+        &mut contig(0x3308, 0x3320),
+        CG::Unmovable { pfn: Pfn(0x3300) },
+    );
+    check(
+        "a CMA pageblock",
+        &mut a,
+        &mut contig(0x4200, 0x4210),
+        CG::Unmovable { pfn: Pfn(0x4200) },
+    );
+    check(
+        "offline pages",
+        &mut a,
+        &mut contig(0x3800, 0x3801),
+        CG::Unmovable { pfn: Pfn(0x3800) },
+    );
+    let pages = |nr: u64, c: ContigConstraints| {
+        move |a: &mut Allocator| {
+            a.alloc_contig_pages(PageCount(nr), &c, &mut |_, _, _| Err(MigrateRefusal::Busy))
+                .map(|_| ())
+        }
+    };
+    let any = ContigConstraints::default();
+    check("no pages", &mut a, &mut pages(0, any), r(0, 0, RP::Empty));
+    check(
+        "alignment not a power of two",
+        &mut a,
+        &mut pages(
+            8,
+            ContigConstraints {
+                align: PageCount(3),
+                ..any
+            },
+        ),
+        CG::Constraint,
+    );
+    check(
+        "boundary below the run",
+        &mut a,
+        &mut pages(
+            64,
+            ContigConstraints {
+                boundary: Some(PageCount(32)),
+                ..any
+            },
+        ),
+        CG::Constraint,
+    );
+    check(
+        "boundary not a power of two",
+        &mut a,
+        &mut pages(
+            8,
+            ContigConstraints {
+                boundary: Some(PageCount(48)),
+                ..any
+            },
+        ),
+        CG::Constraint,
+    );
+    check(
+        "more than memory",
+        &mut a,
+        &mut pages(1 << 20, any),
+        CG::NotFound { tried: 0 },
+    );
+    check(
+        "a zone type the machine lacks",
+        &mut a,
+        &mut pages(
+            8,
+            ContigConstraints {
+                zone: Some(ZoneType::Movable),
+                ..any
+            },
+        ),
+        CG::NotFound { tried: 0 },
+    );
+    let free_run =
+        |s: u64, n: u64| move |a: &mut Allocator| a.free_contig_range(Pfn(s), PageCount(n));
+    check(
+        "free of free pages",
+        &mut a,
+        &mut free_run(0x2000, 4),
+        CG::NotContig { pfn: Pfn(0x2000) },
+    );
+    check(
+        "free past a run's end",
+        &mut a,
+        &mut free_run(run.0 + 8, 16),
+        CG::NotContig {
+            pfn: Pfn(run.0 + 16),
+        },
+    );
+    check(
+        "free before a run",
+        &mut a,
+        &mut free_run(run.0 - 1, 4),
+        CG::NotContig {
+            pfn: Pfn(run.0 - 1),
+        },
+    );
+    check(
+        "free of an ordinary page",
+        &mut a,
+        &mut free_run(kernel.0, 1),
+        CG::NotContig { pfn: kernel },
+    );
+    check(
+        "free of no pages",
+        &mut a,
+        &mut free_run(run.0, 0),
+        r(run.0, run.0, RP::Empty),
+    );
+    let cma = |area: usize, n: u64| {
+        move |a: &mut Allocator| {
+            a.cma_alloc(area, PageCount(n), order(0), &mut |_, _, _| {
+                Err(MigrateRefusal::Busy)
+            })
+            .map(|_| ())
+        }
+    };
+    check(
+        "a CMA area that does not exist",
+        &mut a,
+        &mut cma(1, 8),
+        CG::NoSuchArea { area: 1 },
+    );
+    check(
+        "no CMA pages",
+        &mut a,
+        &mut cma(0, 0),
+        r(0x4000, 0x4000, RP::Empty),
+    );
+    check(
+        "more than the CMA area",
+        &mut a,
+        &mut cma(0, 1025),
+        r(0x4000, 0x4000 + 1025, RP::OutOfRange),
+    );
+    let release = |area: usize, s: u64, n: u64| {
+        move |a: &mut Allocator| a.cma_release(area, Pfn(s), PageCount(n))
+    };
+    check(
+        "release to a missing area",
+        &mut a,
+        &mut release(3, cma_run.0, 64),
+        CG::NoSuchArea { area: 3 },
+    );
+    check(
+        "release outside the area",
+        &mut a,
+        &mut release(0, run.0, 16),
+        CG::NotContig { pfn: run },
+    );
+    check(
+        "release of bits never set",
+        &mut a,
+        &mut release(0, cma_run.0 + 64, 8),
+        CG::NotContig {
+            pfn: Pfn(cma_run.0 + 64),
+        },
+    );
+    check(
+        "release past the run",
+        &mut a,
+        &mut release(0, cma_run.0, 72),
+        CG::NotContig {
+            pfn: Pfn(cma_run.0 + 64),
+        },
+    );
+    let offline = |s: u64, n: u64| {
+        move |a: &mut Allocator| {
+            a.offline_pages(Pfn(s), PageCount(n), &mut |_, _, _| Ok(()))
+                .map(|_| ())
+        }
+    };
+    check(
+        "offline of part of a pageblock",
+        &mut a,
+        &mut offline(0x2000, 100),
+        r(0x2000, 0x2000 + 100, RP::Misaligned),
+    );
+    check(
+        "offline off a pageblock",
+        &mut a,
+        &mut offline(0x2010, 512),
+        r(0x2010, 0x2210, RP::Misaligned),
+    );
+    check(
+        "offline twice",
+        &mut a,
+        &mut offline(0x3800, 512),
+        CG::NotOffline { pfn: Pfn(0x3800) },
+    );
+    check(
+        "offline of a CMA area",
+        &mut a,
+        &mut offline(0x4000, 512),
+        CG::Unmovable { pfn: Pfn(0x4000) },
+    );
+    check(
+        "offline across a hole",
+        &mut a,
+        &mut offline(0x2600, 1024),
+        r(0x2600, 0x2a00, RP::CrossesHole),
+    );
+    let online = |s: u64, n: u64| move |a: &mut Allocator| a.online_pages(Pfn(s), PageCount(n));
+    check(
+        "online of pages in service",
+        &mut a,
+        &mut online(0x2000, 512),
+        CG::NotOffline { pfn: Pfn(0x2000) },
+    );
+    check(
+        "online past the offline range",
+        &mut a,
+        &mut online(0x3800, 1024),
+        CG::NotOffline { pfn: Pfn(0x3a00) },
+    );
+    // A range isolated by a call in progress refuses an overlapping one:
+    // the migrator of the first makes the second call.
+    let mut owner = a.alloc(order(0), AllocFlags::HIGHUSER_MOVABLE).unwrap();
+    let inner = std::cell::Cell::new(None);
+    let shared = &a;
+    let outer = shared.alloc_contig_range(owner, Pfn(owner.0 + 1), &mut |from, to, _| {
+        let before = Snapshot::take(shared);
+        inner.set(Some((
+            shared.alloc_contig_range(from, Pfn(from.0 + 1), never),
+            before == Snapshot::take(shared),
+        )));
+        owner = to;
+        Ok(())
+    });
+    let (got, unchanged) = inner.get().unwrap();
+    assert!(matches!(got, Err(CG::Isolated { .. })), "{got:?}");
+    assert!(unchanged, "the refused overlapping call changed state");
+    assert!(outer.is_ok());
+    for (_name, got, want) in &cases {
+        let needles: Vec<String> = match want {
+            CG::Range { start, end, .. } => vec![start.to_string(), end.to_string()],
+            CG::Unmovable { pfn }
+            | CG::Isolated { pfn }
+            | CG::NotContig { pfn }
+            | CG::NotOffline { pfn } => {
+                vec![pfn.to_string()]
+            }
+            CG::NoSuchArea { area } => vec![area.to_string()],
+            CG::NotFound { tried } => vec![tried.to_string()],
+            CG::Busy { pfn, tries } => vec![pfn.to_string(), tries.to_string()],
+            CG::Constraint | CG::NoMemory => vec![],
+        };
+        assert_message(&got.unwrap_err(), &needles);
+    }
+    // CMA reservations that cannot be placed.
+    let reserve = |nr: u64, align: u64, opb: u8| Config {
+        cma_areas: vec![],
+        cma_reservations: vec![CmaReservation {
+            nr_pages: PageCount(nr),
+            align: PageCount(align),
+            node: NodeId(0),
+            order_per_bit: opb,
+        }],
+        ..config.clone()
+    };
+    for (name, cfg, problem) in [
+        (
+            "larger than memory",
+            reserve(1 << 20, 512, 0),
+            CmaAreaProblem::NoRoom,
+        ),
+        (
+            "alignment not a power of two",
+            reserve(512, 768, 0),
+            CmaAreaProblem::Alignment,
+        ),
+        (
+            "order per bit above the pageblock",
+            reserve(512, 512, 10),
+            CmaAreaProblem::OrderPerBit,
+        ),
+        (
+            "not whole pageblocks",
+            reserve(100, 512, 0),
+            CmaAreaProblem::Misaligned,
+        ),
+    ] {
+        match Allocator::new(map.clone(), cfg) {
+            Err(ConfigError::CmaArea { problem: got, .. }) => assert_eq!(got, problem, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // A reservation is placed at the top of its node, clear of fixed areas.
+    let placed = Allocator::new(map, reserve(1024, 1024, 0)).unwrap();
+    assert_eq!(placed.cma_areas()[0].start, Pfn(0x5000 - 1024));
+}

@@ -271,7 +271,7 @@ fn offline_takes_pages_out_of_managed_and_online_brings_them_back() {
     a.check_invariants().unwrap();
     assert_eq!(
         a.offline_pages(Pfn(0x1000), PageCount(512), &mut |_, _, _| Ok(())),
-        Err(ContigError::Unmovable { pfn: Pfn(0x1000) })
+        Err(ContigError::NotOffline { pfn: Pfn(0x1000) })
     );
     assert_eq!(
         a.online_pages(Pfn(0x1000), PageCount(8192)),

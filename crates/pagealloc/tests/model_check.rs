@@ -534,3 +534,85 @@ fn report_pass_vs_neighbours() {
 fn a_reporting_pass_racing_frees_and_allocations_of_neighbours() {
     explore("report_pass vs neighbours", report_pass_vs_neighbours);
 }
+
+// --- (7) a contiguous allocation racing the owner's frees -----------------
+
+/// One thread takes the first two pageblocks as a contiguous run
+/// (`alloc_contig_range`: isolate, drain, migrate, take) while the owner
+/// of movable pages in them frees some on CPU 1 and allocates more. The
+/// owner and the migrator share the owner's table under one lock, as the
+/// `Migrator` contract asks (a block is never freed while it migrates, and
+/// a block the owner no longer holds is refused). Only movable pages are
+/// in the way and memory is plentiful, so the run must always be taken,
+/// every racing free landing in the isolated range or on a drained list.
+fn contig_vs_owner_frees() {
+    let a = machine(128, PcpMode::Enabled, None);
+    let movable = |a: &A, cpu: u16| {
+        a.alloc_on_cpu(CpuId(cpu), Order::ZERO, AllocFlags::HIGHUSER_MOVABLE)
+            .unwrap()
+    };
+    // The owner's slots: each a block it holds (and may see moved).
+    let slots: Vec<Option<Pfn>> = (0..6).map(|_| Some(movable(&a, 1))).collect();
+    let range = (BASE, Pfn(BASE.0 + 16));
+    assert!(
+        slots.iter().flatten().any(|p| *p < range.1),
+        "no owned page lies in the range"
+    );
+    let owner = Arc::new(shuttle::sync::Mutex::new(slots));
+    let taker = {
+        let a = Arc::clone(&a);
+        let owner = Arc::clone(&owner);
+        thread::spawn(move || {
+            let mut migrator = |from: Pfn, to: Pfn, _o: Order| {
+                let mut slots = owner.lock().unwrap();
+                match slots.iter_mut().find(|s| **s == Some(from)) {
+                    Some(slot) => {
+                        *slot = Some(to);
+                        Ok(())
+                    }
+                    None => Err(pagealloc::MigrateRefusal::Busy),
+                }
+            };
+            a.alloc_contig_range(range.0, range.1, &mut migrator)
+        })
+    };
+    let freer = {
+        let a = Arc::clone(&a);
+        let owner = Arc::clone(&owner);
+        thread::spawn(move || {
+            for i in [0, 2, 4] {
+                let mut slots = owner.lock().unwrap();
+                if let Some(pfn) = slots[i].take() {
+                    a.free_on_cpu(CpuId(1), pfn, Order::ZERO).unwrap();
+                }
+            }
+            let extra = movable(&a, 1);
+            owner.lock().unwrap().push(Some(extra));
+        })
+    };
+    let got = join(taker);
+    join(freer);
+    let got = match got {
+        Ok(got) => got,
+        Err(e) => panic!("the range holds only movable pages, yet: {e:?}"),
+    };
+    let held: Vec<(Pfn, Order)> = owner
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(|&p| (p, Order::ZERO))
+        .collect();
+    for &(p, _) in &held {
+        assert!(p >= range.1, "owned page {p:?} still in the run");
+    }
+    // The run's pages are allocated but no block's: account for them.
+    assert_eq!(a.nr_allocated_pages(), held.len() as u64 + 16);
+    a.free_contig_range(got.start, got.nr_pages).unwrap();
+    settle(&a, &held);
+}
+
+#[test]
+fn a_contiguous_allocation_racing_the_owners_frees() {
+    explore("alloc_contig_range vs owner frees", contig_vs_owner_frees);
+}

@@ -77,8 +77,8 @@ impl<R: RawMutex> Allocator<R> {
             .iter()
             .map(|g| g.free_areas().nr_free_all())
             .sum();
-        let present: u64 = self.zones.iter().map(|z| z.core.nr_present).sum();
-        present.saturating_sub(free_anywhere + cached)
+        let managed: u64 = self.zones.iter().map(|z| z.core.nr_managed()).sum();
+        managed.saturating_sub(free_anywhere + cached)
     }
 
     /// Bytes of metadata the allocator keeps: every zone's

@@ -75,6 +75,11 @@ impl ZoneOps<'_> {
                 {
                     Err(ContigError::Unmovable { pfn })
                 }
+                PageState::OfflineHead if caller == Caller::Offline => {
+                    Err(ContigError::NotOffline {
+                        pfn: pfn.max(start),
+                    })
+                }
                 PageState::OfflineHead => Err(ContigError::Unmovable { pfn }),
                 _ => Ok(()),
             })
@@ -143,26 +148,33 @@ impl ZoneOps<'_> {
     }
 
     /// Splits the free block holding `pfn`, if it is larger than a
-    /// pageblock, into pageblock-sized blocks on the same list (they keep
-    /// its reported mark); the free counters do not change.
+    /// pageblock, until the block holding `pfn` is one pageblock: each
+    /// split leaves the half without `pfn` whole on the same list (keeping
+    /// the reported mark), so no free buddies are left unmerged. The free
+    /// counters do not change.
     fn split_free_above_pageblock(&mut self, pfn: Pfn) {
         let pb = self.z.geo.pageblock;
-        let Some((head, meta)) = self.z.containing_head(pfn) else {
+        let Some((mut head, meta)) = self.z.containing_head(pfn) else {
             return;
         };
-        if meta.state() != PageState::FreeHead || meta.order() <= pb {
+        if meta.state() != PageState::FreeHead {
             return;
         }
-        let order = meta.order();
+        let mut order = meta.order();
         let mt = self.z.block_mt(head);
-        let reported = self.unlink_free(self.z.idx(head), order, mt);
-        let step = pb.nr_pages().0;
-        for k in 0..order.nr_pages().0 / step {
-            let idx = self.z.idx(Pfn(head.0 + k * step));
-            if reported {
-                self.link_reported(idx, pb, mt);
-            } else {
-                self.link_free(idx, pb, mt, Placement::Tail);
+        while order > pb {
+            let reported = self.unlink_free(self.z.idx(head), order, mt);
+            order = order.lower().unwrap_or(Order::ZERO);
+            let upper = Pfn(head.0 + order.nr_pages().0);
+            for half in [head, upper] {
+                if reported {
+                    self.link_reported(self.z.idx(half), order, mt);
+                } else {
+                    self.link_free(self.z.idx(half), order, mt, Placement::Tail);
+                }
+            }
+            if pfn >= upper {
+                head = upper;
             }
         }
     }
