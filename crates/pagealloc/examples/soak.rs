@@ -10,7 +10,9 @@
 //! orders and any pageblock order below, x86-64 or Normal-only zones,
 //! per-CPU lists on or off, every packing policy, CMA areas or none,
 //! free page reporting on or off (passes with a sink that refuses some
-//! batches). `T`
+//! batches). Contiguous runs (`alloc_contig_pages`, `cma_alloc`) are taken
+//! and freed among the other calls, each thread's migrator moving its own
+//! movable blocks and refusing the others'. `T`
 //! threads run on CPUs `0..T`, each allocating (single, bulk, packed,
 //! through [`pagealloc::LocalLists`]), splitting and freeing its own blocks
 //! and blocks other threads left in a shared pool, and making bad calls
@@ -37,9 +39,9 @@ use std::time::Instant;
 
 use pagealloc::{
     AllocError, AllocFlags, Allocator, BlockError, BulkFreeError, CmaArea, CmaSupport, Config,
-    CpuId, HighAtomicReserve, LocalError, MemRange, MemoryMap, NodeId, Order, PackClaim, Packing,
-    PageCount, PcpHigh, PcpMode, Pfn, ReportPassError, ReportSink, ReportedBlock, ReportingPolicy,
-    ZoneBounds,
+    ContigConstraints, ContigError, CpuId, HighAtomicReserve, LocalError, MemRange, MemoryMap,
+    MigrateRefusal, NodeId, Order, PackClaim, Packing, PageCount, PcpHigh, PcpMode, Pfn,
+    ReportPassError, ReportSink, ReportedBlock, ReportingPolicy, ZoneBounds,
 };
 
 #[path = "common/mod.rs"]
@@ -47,6 +49,11 @@ use pagealloc::{
 mod common;
 
 use common::XorShift;
+
+/// Contiguous calls made, runs taken, and pages migrated for them.
+static CONTIG_CALLS: AtomicU64 = AtomicU64::new(0);
+static CONTIG_TAKEN: AtomicU64 = AtomicU64::new(0);
+static CONTIG_MIGRATED: AtomicU64 = AtomicU64::new(0);
 
 /// Operations run against one configuration before the next is built.
 const OPS_PER_CONFIG: u64 = 5_000;
@@ -578,10 +585,82 @@ impl Shared<'_> {
                         self.site.fail(op, format_args!("drain_local: {e:?}"));
                     }
                 }
+                // A contiguous run (seed 003), from anywhere or from a CMA
+                // area, migrating this thread's own movable blocks out of
+                // the way (other threads' blocks are refused as busy), then
+                // freed again, in two pieces now and then.
+                82..=83 => self.contig(&mut held, rng, op),
                 // Bad calls that cannot race: on blocks only this thread
                 // holds, or on frames nobody can hold.
                 _ => self.bad_call(&held, rng, cpu, nr_orders, op),
             }
+        }
+    }
+
+    /// One contiguous allocation and its free (see `run`).
+    fn contig(&self, held: &mut [(Pfn, Order)], rng: &mut XorShift, op: u64) {
+        let a = self.a;
+        let max = a.config().max_order().nr_pages().0;
+        let nr = range(rng, 1, max * 4);
+        let mut migrator =
+            |from: Pfn, to: Pfn, order: Order| match held.iter_mut().find(|b| **b == (from, order))
+            {
+                Some(b) => {
+                    b.0 = to;
+                    Ok(())
+                }
+                None => Err(MigrateRefusal::Busy),
+            };
+        let areas = a.cma_areas();
+        let from_cma = !areas.is_empty() && rng.next().is_multiple_of(2);
+        let r = if from_cma {
+            let area = (rng.next() % areas.len() as u64) as usize;
+            let nr = nr.min(areas[area].nr_pages.0);
+            a.cma_alloc(area, PageCount(nr), Order::ZERO, &mut migrator)
+                .map(|got| (got, Some(area)))
+        } else {
+            let c = ContigConstraints::default();
+            a.alloc_contig_pages(PageCount(nr), &c, &mut migrator)
+                .map(|got| (got, None))
+        };
+        CONTIG_CALLS.fetch_add(1, Ordering::Relaxed);
+        let (got, area) = match r {
+            Ok(got) => got,
+            Err(
+                ContigError::Busy { .. }
+                | ContigError::NotFound { .. }
+                | ContigError::NoMemory
+                | ContigError::Isolated { .. }
+                | ContigError::Unmovable { .. },
+            ) => return,
+            Err(e) => self
+                .site
+                .fail(op, format_args!("contiguous run of {nr}: {e:?}")),
+        };
+        CONTIG_TAKEN.fetch_add(1, Ordering::Relaxed);
+        CONTIG_MIGRATED.fetch_add(got.migrated_pages, Ordering::Relaxed);
+        for k in 0..got.nr_pages.0 {
+            let pfn = Pfn(got.start.0 + k);
+            if a.allocated_block(pfn) != Some((Order::ZERO, pagealloc::MigrateType::Unmovable)) {
+                self.site.fail(
+                    op,
+                    format_args!("page {pfn} of a contiguous run is not taken"),
+                );
+            }
+            self.expect_err(op, "free of a contiguous page", a.free(pfn, Order::ZERO));
+        }
+        let freed = match area {
+            Some(area) => a.cma_release(area, got.start, got.nr_pages),
+            None if got.nr_pages.0 > 1 && rng.next().is_multiple_of(2) => {
+                let cut = range(rng, 1, got.nr_pages.0 - 1);
+                a.free_contig_range(Pfn(got.start.0 + cut), PageCount(got.nr_pages.0 - cut))
+                    .and_then(|()| a.free_contig_range(got.start, PageCount(cut)))
+            }
+            None => a.free_contig_range(got.start, got.nr_pages),
+        };
+        if let Err(e) = freed {
+            self.site
+                .fail(op, format_args!("free of a contiguous run: {e:?}"));
         }
     }
 
@@ -886,13 +965,16 @@ fn main() {
         report_batches += run_config(&args, c, first, OPS_PER_CONFIG.min(args.ops - first));
     }
     println!(
-        "soak: seed {} ops {} configs {} threads {} check-every {} report-batches {} elapsed {:.1} s violations 0",
+        "soak: seed {} ops {} configs {} threads {} check-every {} report-batches {} contig {}/{} migrated {} elapsed {:.1} s violations 0",
         args.seed,
         args.ops,
         configs,
         args.threads,
         args.check_every,
         report_batches,
+        CONTIG_TAKEN.load(Ordering::Relaxed),
+        CONTIG_CALLS.load(Ordering::Relaxed),
+        CONTIG_MIGRATED.load(Ordering::Relaxed),
         start.elapsed().as_secs_f64()
     );
 }
