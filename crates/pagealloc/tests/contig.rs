@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use pagealloc::{
     AllocFlags, Allocator, BlockError, CmaArea, CmaSupport, Config, ContigConstraints, ContigError,
-    MemoryMap, MigrateRefusal, MigrateType, Order, PageCount, Pfn, RangeProblem,
+    CpuId, MemoryMap, MigrateRefusal, MigrateType, Order, PageCount, Pfn, RangeProblem,
 };
 
 fn order(n: u8) -> Order {
@@ -260,6 +260,7 @@ fn offline_takes_pages_out_of_managed_and_online_brings_them_back() {
     owner.fill(&a, Order::ZERO, 4000);
     let managed = a.zones()[0].nr_managed();
     let min = a.zones()[0].watermarks().min;
+    let high_max = a.pcp_info(CpuId(0)).unwrap()[0].high_max;
     let got = a
         .offline_pages(Pfn(0x1000), PageCount(4096), &mut |f, t, o| {
             owner.migrate(f, t, o)
@@ -268,6 +269,8 @@ fn offline_takes_pages_out_of_managed_and_online_brings_them_back() {
     assert!(got.migrated_pages > 0);
     assert_eq!(a.zones()[0].nr_managed().0, managed.0 - 4096);
     assert!(a.zones()[0].watermarks().min < min);
+    // The per-CPU lists are sized for the smaller zone (zone_pcp_update).
+    assert!(a.pcp_info(CpuId(0)).unwrap()[0].high_max < high_max);
     a.check_invariants().unwrap();
     assert_eq!(
         a.offline_pages(Pfn(0x1000), PageCount(512), &mut |_, _, _| Ok(())),
@@ -280,6 +283,7 @@ fn offline_takes_pages_out_of_managed_and_online_brings_them_back() {
     a.online_pages(Pfn(0x1000), PageCount(4096)).unwrap();
     assert_eq!(a.zones()[0].nr_managed(), managed);
     assert_eq!(a.zones()[0].watermarks().min, min);
+    assert_eq!(a.pcp_info(CpuId(0)).unwrap()[0].high_max, high_max);
     a.check_invariants().unwrap();
     assert_eq!(
         a.offline_pages(Pfn(0x1001), PageCount(512), &mut |_, _, _| Ok(())),

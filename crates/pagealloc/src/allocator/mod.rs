@@ -467,6 +467,35 @@ impl CmaArea {
     }
 }
 
+impl<R: RawMutex> Allocator<R> {
+    /// Sizes every CPU's lists again after a zone's managed pages changed
+    /// (Linux `zone_pcp_update`), as [`build_cpu_slots`] first sized them.
+    pub(crate) fn resize_pcps(&mut self) {
+        let cpu_nodes: Vec<NodeId> = self.cpus.iter().map(|c| c.node).collect();
+        for slot in self.cpus.iter_mut() {
+            let lists = slot.lists.get_mut();
+            for (zi, z) in self.zones.iter().enumerate() {
+                let split = pcp_split(&cpu_nodes, slot.node, z.core.node);
+                let (managed, low) = (z.core.nr_managed(), z.core.watermarks.low);
+                lists.zones[zi].resize(managed, low, split, &self.config);
+            }
+        }
+    }
+}
+
+/// Over how many CPUs a zone's per-CPU high is split for a CPU of node
+/// `home`: Linux splits it over the CPUs local to the zone's node (all of
+/// the CPU's own node's CPUs for a CPU-less node).
+fn pcp_split(cpu_nodes: &[NodeId], home: NodeId, zone_node: NodeId) -> u64 {
+    let cpus_here = cpu_nodes.iter().filter(|&&n| n == home).count() as u64;
+    let local = cpu_nodes.iter().filter(|&&n| n == zone_node).count() as u64;
+    if local == 0 {
+        cpus_here.max(1)
+    } else {
+        local
+    }
+}
+
 /// One slot per CPU: CPUs spread evenly over the nodes with memory, in
 /// order, each with a [`Pcp`] per zone sized as Linux sizes them.
 fn build_cpu_slots<R: RawMutex>(
@@ -482,15 +511,11 @@ fn build_cpu_slots<R: RawMutex>(
     cpu_nodes
         .iter()
         .map(|&home| {
-            let cpus_here = cpu_nodes.iter().filter(|&&n| n == home).count() as u64;
             let pcps = zones
                 .iter()
                 .map(|z| {
-                    // Linux splits high over the CPUs local to the zone's
-                    // node (all CPUs for a CPU-less node).
-                    let local = cpu_nodes.iter().filter(|&&n| n == z.core.node).count() as u64;
-                    let split = if local == 0 { cpus_here.max(1) } else { local };
-                    Pcp::new(z.core.nr_present, z.core.watermarks.low, split, config)
+                    let split = pcp_split(&cpu_nodes, home, z.core.node);
+                    Pcp::new(z.core.nr_managed(), z.core.watermarks.low, split, config)
                 })
                 .collect();
             // Every CPU's home node has memory: CPUs are spread over the

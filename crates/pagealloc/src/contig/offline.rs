@@ -3,7 +3,8 @@
 //! movable out of it and takes it out of the zone's managed pages;
 //! onlining frees it into the buddy lists again. Both change the zone's
 //! managed pages, so both take the allocator exclusively and recompute the
-//! watermarks and lowmem reserves, as Linux does under the hotplug lock.
+//! watermarks, lowmem reserves and per-CPU list sizes, as Linux does under
+//! the hotplug lock.
 
 use lock_api::RawMutex;
 
@@ -49,6 +50,7 @@ impl<R: RawMutex> Allocator<R> {
         let done = self.take_contig(zi, start, end, Caller::Offline, Taken::Offline, migrator)?;
         self.zones[zi].core.nr_offline += nr.0;
         setup_zone_watermarks(&mut self.zones, &self.config);
+        self.resize_pcps();
         Ok(done)
     }
 
@@ -81,6 +83,7 @@ impl<R: RawMutex> Allocator<R> {
         }
         self.zones[zi].core.nr_offline -= nr.0;
         setup_zone_watermarks(&mut self.zones, &self.config);
+        self.resize_pcps();
         Ok(())
     }
 }

@@ -206,6 +206,18 @@ impl Pcp {
         }
     }
 
+    /// Sizes the lists again for a zone whose managed pages or low
+    /// watermark changed (Linux `zone_pcp_update` after memory hotplug),
+    /// keeping the pages they hold; a count above the new high drains on
+    /// the next free.
+    pub(crate) fn resize(&mut self, managed: u64, low_wmark: u64, nr_cpus: u64, config: &Config) {
+        let fresh = Pcp::new(managed, low_wmark, nr_cpus, config);
+        self.batch = fresh.batch;
+        self.high_min = fresh.high_min;
+        self.high_max = fresh.high_max;
+        self.high = self.high.clamp(self.high_min, self.high_max);
+    }
+
     /// How many blocks to refill with (Linux `nr_pcp_alloc`), growing
     /// `high` when the CPU keeps refilling.
     fn refill_batch(&mut self, order: Order, below_high: bool) -> u64 {
