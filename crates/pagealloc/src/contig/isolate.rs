@@ -150,8 +150,8 @@ impl ZoneOps<'_> {
     /// Splits the free block holding `pfn`, if it is larger than a
     /// pageblock, until the block holding `pfn` is one pageblock: each
     /// split leaves the half without `pfn` whole on the same list (keeping
-    /// the reported mark), so no free buddies are left unmerged. The free
-    /// counters do not change.
+    /// the reported mark if the half is still of a reported order), so no
+    /// free buddies are left unmerged. The free counters do not change.
     fn split_free_above_pageblock(&mut self, pfn: Pfn) {
         let pb = self.z.geo.pageblock;
         let Some((mut head, meta)) = self.z.containing_head(pfn) else {
@@ -165,6 +165,9 @@ impl ZoneOps<'_> {
         while order > pb {
             let reported = self.unlink_free(self.z.idx(head), order, mt);
             order = order.lower().unwrap_or(Order::ZERO);
+            // A half stays reported only at or above the reporting order
+            // (invariant 6); a smaller one is simply free again.
+            let reported = reported && self.z.report_order.is_some_and(|t| order >= t);
             let upper = Pfn(head.0 + order.nr_pages().0);
             for half in [head, upper] {
                 if reported {
