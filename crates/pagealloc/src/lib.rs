@@ -93,6 +93,7 @@ extern crate alloc;
 extern crate std;
 
 mod allocator;
+mod compact;
 pub mod config;
 mod contig;
 mod engine;
@@ -110,6 +111,12 @@ mod sync;
 pub mod units;
 
 pub use allocator::Allocator;
+pub use compact::api::ProactiveOutcome;
+pub use compact::policy::{
+    fragmentation_score_wmarks, CompactResult, COMPACT_MAX_DEFER_SHIFT, DEFAULT_PROACTIVENESS,
+    EXTFRAG_THRESHOLD, PAGE_ALLOC_COSTLY_ORDER,
+};
+pub use compact::scan::CompactOutcome;
 pub use config::{
     CmaArea, CmaReservation, CmaSupport, Config, HighAtomicReserve, MinFree, PcpHigh, PcpMode,
     ZoneBounds,

@@ -60,6 +60,22 @@ pub struct VmStats {
     pub cma_alloc_success: u64,
     /// `cma_alloc` calls that failed (`cma_alloc_fail`).
     pub cma_alloc_fail: u64,
+    /// Compaction: allocations that compacted before retrying
+    /// (`compact_stall`).
+    pub compact_stall: u64,
+    /// Of those, the ones still failing after compaction (`compact_fail`).
+    pub compact_fail: u64,
+    /// And the ones compaction let succeed (`compact_success`).
+    pub compact_success: u64,
+    /// Pages the migrate scanner looked at (`compact_migrate_scanned`).
+    pub compact_migrate_scanned: u64,
+    /// Pages the free scanner looked at (`compact_free_scanned`).
+    pub compact_free_scanned: u64,
+    /// Pages taken for migration, moved or not (`compact_isolated`).
+    pub compact_isolated: u64,
+    /// Proactive compaction runs, as kcompactd's wake-ups
+    /// (`compact_daemon_wake`).
+    pub compact_daemon_wake: u64,
 }
 
 impl VmStats {
@@ -114,6 +130,13 @@ impl VmStats {
         self.contig_alloc_fail += other.contig_alloc_fail;
         self.cma_alloc_success += other.cma_alloc_success;
         self.cma_alloc_fail += other.cma_alloc_fail;
+        self.compact_stall += other.compact_stall;
+        self.compact_fail += other.compact_fail;
+        self.compact_success += other.compact_success;
+        self.compact_migrate_scanned += other.compact_migrate_scanned;
+        self.compact_free_scanned += other.compact_free_scanned;
+        self.compact_isolated += other.compact_isolated;
+        self.compact_daemon_wake += other.compact_daemon_wake;
     }
 
     /// Failed allocations, all orders.

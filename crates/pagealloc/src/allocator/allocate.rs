@@ -170,6 +170,11 @@ impl<R: RawMutex> Allocator<R> {
         got
     }
 
+    /// Counts a failed allocation of `order` (outside any lock).
+    pub(crate) fn count_failure(&self, order: Order) {
+        self.failures[order.idx()].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The zonelist of node slot `slot` for `flags`, or [`AllocError::NoZone`]
     /// if it holds no zone (or the node has no memory).
     #[inline]

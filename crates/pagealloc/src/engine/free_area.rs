@@ -55,6 +55,11 @@ pub(crate) struct FreeAreas {
     pub(crate) nr_reporting_pages: u64,
     /// Pageblocks carrying the isolate mark (seed 003).
     pub(crate) nr_isolated_pageblocks: u64,
+    /// Compaction deferral (Linux `compact_considered`,
+    /// `compact_defer_shift`, `compact_order_failed`).
+    pub(crate) compact_considered: u32,
+    pub(crate) compact_defer_shift: u8,
+    pub(crate) compact_order_failed: u8,
     /// What happened under this lock.
     pub(crate) stats: VmStats,
     /// Reused by packed allocation for the heap of its candidate blocks'
@@ -75,6 +80,9 @@ impl FreeAreas {
             nr_reported_pages: 0,
             nr_reporting_pages: 0,
             nr_isolated_pageblocks: 0,
+            compact_considered: 0,
+            compact_defer_shift: 0,
+            compact_order_failed: 0,
             stats: VmStats::default(),
             pack_scratch: Vec::new(),
         }
