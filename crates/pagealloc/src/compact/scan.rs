@@ -48,11 +48,14 @@ impl ZoneOps<'_> {
     /// The movable allocated blocks whose heads lie in `start..end`
     /// (Linux `isolate_migratepages_block`, without taking them: the
     /// migrator is asked for each in turn).
-    fn movable_blocks(&self, start: Pfn, end: Pfn) -> Vec<(Pfn, PageMeta)> {
+    /// Blocks of `skip_from` or more are left where they are: moving them
+    /// builds nothing larger (Linux `skip_isolation_on_order`).
+    fn movable_blocks(&self, start: Pfn, end: Pfn, skip_from: Order) -> Vec<(Pfn, PageMeta)> {
         let mut blocks = Vec::new();
         self.z.for_each_head(start, end, |pfn, meta| {
             let movable = meta.state() == PageState::AllocHead
                 && !meta.is_contig()
+                && meta.order() < skip_from
                 && meta.alloc_migratetype() == MigrateType::Movable;
             if movable {
                 blocks.push((pfn, meta));
@@ -118,9 +121,16 @@ impl<R: RawMutex> Allocator<R> {
             Goal::Full => false,
         };
         // Scanner positions: pageblock starts (the first may be the
-        // zone's unaligned start).
-        let mut migrate = z.start;
-        let mut free = Pfn((z.end.0 - 1) & !(step - 1)).max(z.start);
+        // zone's unaligned start), from where the last run left them.
+        let fresh = (z.start, Pfn((z.end.0 - 1) & !(step - 1)).max(z.start));
+        let (mut migrate, mut free) = match goal {
+            Goal::Full => fresh,
+            _ => zone.lock().free_areas().compact_cached.unwrap_or(fresh),
+        };
+        let skip_from = match goal {
+            Goal::Order(order, _) => order,
+            Goal::Score(_) | Goal::Full => pb,
+        };
         let block_end = |p: Pfn| Pfn((p.align_down(pb).0 + step).min(z.end.0));
         'scan: while migrate < free {
             let blocks = {
@@ -133,7 +143,7 @@ impl<R: RawMutex> Allocator<R> {
                 let usable = !z.blocks.is_isolated(migrate)
                     && z.block_mt(migrate) != MigrateType::HighAtomic;
                 let blocks = if usable {
-                    ops.movable_blocks(migrate, block_end(migrate))
+                    ops.movable_blocks(migrate, block_end(migrate), skip_from)
                 } else {
                     Vec::new()
                 };
@@ -192,12 +202,15 @@ impl<R: RawMutex> Allocator<R> {
             }
             migrate = block_end(migrate);
         }
-        if out.result == CompactResult::Complete {
-            let mut guard = zone.lock();
-            if finished(&guard.ops()) {
-                out.result = CompactResult::Success;
-            }
+        let mut guard = zone.lock();
+        let ops = guard.ops();
+        if out.result == CompactResult::Complete && finished(&ops) {
+            out.result = CompactResult::Success;
         }
+        // The next run goes on from here; once the scanners have met, it
+        // starts over at the zone's ends (Linux resets the cached
+        // positions when a run completes).
+        ops.f.compact_cached = (migrate < free).then_some((migrate, free));
         out
     }
 }

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use crate::engine::free_list::ListHead;
 use crate::engine::page::NIL;
 use crate::stats::VmStats;
-use crate::units::{MigrateType, Order, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
+use crate::units::{MigrateType, Order, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
 
 /// Per order: one list per migratetype and the number of free blocks (Linux
 /// `struct free_area`).
@@ -60,6 +60,10 @@ pub(crate) struct FreeAreas {
     pub(crate) compact_considered: u32,
     pub(crate) compact_defer_shift: u8,
     pub(crate) compact_order_failed: u8,
+    /// Where the last compaction run's scanners stopped (Linux
+    /// `compact_cached_migrate_pfn` / `compact_cached_free_pfn`), so the
+    /// next run goes on from there; `None` starts at the zone's ends.
+    pub(crate) compact_cached: Option<(Pfn, Pfn)>,
     /// What happened under this lock.
     pub(crate) stats: VmStats,
     /// Reused by packed allocation for the heap of its candidate blocks'
@@ -83,6 +87,7 @@ impl FreeAreas {
             compact_considered: 0,
             compact_defer_shift: 0,
             compact_order_failed: 0,
+            compact_cached: None,
             stats: VmStats::default(),
             pack_scratch: Vec::new(),
         }
