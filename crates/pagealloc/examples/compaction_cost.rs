@@ -43,7 +43,7 @@ fn main() {
         let o = Order::new(o).expect("order");
         while let Ok(p) = a.alloc(o, all) {
             held.insert(p, o);
-            if rng.next() % 4 == 0 && o > Order::ZERO {
+            if rng.next().is_multiple_of(4) && o > Order::ZERO {
                 break;
             }
         }
