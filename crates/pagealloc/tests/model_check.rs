@@ -616,3 +616,76 @@ fn contig_vs_owner_frees() {
 fn a_contiguous_allocation_racing_the_owners_frees() {
     explore("alloc_contig_range vs owner frees", contig_vs_owner_frees);
 }
+
+// --- (8) compaction racing the owner's frees and allocations --------------
+
+/// One thread compacts the zone (`compact_memory`: the scanners, the
+/// migrator without a lock, destinations taken from the free lists) while
+/// the owner frees pages on CPU 1 and allocates more. Owner and migrator
+/// share the owner's table under one lock. Nothing may be lost: at the end
+/// every owned block is allocated at its (possibly new) frame, and the
+/// allocator counts exactly the owned pages.
+fn compaction_vs_owner() {
+    let a = machine(128, PcpMode::Enabled, None);
+    let movable = |a: &A, cpu: u16| {
+        a.alloc_on_cpu(CpuId(cpu), Order::ZERO, AllocFlags::HIGHUSER_MOVABLE)
+            .unwrap()
+    };
+    // A checkerboard in the low pages: owned pages with free ones between.
+    let mut slots: Vec<Option<Pfn>> = Vec::new();
+    for k in 0..12 {
+        let p = movable(&a, 1);
+        if k % 2 == 0 {
+            a.free_on_cpu(CpuId(1), p, Order::ZERO).unwrap();
+        } else {
+            slots.push(Some(p));
+        }
+    }
+    let owner = Arc::new(shuttle::sync::Mutex::new(slots));
+    let compactor = {
+        let a = Arc::clone(&a);
+        let owner = Arc::clone(&owner);
+        thread::spawn(move || {
+            let mut migrator = |from: Pfn, to: Pfn, _o: Order| {
+                let mut slots = owner.lock().unwrap();
+                match slots.iter_mut().find(|s| **s == Some(from)) {
+                    Some(slot) => {
+                        *slot = Some(to);
+                        Ok(())
+                    }
+                    None => Err(pagealloc::MigrateRefusal::Busy),
+                }
+            };
+            a.compact_memory(&mut migrator)
+        })
+    };
+    let worker = {
+        let a = Arc::clone(&a);
+        let owner = Arc::clone(&owner);
+        thread::spawn(move || {
+            for i in [0, 3] {
+                let mut slots = owner.lock().unwrap();
+                if let Some(pfn) = slots[i].take() {
+                    a.free_on_cpu(CpuId(1), pfn, Order::ZERO).unwrap();
+                }
+            }
+            let extra = movable(&a, 1);
+            owner.lock().unwrap().push(Some(extra));
+        })
+    };
+    join(compactor);
+    join(worker);
+    let held: Vec<(Pfn, Order)> = owner
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(|&p| (p, Order::ZERO))
+        .collect();
+    settle(&a, &held);
+}
+
+#[test]
+fn compaction_racing_the_owners_frees_and_allocations() {
+    explore("compact_memory vs owner", compaction_vs_owner);
+}
