@@ -20,7 +20,7 @@ use pagealloc::{
     MemoryMap, MigrateRefusal, MigrateType, MinFree, Order, PageCount, Pfn,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
 
 const PAGEBLOCK_ORDER: u8 = 5;
 const PB: u64 = 1 << PAGEBLOCK_ORDER;
@@ -420,11 +420,18 @@ fn contiguous_calls_with_a_failing_migrator_keep_every_invariant() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(48);
-    let mut runner = TestRunner::new(RunnerConfig {
+    let config = RunnerConfig {
         cases,
         failure_persistence: None,
         ..RunnerConfig::default()
-    });
+    };
+    // Deterministic unless CONTIG_FAULT_SEED=random, so the printed
+    // figures can be run again.
+    let mut runner = if std::env::var("CONTIG_FAULT_SEED").as_deref() == Ok("random") {
+        TestRunner::new(config)
+    } else {
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+    };
     runner
         .run(
             &(prop::collection::vec(op(), 20..120), any::<u64>()),
