@@ -270,7 +270,10 @@ impl<R: RawMutex> Allocator<R> {
     /// boundary): zones from the highest down, and in each, candidate
     /// ranges from the lowest frame up, first those already free, then
     /// those holding only movable allocations, each tried with
-    /// [`Allocator::alloc_contig_range`]'s machinery until one is taken.
+    /// [`Allocator::alloc_contig_range`]'s machinery until one is taken. A
+    /// candidate that fails is passed by the page it failed on; a
+    /// migration without a destination ends the search with
+    /// [`ContigError::NoMemory`].
     pub fn alloc_contig_pages<M: Migrator + ?Sized>(
         &self,
         nr: PageCount,
@@ -290,7 +293,6 @@ impl<R: RawMutex> Allocator<R> {
             return Err(ContigError::Constraint);
         }
         let mut tried = 0u64;
-        let mut last_error = None;
         for free_only in [true, false] {
             for zi in (0..self.zones.len()).rev() {
                 let z = &self.zones[zi].core;
@@ -310,21 +312,31 @@ impl<R: RawMutex> Allocator<R> {
                         continue;
                     }
                     tried += 1;
-                    match self.take_contig(zi, s, e, Caller::Contig, Taken::Run, migrator) {
+                    // A failed candidate says where it failed: the next one
+                    // starts past that page (past the whole pageblock for
+                    // one isolated by another caller), not one page on, so
+                    // no page is tried twice in a pass.
+                    next = match self.take_contig(zi, s, e, Caller::Contig, Taken::Run, migrator) {
                         Ok(mut done) => {
                             done.failed_candidates = tried - 1;
                             return Ok(done);
                         }
-                        Err(e) => last_error = Some(e),
+                        // No destination for a migration: another candidate
+                        // would need one too (Linux -ENOMEM).
+                        Err(ContigError::NoMemory) => return Err(ContigError::NoMemory),
+                        Err(ContigError::Busy { pfn, .. } | ContigError::Unmovable { pfn }) => {
+                            Pfn(pfn.0 + 1)
+                        }
+                        Err(ContigError::Isolated { pfn }) => {
+                            Pfn(pfn.align_down(z.geo.pageblock).0 + z.geo.pageblock_nr_pages())
+                        }
+                        Err(_) => Pfn(s.0 + 1),
                     }
-                    next = Pfn(s.0 + 1);
+                    .max(Pfn(s.0 + 1));
                 }
             }
         }
-        match last_error {
-            Some(ContigError::NoMemory) => Err(ContigError::NoMemory),
-            _ => Err(ContigError::NotFound { tried }),
-        }
+        Err(ContigError::NotFound { tried })
     }
 }
 

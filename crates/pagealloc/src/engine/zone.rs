@@ -358,7 +358,7 @@ impl ZoneCore {
 
     /// Visits the heads of every block overlapping `start..end` (inside the
     /// zone): the one holding `start`, if it begins below, then those
-    /// [`ZoneCore::for_each_head`] finds. Stops at the first error.
+    /// [`ZoneCore::for_each_head`] would find. Stops at the first error.
     pub(crate) fn try_for_each_head_overlapping<E>(
         &self,
         start: Pfn,
@@ -372,15 +372,17 @@ impl ZoneCore {
                 from = Pfn(head.0 + meta.order().nr_pages().0);
             }
         }
-        let mut result = Ok(());
-        if from < end {
-            self.for_each_head(from, end, |pfn, meta| {
-                if result.is_ok() {
-                    result = f(pfn, meta);
-                }
-            });
+        let mut pfn = from;
+        while pfn < end {
+            let meta = self.meta(pfn);
+            if meta.state() == PageState::Tail {
+                pfn.0 += 1;
+                continue;
+            }
+            f(pfn, meta)?;
+            pfn.0 += meta.order().nr_pages().0;
         }
-        result
+        Ok(())
     }
 
     /// The head of the block (free, allocated, per-CPU or offline) that
