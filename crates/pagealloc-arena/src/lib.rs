@@ -100,7 +100,7 @@
 //! arena.bytes_mut(&mut block).fill(0xa5);
 //! assert!(arena.bytes(&block).iter().all(|&b| b == 0xa5));
 //!
-//! let (pfn, order) = (block.pfn(), block.order());
+//! let (pfn, order) = (arena.pfn(&block), block.order());
 //! arena.free(block)?;
 //! arena.discard(pfn, order, Advice::DontNeed)?; // the 2 MiB go back to the OS
 //!
@@ -119,24 +119,33 @@ compile_error!("pagealloc-arena needs Linux: it maps memory with mmap and return
 
 mod arena;
 mod block;
+mod contig;
 mod discard;
 mod error;
 mod lazy;
 #[allow(unsafe_code)]
 mod mapping;
+mod migrate;
 mod report;
 mod reporter;
 mod resident;
+mod table;
 
 pub use arena::Arena;
-pub use block::Block;
+pub use block::{Block, Bytes, BytesMut, PinGuard};
+pub use contig::{ContigRequest, ContigRun};
 pub use discard::Advice;
-pub use error::{DiscardError, FreeError, NewError, ReportError};
+pub use error::{
+    ContigFreeError, DiscardError, FreeError, HandleViolation, NewError, PinError, ReportError,
+};
+pub use migrate::{AllowAll, MigrateGate, MigrationStats};
 pub use reporter::{Reporter, ReporterStats};
 pub use resident::{lazy_free_bytes, resident_bytes};
+pub use table::HandleCensus;
 
 pub use pagealloc;
 pub use pagealloc::{
-    AllocError, AllocFlags, Config, Order, PageCount, Pfn, ReportPass, ReportingInfo,
-    ReportingPolicy, ReportingState,
+    AllocError, AllocFlags, CmaArea, CmaReservation, CmaSupport, Config, ContigAlloc,
+    ContigConstraints, ContigError, MigrateRefusal, NodeId, Order, PageCount, Pfn, ReportPass,
+    ReportingInfo, ReportingPolicy, ReportingState, CONTIG_MIGRATE_TRIES,
 };
