@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::{assert_accounted, assert_intact, checksum, fill_all, frames, free_down_to};
+use common::{assert_accounted, assert_intact, fill_all, frames, free_down_to};
 use common::{Live, Source, XorShift};
 use pagealloc_arena::{
     AllocFlags, Arena, CmaReservation, CmaSupport, Config, ContigConstraints, ContigError,
@@ -27,15 +27,16 @@ fn order(n: u8) -> Order {
 /// An arena of `bytes` filled with movable blocks of orders 0..=3 (each
 /// holding random bytes), then thinned at random to about `percent`% of
 /// its pages, so the blocks are spread over all of it.
-fn filled(bytes: usize, config: Config, percent: u64, seed: u64) -> (Arena, Vec<Live>) {
+/// The bytes the blocks were filled from come back as a [`Source`].
+fn filled(bytes: usize, config: Config, percent: u64, seed: u64) -> (Arena, Vec<Live>, Source) {
     let arena = Arena::new(bytes, config).unwrap();
     let mut rng = XorShift(seed);
-    let mut source = Source::new(seed, 4 * MIB, 32 << 10);
+    let mut source = Source::new(seed, 4 * MIB, 32 * MIB);
     let mut live = fill_all(&arena, &mut source, &mut rng, 3);
     let keep = arena.nr_pages().0 * percent / 100;
     free_down_to(&arena, &mut live, &mut rng, keep);
     arena.drain_cpu_lists();
-    (arena, live)
+    (arena, live, source)
 }
 
 /// Frees everything and checks that the arena is whole again.
@@ -53,9 +54,9 @@ fn free_all(mut arena: Arena, live: Vec<Live>, runs: Vec<pagealloc_arena::Contig
 
 #[test]
 fn a_run_of_many_mib_moves_blocks_and_keeps_every_byte() {
-    let (mut arena, live) = filled(256 * MIB, Config::default(), 50, 0x5eed_0001);
+    let (mut arena, live, mut source) = filled(256 * MIB, Config::default(), 50, 0x5eed_0001);
     assert!(live.len() > 5000, "{} blocks", live.len());
-    assert_intact(&arena, &live);
+    assert_intact(&arena, &source, &live);
     let before = frames(&arena, &live);
     let stats = arena.migration_stats();
 
@@ -79,14 +80,13 @@ fn a_run_of_many_mib_moves_blocks_and_keeps_every_byte() {
     for (b, a) in before.iter().zip(&after).filter(|(b, a)| b != a) {
         assert!(*b >= run.start() && *b < run.end(), "{b} moved to {a}");
     }
-    assert_intact(&arena, &live);
-    assert_accounted(&mut arena, &live, std::slice::from_ref(&run));
+    assert_intact(&arena, &source, &live);
+    assert_accounted(&mut arena, &live, &[&run]);
 
     // The run's bytes are ours: writing all of them disturbs no block.
-    let mut source = Source::new(9, 4 * MIB, 32 * MIB);
-    let sum = source.fill(arena.run_bytes_mut(&mut run));
-    assert_eq!(checksum(arena.run_bytes(&run)), sum);
-    assert_intact(&arena, &live);
+    let held = source.fill(arena.run_bytes_mut(&mut run));
+    assert!(source.holds(arena.run_bytes(&run), held));
+    assert_intact(&arena, &source, &live);
 
     // A second run, exactly over a range that holds blocks.
     let start = Pfn(arena.end_pfn().0 - 16 * MIB_PAGES - 3);
@@ -100,16 +100,16 @@ fn a_run_of_many_mib_moves_blocks_and_keeps_every_byte() {
         let p = arena.pfn(&l.block);
         assert!(p < start || p >= end, "block {i} still at {p}");
     }
-    assert_intact(&arena, &live);
-    assert_eq!(checksum(arena.run_bytes(&run)), sum);
+    assert_intact(&arena, &source, &live);
+    assert!(source.holds(arena.run_bytes(&run), held));
+    assert_accounted(&mut arena, &live, &[&run, &second]);
     let runs = vec![run, second];
-    assert_accounted(&mut arena, &live, &runs);
     free_all(arena, live, runs);
 }
 
 #[test]
 fn a_pinned_block_makes_its_range_refuse_and_keeps_its_bytes() {
-    let (mut arena, live) = filled(64 * MIB, Config::default(), 50, 0x5eed_0002);
+    let (mut arena, live, source) = filled(64 * MIB, Config::default(), 50, 0x5eed_0002);
     // A block in the middle of the arena, and a 4 MiB range around it.
     let target = live
         .iter()
@@ -157,20 +157,20 @@ fn a_pinned_block_makes_its_range_refuse_and_keeps_its_bytes() {
     // Blocks moved before the failure are valid where they went.
     let after = frames(&arena, &live);
     assert_eq!(after[target], before[target]);
-    assert_intact(&arena, &live);
+    assert_intact(&arena, &source, &live);
     assert_accounted(&mut arena, &live, &[]);
 
     // Unpinned, it moves.
     let (run, _) = arena.alloc_contig_range(start, end).unwrap();
     assert_ne!(arena.pfn(&live[target].block), pfn);
-    assert_intact(&arena, &live);
-    assert_accounted(&mut arena, &live, std::slice::from_ref(&run));
+    assert_intact(&arena, &source, &live);
+    assert_accounted(&mut arena, &live, &[&run]);
     free_all(arena, live, vec![run]);
 }
 
 #[test]
 fn a_block_whose_bytes_are_borrowed_is_busy_until_the_guard_drops() {
-    let (mut arena, mut live) = filled(32 * MIB, Config::default(), 50, 0x5eed_0003);
+    let (mut arena, mut live, mut source) = filled(32 * MIB, Config::default(), 50, 0x5eed_0003);
     let pfn = arena.pfn(&live[0].block);
     let start = Pfn(pfn.0 & !511);
     let end = Pfn(start.0 + 512);
@@ -182,7 +182,7 @@ fn a_block_whose_bytes_are_borrowed_is_busy_until_the_guard_drops() {
             matches!(err, ContigError::Busy { pfn: p, .. } if p == pfn),
             "{err:?}"
         );
-        assert_eq!(checksum(&bytes), live[0].sum);
+        assert!(source.holds(&bytes, live[0].held));
     }
     let now = arena.migration_stats();
     assert_eq!(
@@ -193,17 +193,16 @@ fn a_block_whose_bytes_are_borrowed_is_busy_until_the_guard_drops() {
     let (run, _) = arena.alloc_contig_range(start, end).unwrap();
     assert_ne!(arena.pfn(&live[0].block), pfn);
     // Written through a guard after the move, read back through another.
-    let mut source = Source::new(3, MIB, MIB);
-    let sum = source.fill(&mut arena.bytes_mut(&mut live[0].block));
-    live[0].sum = sum;
-    assert_intact(&arena, &live);
-    assert_accounted(&mut arena, &live, std::slice::from_ref(&run));
+    let held = source.fill(&mut arena.bytes_mut(&mut live[0].block));
+    live[0].held = held;
+    assert_intact(&arena, &source, &live);
+    assert_accounted(&mut arena, &live, &[&run]);
     free_all(arena, live, vec![run]);
 }
 
 #[test]
 fn a_refusing_gate_keeps_blocks_in_place_and_is_counted() {
-    let (mut arena, live) = filled(32 * MIB, Config::default(), 50, 0x5eed_0004);
+    let (mut arena, live, source) = filled(32 * MIB, Config::default(), 50, 0x5eed_0004);
     let (start, end) = (arena.start_pfn(), Pfn(arena.start_pfn().0 + 1024));
     let before = frames(&arena, &live);
     let stats = arena.migration_stats();
@@ -221,7 +220,7 @@ fn a_refusing_gate_keeps_blocks_in_place_and_is_counted() {
     assert_eq!(now.refused_by_gate - stats.refused_by_gate, asked);
     assert_eq!(now.moved_blocks, stats.moved_blocks);
     assert_eq!(frames(&arena, &live), before);
-    assert_intact(&arena, &live);
+    assert_intact(&arena, &source, &live);
     assert_accounted(&mut arena, &live, &[]);
     free_all(arena, live, Vec::new());
 }
@@ -242,7 +241,7 @@ fn cma_config(cma: usize) -> Config {
 
 #[test]
 fn cma_alloc_moves_movable_blocks_out_of_the_area() {
-    let (mut arena, live) = filled(128 * MIB, cma_config(32 * MIB), 50, 0x5eed_0005);
+    let (mut arena, live, source) = filled(128 * MIB, cma_config(32 * MIB), 50, 0x5eed_0005);
     let areas = arena.cma_areas();
     assert_eq!(areas.len(), 1);
     let area = areas[0];
@@ -261,8 +260,8 @@ fn cma_alloc_moves_movable_blocks_out_of_the_area() {
     assert_eq!(run.cma_area(), Some(0));
     assert!(info.migrated_blocks > 0, "{info:?}");
     assert_eq!(arena.cma_used_pages(0).unwrap(), half);
-    assert_intact(&arena, &live);
-    assert_accounted(&mut arena, &live, std::slice::from_ref(&run));
+    assert_intact(&arena, &source, &live);
+    assert_accounted(&mut arena, &live, &[&run]);
 
     // The rest of the area, in a second run; a third does not fit.
     let (rest, _) = arena.cma_alloc(0, half, Order::ZERO).unwrap();
@@ -273,10 +272,8 @@ fn cma_alloc_moves_movable_blocks_out_of_the_area() {
     for l in &live {
         assert!(!inside(arena.pfn(&l.block)), "a block is left in the area");
     }
-    assert_intact(&arena, &live);
-    let runs = vec![run, rest];
-    assert_accounted(&mut arena, &live, &runs);
-    let [run, rest] = <[_; 2]>::try_from(runs).unwrap();
+    assert_intact(&arena, &source, &live);
+    assert_accounted(&mut arena, &live, &[&run, &rest]);
 
     // cma_release for CMA runs; free_contig frees them too.
     arena.cma_release(run).unwrap();
@@ -294,7 +291,7 @@ fn cma_alloc_moves_movable_blocks_out_of_the_area() {
         arena.cma_alloc(3, PageCount(1), Order::ZERO),
         Err(ContigError::NoSuchArea { area: 3 })
     ));
-    assert_accounted(&mut arena, &live, std::slice::from_ref(&plain));
+    assert_accounted(&mut arena, &live, &[&plain]);
     free_all(arena, live, vec![plain]);
 }
 
@@ -416,9 +413,9 @@ fn worker(arena: &Arena, t: u64, stop: &AtomicBool, checks: &AtomicU64) {
         if pages < most {
             let order = order(rng.below(5) as u8);
             if let Ok(mut block) = arena.alloc(order, AllocFlags::HIGHUSER_MOVABLE) {
-                let sum = source.fill(&mut arena.bytes_mut(&mut block));
+                let held = source.fill(&mut arena.bytes_mut(&mut block));
                 pages += block.nr_pages().0;
-                live.push(Live { block, sum });
+                live.push(Live { block, held });
             }
         }
         if live.is_empty() {
@@ -428,25 +425,25 @@ fn worker(arena: &Arena, t: u64, stop: &AtomicBool, checks: &AtomicU64) {
         match rng.below(8) {
             0 => {
                 let l = live.swap_remove(i);
-                assert_eq!(checksum(&arena.bytes(&l.block)), l.sum);
+                assert!(source.holds(&arena.bytes(&l.block), l.held));
                 pages -= l.block.nr_pages().0;
                 arena.free(l.block).unwrap();
             }
             1 => {
                 let l = &mut live[i];
-                l.sum = source.fill(&mut arena.bytes_mut(&mut l.block));
+                l.held = source.fill(&mut arena.bytes_mut(&mut l.block));
             }
             2 => {
                 let pin = arena.pin(&live[i].block).unwrap();
-                assert_eq!(checksum(&arena.bytes(&live[i].block)), live[i].sum);
+                assert!(source.holds(&arena.bytes(&live[i].block), live[i].held));
                 assert_eq!(pin.pfn(), arena.pfn(&live[i].block));
             }
-            _ => assert_eq!(checksum(&arena.bytes(&live[i].block)), live[i].sum),
+            _ => assert!(source.holds(&arena.bytes(&live[i].block), live[i].held)),
         }
         checks.fetch_add(1, Ordering::Relaxed);
     }
     for l in live {
-        assert_eq!(checksum(&arena.bytes(&l.block)), l.sum);
+        assert!(source.holds(&arena.bytes(&l.block), l.held));
         arena.free(l.block).unwrap();
     }
 }

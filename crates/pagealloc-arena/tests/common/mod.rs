@@ -1,9 +1,7 @@
-//! What the migration tests share: blocks filled with known bytes and their
-//! checksums, and the accounting every test checks after a call.
+//! What the migration tests share: blocks filled with known bytes, and
+//! the accounting every test checks after a call.
 
 #![allow(dead_code)]
-
-use std::hash::Hasher;
 
 use pagealloc_arena::{AllocError, AllocFlags, Arena, Block, ContigRun, Order, Pfn};
 
@@ -26,8 +24,10 @@ impl XorShift {
 
 /// Random bytes that blocks copy their contents from, each at its own
 /// offset, so no two blocks hold the same bytes and a block that got
-/// another's bytes is caught. `memcpy` and SipHash (both in optimized std)
-/// keep filling and checking fast in unoptimized test builds.
+/// another's bytes is caught. A block's expected contents are then a slice
+/// of the source: checks compare every byte with `memcmp`, which (like the
+/// `memcpy` that fills) runs at full speed in unoptimized test builds,
+/// where hashing would crawl.
 pub struct Source {
     bytes: Vec<u8>,
     rng: XorShift,
@@ -44,26 +44,32 @@ impl Source {
         Source { bytes, rng }
     }
 
-    /// Fills `dst` with bytes from a random offset; returns their checksum.
-    pub fn fill(&mut self, dst: &mut [u8]) -> u64 {
+    /// Fills `dst` with bytes from a random offset; returns what it holds.
+    pub fn fill(&mut self, dst: &mut [u8]) -> Held {
         let room = self.bytes.len() - dst.len();
         let at = self.rng.below(room + 1);
         dst.copy_from_slice(&self.bytes[at..at + dst.len()]);
-        checksum(dst)
+        Held { at, len: dst.len() }
+    }
+
+    /// Whether `bytes` are exactly what `held` says.
+    pub fn holds(&self, bytes: &[u8], held: Held) -> bool {
+        bytes.len() == held.len && bytes == &self.bytes[held.at..held.at + held.len]
     }
 }
 
-/// SipHash of `bytes`.
-pub fn checksum(bytes: &[u8]) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    h.write(bytes);
-    h.finish()
+/// What a block or run was filled with: `len` bytes of the source from
+/// `at`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Held {
+    pub at: usize,
+    pub len: usize,
 }
 
-/// A live block and the checksum of what it holds.
+/// A live block and what it holds.
 pub struct Live {
     pub block: Block,
-    pub sum: u64,
+    pub held: Held,
 }
 
 /// Allocates movable blocks of random orders `0..=max_order` until the
@@ -80,8 +86,8 @@ pub fn fill_all(
         let order = Order::new(rng.below(max_order as usize + 1) as u8).unwrap();
         match arena.alloc(order, AllocFlags::HIGHUSER_MOVABLE) {
             Ok(mut block) => {
-                let sum = source.fill(&mut arena.bytes_mut(&mut block));
-                live.push(Live { block, sum });
+                let held = source.fill(&mut arena.bytes_mut(&mut block));
+                live.push(Live { block, held });
             }
             Err(AllocError::NoMemory { .. }) => failures += 1,
             Err(e) => panic!("unexpected {e}"),
@@ -101,13 +107,11 @@ pub fn free_down_to(arena: &Arena, live: &mut Vec<Live>, rng: &mut XorShift, kee
     }
 }
 
-/// Every byte of every live block still matches its checksum.
-pub fn assert_intact(arena: &Arena, live: &[Live]) {
+/// Every byte of every live block is still what it was filled with.
+pub fn assert_intact(arena: &Arena, source: &Source, live: &[Live]) {
     for (i, l) in live.iter().enumerate() {
-        let now = checksum(&arena.bytes(&l.block));
-        assert_eq!(
-            now,
-            l.sum,
+        assert!(
+            source.holds(&arena.bytes(&l.block), l.held),
             "block {i} ({}) at {} lost its bytes",
             l.block.order(),
             arena.pfn(&l.block)
@@ -124,7 +128,7 @@ pub fn frames(arena: &Arena, live: &[Live]) -> Vec<Pfn> {
 /// allocated ones being exactly the live blocks and runs; the handle table
 /// agrees with the engine and holds exactly the live blocks; no live block
 /// overlaps a run; the engine's invariants hold.
-pub fn assert_accounted(arena: &mut Arena, live: &[Live], runs: &[ContigRun]) {
+pub fn assert_accounted(arena: &mut Arena, live: &[Live], runs: &[&ContigRun]) {
     arena.check_invariants().unwrap();
     let census = arena.check_handles().unwrap();
     let block_pages: u64 = live.iter().map(|l| l.block.nr_pages().0).sum();
