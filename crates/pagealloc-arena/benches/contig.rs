@@ -32,7 +32,7 @@
 //! measures the other jobs). After each pair a line on stderr gives the
 //! medians of the iterations and the ratio to `memcpy`.
 //!
-//! Run: `cargo bench -p pagealloc-arena --bench contig` (about 10 minutes
+//! Run: `cargo bench -p pagealloc-arena --bench contig` (about 2 minutes
 //! on a 2-core host; it needs 1.2 GiB of memory).
 
 #[path = "support/fill.rs"]

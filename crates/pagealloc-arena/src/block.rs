@@ -119,6 +119,19 @@ impl Block {
 /// While it lives the block cannot move (the arena's migrator refuses it
 /// as busy) and cannot be freed (it borrows the block); dropping it lets
 /// migration have the block again. It costs an atomic add at each end.
+///
+/// The slice is lent for borrows of the guard only, so it cannot outlive
+/// the count that keeps the block in place:
+///
+/// ```compile_fail,E0597
+/// # use pagealloc_arena::{AllocFlags, Arena, Config, Order};
+/// let arena = Arena::new(8 << 20, Config::default()).unwrap();
+/// let block = arena.alloc(Order::ZERO, AllocFlags::MOVABLE).unwrap();
+/// let slice: &[u8] = {
+///     let guard = arena.bytes(&block);
+///     &guard[..] // error: `guard` does not live long enough
+/// };
+/// ```
 #[derive(Debug)]
 pub struct Bytes<'a> {
     /// The slice, valid while `_held` counts the borrow.

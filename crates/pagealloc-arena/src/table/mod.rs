@@ -34,10 +34,15 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use pagealloc::{Order, Pfn, MAX_ZONE_PAGES};
+use pagealloc::{Order, MAX_ZONE_PAGES};
 
 use crate::block::Block;
-use crate::error::HandleViolation;
+
+mod census;
+mod lock;
+
+pub use census::HandleCensus;
+pub(crate) use lock::{MoveLock, MoveRefusal};
 
 /// Bits of an entry word holding the frame index (an arena is one zone,
 /// and a zone has fewer than 2^28 pages).
@@ -97,18 +102,6 @@ fn frame_of(word: u64) -> usize {
 /// the fallback is never taken).
 fn order_of(word: u64) -> Order {
     Order::new(((word >> ORDER_SHIFT) & 0xf) as u8).unwrap_or(Order::ZERO)
-}
-
-/// Why the table would not lock a block for a move.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum MoveRefusal {
-    /// Pinned.
-    Pinned,
-    /// A byte borrow is live, or another move or a free holds it.
-    InUse,
-    /// No live block starts at that frame with that order (freed since
-    /// the engine looked, or never a block of ours).
-    Gone,
 }
 
 /// Pinning would pass [`MAX_PINS`].
@@ -210,6 +203,13 @@ impl HandleTable {
         }
     }
 
+    /// Gives `key` back (its entry vacant already). `Release`: whoever
+    /// claims it next sees the vacant entry.
+    fn release(&self, key: Key) {
+        let k = key.index();
+        self.used[k / WORD_BITS].fetch_and(!(1 << (k % WORD_BITS)), Ordering::Release);
+    }
+
     /// The entry of `key`, if the table has one.
     fn entry(&self, key: Key) -> Option<&AtomicU64> {
         self.entries.get(key.index())
@@ -270,148 +270,6 @@ impl HandleTable {
     pub(crate) fn frame(&self, block: &Block) -> Option<usize> {
         self.entry(block.key())
             .map(|e| frame_of(e.load(Ordering::Acquire)))
-    }
-
-    /// Locks the live block starting at frame `from` with `order` for a
-    /// move, if nothing holds it. The lock puts the entry back when
-    /// dropped, unless [`MoveLock::complete`] moved it.
-    pub(crate) fn lock_for_move(
-        &self,
-        from: usize,
-        order: Order,
-    ) -> Result<MoveLock<'_>, MoveRefusal> {
-        let head = self
-            .heads
-            .get(from)
-            .map_or(0, |h| h.load(Ordering::Relaxed));
-        let Some(key) = head.checked_sub(1).map(Key) else {
-            return Err(MoveRefusal::Gone);
-        };
-        let Some(entry) = self.entry(key) else {
-            return Err(MoveRefusal::Gone);
-        };
-        let idle = live_at(from, order);
-        // Acquire: the bytes written under the block's last borrow are
-        // visible to the copy.
-        match entry.compare_exchange(idle, idle | LOCKED, Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => Ok(MoveLock {
-                table: self,
-                key,
-                from,
-                idle,
-                moved: false,
-            }),
-            Err(now) if now & LIVE == 0 || now & PLACE_MASK != idle & PLACE_MASK => {
-                Err(MoveRefusal::Gone)
-            }
-            Err(now) if now & PIN_MASK != 0 => Err(MoveRefusal::Pinned),
-            Err(_) => Err(MoveRefusal::InUse),
-        }
-    }
-
-    /// Locks `block` for its free, waiting out a move. The lock clears the
-    /// frame's head (so no move finds it) and puts everything back when
-    /// dropped, unless [`Freeing::commit`] vacated the key. `None` if the
-    /// key is not this table's.
-    pub(crate) fn begin_free(&self, block: &Block) -> Option<Freeing<'_>> {
-        let key = block.key();
-        let entry = self.entry(key)?;
-        let mut backoff = Backoff(0);
-        let before = loop {
-            let word = entry.load(Ordering::Relaxed);
-            if word & LOCKED != 0 {
-                backoff.wait();
-                continue;
-            }
-            if entry
-                .compare_exchange_weak(word, word | LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                break word;
-            }
-        };
-        let frame = frame_of(before);
-        self.heads[frame].store(0, Ordering::Relaxed);
-        Some(Freeing {
-            table: self,
-            key,
-            before,
-            done: false,
-        })
-    }
-
-    /// Checks the table against itself and against `allocated`, which
-    /// says the order of the allocated block starting at a frame, if one
-    /// does; frame indices count from `start`. The caller makes sure
-    /// nothing changes meanwhile.
-    pub(crate) fn census(
-        &self,
-        start: Pfn,
-        allocated: impl Fn(Pfn) -> Option<Order>,
-    ) -> Result<HandleCensus, HandleViolation> {
-        let pfn = |frame: usize| Pfn(start.0 + frame as u64);
-        let mut census = HandleCensus::default();
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        for (k, entry) in self.entries.iter().enumerate() {
-            let word = entry.load(Ordering::Acquire);
-            let used = self.used[k / WORD_BITS].load(Ordering::Relaxed) & 1 << (k % WORD_BITS) != 0;
-            let key = k as u32;
-            if word & LIVE == 0 {
-                if word != 0 || used {
-                    return Err(HandleViolation::Vacancy { key, used });
-                }
-                continue;
-            }
-            if !used {
-                return Err(HandleViolation::Vacancy { key, used });
-            }
-            if word & LOCKED != 0 {
-                return Err(HandleViolation::Locked { key });
-            }
-            let frame = frame_of(word);
-            let order = order_of(word);
-            if self.heads.get(frame).map(|h| h.load(Ordering::Relaxed)) != Some(key + 1) {
-                return Err(HandleViolation::NotInHeads {
-                    key,
-                    pfn: pfn(frame),
-                });
-            }
-            if allocated(pfn(frame)) != Some(order) {
-                return Err(HandleViolation::NotAllocated {
-                    key,
-                    pfn: pfn(frame),
-                    order,
-                });
-            }
-            let nr = order.nr_pages().0;
-            census.blocks += 1;
-            census.pages += nr;
-            census.borrows += (word & BORROW_MASK) / BORROW_ONE;
-            census.pins += (word & PIN_MASK) / PIN_ONE;
-            spans.push((frame, frame + nr as usize));
-        }
-        spans.sort_unstable();
-        if let Some(pair) = spans.windows(2).find(|p| p[0].1 > p[1].0) {
-            return Err(HandleViolation::Overlap {
-                pfn: pfn(pair[1].0),
-            });
-        }
-        for (frame, head) in self.heads.iter().enumerate() {
-            let Some(key) = head.load(Ordering::Relaxed).checked_sub(1) else {
-                continue;
-            };
-            let word = self
-                .entries
-                .get(key as usize)
-                .map_or(0, |e| e.load(Ordering::Relaxed));
-            if word & LIVE == 0 || frame_of(word) != frame {
-                return Err(HandleViolation::StrayHead {
-                    pfn: pfn(frame),
-                    key,
-                });
-            }
-        }
-        Ok(census)
     }
 }
 
@@ -491,106 +349,141 @@ impl HeldMut<'_> {
     }
 }
 
-/// A live block locked for a move: no borrow, no pin, and nobody else can
-/// take one until the lock ends. Dropped without
-/// [`MoveLock::complete`], it leaves the block where it was.
-#[derive(Debug)]
-pub(crate) struct MoveLock<'a> {
-    /// The table.
-    table: &'a HandleTable,
-    /// The block's key.
-    key: Key,
-    /// Its first frame index.
-    from: usize,
-    /// Its word when idle at `from`.
-    idle: u64,
-    /// Whether [`MoveLock::complete`] ran.
-    moved: bool,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::ArenaId;
+    use crate::error::HandleViolation;
+    use pagealloc::Pfn;
 
-impl MoveLock<'_> {
-    /// The block's first frame index.
-    pub(crate) fn from(&self) -> usize {
-        self.from
+    fn order(n: u8) -> Order {
+        Order::new(n).unwrap()
     }
 
-    /// Frames in the block.
-    pub(crate) fn nr_pages(&self) -> usize {
-        order_of(self.idle).nr_pages().0 as usize
+    /// A block for the entry `key`, as `Arena::alloc` would make it.
+    fn block(key: Key, o: Order) -> Block {
+        Block::new(ArenaId::fresh(), key, o, 4096 << o.get())
     }
 
-    /// Records that the block now starts at frame index `to` (whose
-    /// frames the caller allocated for it and copied its bytes to) and
-    /// unlocks it there.
-    pub(crate) fn complete(mut self, to: usize) {
-        let heads = &self.table.heads;
-        heads[to].store(self.key.0 + 1, Ordering::Relaxed);
-        heads[self.from].store(0, Ordering::Relaxed);
-        let order = self.idle & PLACE_MASK & !FRAME_MASK;
-        // Release: the next borrow sees the new frame and the copied bytes.
-        self.table.entries[self.key.index()].store(LIVE | order | to as u64, Ordering::Release);
-        self.moved = true;
+    /// What the engine would say: the blocks `live` are allocated.
+    fn engine(live: &[(usize, Order)]) -> impl Fn(Pfn) -> Option<Order> + '_ {
+        |pfn| live.iter().find(|(f, _)| *f as u64 == pfn.0).map(|l| l.1)
     }
-}
 
-impl Drop for MoveLock<'_> {
-    fn drop(&mut self) {
-        if !self.moved {
-            self.table.entries[self.key.index()].store(self.idle, Ordering::Release);
+    #[test]
+    fn a_block_takes_its_frame_as_key_unless_a_moved_block_holds_it() {
+        let t = HandleTable::new(100);
+        let a = t.insert(8, order(3));
+        assert_eq!(a, Key(8));
+        // `a` moves to 16; frame 8 is reused by a new block, whose natural
+        // key is taken.
+        t.lock_for_move(8, order(3)).unwrap().complete(16);
+        let b = t.insert(8, order(0));
+        assert_ne!(b, a);
+        assert_eq!(t.frame(&block(a, order(3))), Some(16));
+        assert_eq!(t.frame(&block(b, order(0))), Some(8));
+        let census = t.census(Pfn(0), engine(&[(16, order(3)), (8, order(0))]));
+        assert_eq!(census.unwrap().blocks, 2);
+    }
+
+    #[test]
+    fn a_move_is_refused_for_a_pin_a_borrow_or_a_stale_frame() {
+        let t = HandleTable::new(64);
+        let key = t.insert(4, order(2));
+        let b = block(key, order(2));
+        assert_eq!(t.lock_for_move(5, order(2)).unwrap_err(), MoveRefusal::Gone);
+        assert_eq!(t.lock_for_move(4, order(1)).unwrap_err(), MoveRefusal::Gone);
+        assert_eq!(t.pin(&b), Ok(Some(4)));
+        assert_eq!(
+            t.lock_for_move(4, order(2)).unwrap_err(),
+            MoveRefusal::Pinned
+        );
+        t.unpin(key);
+        let held = t.borrow(&b).unwrap();
+        assert_eq!(held.frame(), 4);
+        assert_eq!(
+            t.lock_for_move(4, order(2)).unwrap_err(),
+            MoveRefusal::InUse
+        );
+        drop(held);
+        // A lock dropped without completing leaves the block in place; a
+        // second lock meanwhile is refused.
+        let lock = t.lock_for_move(4, order(2)).unwrap();
+        assert_eq!(
+            t.lock_for_move(4, order(2)).unwrap_err(),
+            MoveRefusal::InUse
+        );
+        drop(lock);
+        assert_eq!(t.frame(&b), Some(4));
+        t.lock_for_move(4, order(2)).unwrap().complete(32);
+        assert_eq!(t.borrow(&b).unwrap().frame(), 32);
+        // The old frame no longer leads to the block.
+        assert_eq!(t.lock_for_move(4, order(2)).unwrap_err(), MoveRefusal::Gone);
+        assert!(t.census(Pfn(0), engine(&[(32, order(2))])).is_ok());
+    }
+
+    #[test]
+    fn a_free_vacates_the_key_or_puts_everything_back() {
+        let t = HandleTable::new(64);
+        let key = t.insert(10, order(1));
+        let b = block(key, order(1));
+        let freeing = t.begin_free(&b).unwrap();
+        assert_eq!(freeing.frame(), 10);
+        // While it is being freed, nothing can move it.
+        assert_eq!(
+            t.lock_for_move(10, order(1)).unwrap_err(),
+            MoveRefusal::Gone
+        );
+        drop(freeing); // the engine refused: back as it was
+        assert!(t.census(Pfn(0), engine(&[(10, order(1))])).is_ok());
+        t.begin_free(&b).unwrap().commit();
+        let census = t.census(Pfn(0), engine(&[])).unwrap();
+        assert_eq!(census, HandleCensus::default());
+        // The key is free again.
+        assert_eq!(t.insert(10, order(0)), key);
+    }
+
+    #[test]
+    fn pins_stop_at_their_limit() {
+        let t = HandleTable::new(8);
+        let b = block(t.insert(0, order(0)), order(0));
+        for _ in 0..MAX_PINS {
+            assert_eq!(t.pin(&b), Ok(Some(0)));
         }
-    }
-}
-
-/// A live block locked for its free (its frame's head cleared). Dropped
-/// without [`Freeing::commit`], it puts the block back as it was.
-#[derive(Debug)]
-pub(crate) struct Freeing<'a> {
-    /// The table.
-    table: &'a HandleTable,
-    /// The block's key.
-    key: Key,
-    /// Its word before the lock.
-    before: u64,
-    /// Whether [`Freeing::commit`] ran.
-    done: bool,
-}
-
-impl Freeing<'_> {
-    /// The block's first frame index.
-    pub(crate) fn frame(&self) -> usize {
-        frame_of(self.before)
+        assert_eq!(t.pin(&b), Err(TooManyPins));
+        let census = t.census(Pfn(0), engine(&[(0, order(0))])).unwrap();
+        assert_eq!(census.pins, MAX_PINS);
     }
 
-    /// The engine took the frames back: vacate the key.
-    pub(crate) fn commit(mut self) {
-        self.table.entries[self.key.index()].store(0, Ordering::Relaxed);
-        let k = self.key.index();
-        // Release: whoever claims the key next sees the vacant entry.
-        self.table.used[k / WORD_BITS].fetch_and(!(1 << (k % WORD_BITS)), Ordering::Release);
-        self.done = true;
+    #[test]
+    fn the_census_finds_what_is_wrong() {
+        let t = HandleTable::new(128);
+        let key = t.insert(64, order(4));
+        // The engine does not hold that block.
+        assert!(matches!(
+            t.census(Pfn(0), engine(&[(64, order(3))])),
+            Err(HandleViolation::NotAllocated { key: 64, .. })
+        ));
+        // A head pointing at a key that lives elsewhere.
+        t.heads[3].store(key.0 + 1, Ordering::Relaxed);
+        assert!(matches!(
+            t.census(Pfn(0), engine(&[(64, order(4))])),
+            Err(HandleViolation::StrayHead { key: 64, .. })
+        ));
+        t.heads[3].store(0, Ordering::Relaxed);
+        // Two live blocks over the same frames.
+        t.insert(72, order(0));
+        assert!(matches!(
+            t.census(Pfn(0), engine(&[(64, order(4)), (72, order(0))])),
+            Err(HandleViolation::Overlap { .. })
+        ));
     }
-}
 
-impl Drop for Freeing<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let frame = self.frame();
-            self.table.heads[frame].store(self.key.0 + 1, Ordering::Relaxed);
-            self.table.entries[self.key.index()].store(self.before, Ordering::Release);
-        }
+    #[test]
+    fn every_key_can_be_taken_once() {
+        let t = HandleTable::new(70);
+        let mut keys: Vec<u32> = (0..70).map(|_| t.insert(0, order(0)).0).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, (0..70).collect::<Vec<_>>());
     }
-}
-
-/// What [`Arena::check_handles`](crate::Arena::check_handles) found.
-#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
-pub struct HandleCensus {
-    /// Live blocks.
-    pub blocks: u64,
-    /// Frames in live blocks.
-    pub pages: u64,
-    /// Byte borrows counted (live access guards, and any leaked with
-    /// `mem::forget`).
-    pub borrows: u64,
-    /// Pins counted.
-    pub pins: u64,
 }
