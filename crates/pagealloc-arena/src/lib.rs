@@ -86,12 +86,14 @@
 //!
 //! Measured (`cargo run --release -p pagealloc-arena --example rss`, 1 GiB
 //! touched in a 2 GiB arena, freed, then passes with `MADV_DONTNEED`; the
-//! resident set after each): 1030.2 MiB freed, then 778.2, 522.7, 266.7,
-//! 258.7 MiB, flat to pass 9 (95% of the free lists reported after 7
+//! resident set after each): 1035.1 MiB freed, then 783.1, 527.6, 271.6,
+//! 263.6 MiB, flat to pass 9 (95% of the free lists reported after 7
 //! passes, all after 8); the remaining 251.6 MiB sat on the per-CPU
 //! pageblock-order list, and after draining it one more pass gave
-//! 6.7 MiB. With `-- --reporting off` the resident set stays at
-//! 1030.1 MiB. docs/DESIGN.md, "pagealloc-arena", has the full output.
+//! 11.6 MiB, of which about 5 MiB is the handle table (12 bytes per frame,
+//! written when the arena is made). With `-- --reporting off` the resident
+//! set stays at 1035.2 MiB. docs/DESIGN.md, "pagealloc-arena", has the
+//! full output.
 //!
 //! ## Where the `unsafe` is
 //!

@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pagealloc::{MigrateRefusal, Migrator, Order, Pfn};
+use pagealloc::{MigrateRefusal, Migrator, Order, PageCount, Pfn};
 
 use crate::mapping::Fresh;
 use crate::table::MoveRefusal;
@@ -128,11 +128,11 @@ impl<G: MigrateGate + ?Sized> Migrator for ArenaMigrator<'_, G> {
             return Err(refusal);
         }
         let nr_pages = order.nr_pages().0 as usize;
-        let last = |pfn: Pfn| Pfn(pfn.0 + order.nr_pages().0 - 1);
+        let last = to.checked_add(PageCount(order.nr_pages().0 - 1));
         let frames = (
             arena.frame_index(from),
             arena.frame_index(to),
-            arena.frame_index(last(to)),
+            last.and_then(|last| arena.frame_index(last)),
         );
         let (Some(from_frame), Some(to_frame), Some(_)) = frames else {
             bump(&counters.refused_gone);
