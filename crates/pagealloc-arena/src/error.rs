@@ -3,8 +3,11 @@
 use std::fmt;
 use std::io;
 
-use pagealloc::{BlockError, ConfigError, Order, PageCount, Pfn, ReportPass, ReportPassError};
+use pagealloc::{
+    BlockError, ConfigError, ContigError, Order, PageCount, Pfn, ReportPass, ReportPassError,
+};
 
+use crate::contig::ContigRun;
 use crate::discard::Advice;
 use crate::Block;
 
@@ -87,6 +90,8 @@ pub enum FreeError {
     Refused {
         /// The block, returned.
         block: Block,
+        /// Its first frame, as given to the allocator.
+        pfn: Pfn,
         /// The allocator's answer.
         error: BlockError,
     },
@@ -95,17 +100,15 @@ pub enum FreeError {
 impl fmt::Display for FreeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FreeError::Foreign { block } => write!(
-                f,
-                "block at frame {} ({}) belongs to another arena",
-                block.pfn(),
-                block.order()
-            ),
-            FreeError::Refused { block, error } => write!(
-                f,
-                "the allocator refused to free block at frame {}: {error}",
-                block.pfn()
-            ),
+            FreeError::Foreign { block } => {
+                write!(f, "block ({}) belongs to another arena", block.order())
+            }
+            FreeError::Refused { pfn, error, .. } => {
+                write!(
+                    f,
+                    "the allocator refused to free block at frame {pfn}: {error}"
+                )
+            }
         }
     }
 }
@@ -247,3 +250,162 @@ impl std::error::Error for ReportError {
         }
     }
 }
+
+/// Why [`Arena::pin`](crate::Arena::pin) did not pin a block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PinError {
+    /// The block belongs to another arena.
+    Foreign,
+    /// The block carries the most pins it can (1023) already.
+    TooManyPins {
+        /// Its first frame.
+        pfn: Pfn,
+    },
+}
+
+impl fmt::Display for PinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PinError::Foreign => f.write_str("block belongs to another arena"),
+            PinError::TooManyPins { pfn } => {
+                write!(f, "block at frame {pfn} carries the most pins it can")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PinError {}
+
+/// Why [`Arena::free_contig`](crate::Arena::free_contig) or
+/// [`Arena::cma_release`](crate::Arena::cma_release) gave a run back: it
+/// stays allocated, and the caller keeps it.
+#[derive(Debug)]
+pub enum ContigFreeError {
+    /// The run belongs to another arena.
+    Foreign {
+        /// The run, returned.
+        run: ContigRun,
+    },
+    /// [`Arena::cma_release`](crate::Arena::cma_release) was given a run
+    /// that did not come from a CMA area.
+    NotCma {
+        /// The run, returned.
+        run: ContigRun,
+    },
+    /// The allocator refused a run this arena handed out: a bug in
+    /// `pagealloc`, reported rather than hidden.
+    Refused {
+        /// The run, returned.
+        run: ContigRun,
+        /// The allocator's answer.
+        error: ContigError,
+    },
+}
+
+impl fmt::Display for ContigFreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContigFreeError::Foreign { run } => write!(
+                f,
+                "contiguous run of {} pages belongs to another arena",
+                run.nr_pages().0
+            ),
+            ContigFreeError::NotCma { run } => write!(
+                f,
+                "contiguous run at frame {} is not from a CMA area",
+                run.start()
+            ),
+            ContigFreeError::Refused { run, error } => write!(
+                f,
+                "the allocator refused to free the run at frame {}: {error}",
+                run.start()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ContigFreeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ContigFreeError::Refused { error, .. } => Some(error),
+            ContigFreeError::Foreign { .. } | ContigFreeError::NotCma { .. } => None,
+        }
+    }
+}
+
+/// An inconsistency [`Arena::check_handles`](crate::Arena::check_handles)
+/// found in the handle table: a bug in the arena or the engine, reported
+/// rather than hidden. `key` is the index of a block's table entry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HandleViolation {
+    /// A key's used bit and its entry disagree on whether it is taken.
+    Vacancy {
+        /// The key.
+        key: u32,
+        /// Whether its used bit is set.
+        used: bool,
+    },
+    /// An entry is locked for a move or a free, with nothing running.
+    Locked {
+        /// The key.
+        key: u32,
+    },
+    /// A live block's first frame does not map back to its key.
+    NotInHeads {
+        /// The key.
+        key: u32,
+        /// Its first frame.
+        pfn: Pfn,
+    },
+    /// The engine holds no allocated block of the entry's order at its
+    /// frame.
+    NotAllocated {
+        /// The key.
+        key: u32,
+        /// Its first frame.
+        pfn: Pfn,
+        /// Its order.
+        order: Order,
+    },
+    /// Two live blocks share a frame.
+    Overlap {
+        /// The first frame of the later one.
+        pfn: Pfn,
+    },
+    /// A frame maps to a key that is vacant or lives elsewhere.
+    StrayHead {
+        /// The frame.
+        pfn: Pfn,
+        /// The key it maps to.
+        key: u32,
+    },
+}
+
+impl fmt::Display for HandleViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandleViolation::Vacancy { key, used } => write!(
+                f,
+                "handle {key}: used bit {} but entry {}",
+                if *used { "set" } else { "clear" },
+                if *used { "vacant" } else { "live" }
+            ),
+            HandleViolation::Locked { key } => write!(f, "handle {key} is locked while idle"),
+            HandleViolation::NotInHeads { key, pfn } => {
+                write!(f, "handle {key}: frame {pfn} does not map back to it")
+            }
+            HandleViolation::NotAllocated { key, pfn, order } => write!(
+                f,
+                "handle {key}: no allocated block of {order} at frame {pfn}"
+            ),
+            HandleViolation::Overlap { pfn } => {
+                write!(f, "two live blocks share frame {pfn}")
+            }
+            HandleViolation::StrayHead { pfn, key } => {
+                write!(f, "frame {pfn} maps to handle {key}, which is not there")
+            }
+        }
+    }
+}
+
+impl std::error::Error for HandleViolation {}

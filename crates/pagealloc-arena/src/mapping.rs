@@ -1,13 +1,19 @@
 //! The mapping: the crate's only `unsafe`, fenced here.
 //!
 //! [`Mapping`] owns one anonymous private mapping from `mmap` to `munmap`
-//! and is the only code that turns its addresses into references or hands
-//! them to the kernel. Its interface is safe, and each operation takes the
-//! proof it needs:
+//! and is the only code that turns its addresses into references, copies
+//! between them, or hands them to the kernel. Its interface is safe, and
+//! each operation takes the proof it needs:
 //!
-//! * a slice of a block's bytes takes the [`Block`] (`&` for a shared
-//!   slice, `&mut` for an exclusive one), whose invariant says it alone owns
-//!   those frames of this mapping;
+//! * a slice of a block's bytes takes a [`Held`] (shared) or [`HeldMut`]
+//!   (exclusive): a borrow counted in the block's handle-table entry, made
+//!   from `&Block` / `&mut Block`, which fixes the block's frames until it
+//!   is dropped; the slice is returned inside a guard that owns the hold;
+//! * a slice of a contiguous run takes the [`ContigRun`] (`&` or `&mut`),
+//!   whose frames never move;
+//! * a write to frames just allocated takes a [`Fresh`] range, and the
+//!   copy of a migration takes the block's [`MoveLock`] and the fresh
+//!   destination;
 //! * `madvise`, which may change bytes behind the program's back, takes
 //!   `&mut Mapping`: every slice borrows the mapping, so none is live;
 //! * or, for a block that free page reporting holds in flight, an
@@ -24,8 +30,40 @@ use std::ptr::NonNull;
 
 use rustix::mm::{self, Advice, MapFlags, ProtFlags};
 
-use crate::block::{ArenaId, Block};
+use crate::block::{ArenaId, Bytes, BytesMut};
+use crate::contig::ContigRun;
 use crate::report::InFlight;
+use crate::table::{Held, HeldMut, MoveLock};
+
+/// Frames the engine has just handed to the caller, in no handle yet:
+/// nobody else can reach their bytes. Made only where the engine's answer
+/// arrives: [`Arena::alloc`](crate::Arena::alloc) before the block is
+/// recorded, the arena's migrator for the destination the engine allocated
+/// for the move, and the contiguous calls for the run they took.
+pub(crate) struct Fresh {
+    /// The first frame index.
+    frame: usize,
+    /// Frames.
+    nr_pages: usize,
+}
+
+impl Fresh {
+    /// The frames `frame..frame + nr_pages` (indices from the arena's first
+    /// frame), just handed over by the engine.
+    pub(crate) fn new(frame: usize, nr_pages: usize) -> Fresh {
+        Fresh { frame, nr_pages }
+    }
+
+    /// The first frame index.
+    pub(crate) fn frame(&self) -> usize {
+        self.frame
+    }
+
+    /// Frames.
+    pub(crate) fn nr_pages(&self) -> usize {
+        self.nr_pages
+    }
+}
 
 /// One anonymous private mapping, read-write, `MAP_NORESERVE`: address
 /// space only, each page backed by memory when first touched.
@@ -46,10 +84,14 @@ pub(crate) struct Mapping {
 // tied to the creating thread.
 unsafe impl Send for Mapping {}
 // SAFETY: (2) through `&Mapping` the accesses are slices of blocks, each
-// borrowing its `Block` (shared or exclusive, as the slice is), and advice
-// on a reported block the engine holds in flight (`advise_in_flight`, a
-// frame range in no `Block` and on no free list for the call); blocks never
-// share a frame (see `Block`) and an in-flight block is in none. Any other
+// holding a counted borrow of its `Block` (shared or exclusive, as the
+// slice is); slices of contiguous runs, each borrowing its `ContigRun`;
+// writes to and copies into frames just handed over by the engine (in no
+// handle); copies out of a block locked for a move (no borrow live, none
+// possible); and advice on a reported block the engine holds in flight
+// (`advise_in_flight`, a frame range in no `Block` and on no free list for
+// the call). Blocks and runs never share a frame (see `Block`,
+// `ContigRun`), and an in-flight or fresh range is in none. Any other
 // advice, and unmapping, need `&mut Mapping`. So sharing `&Mapping`
 // between threads gives no two threads conflicting access to any byte.
 unsafe impl Sync for Mapping {}
@@ -112,11 +154,12 @@ impl Mapping {
         self.len
     }
 
-    /// The first byte of `block` and its length, if the block is this
-    /// mapping's and lies inside it.
-    fn locate(&self, block: &Block) -> Option<(NonNull<u8>, usize)> {
-        let (offset, len) = (block.offset_bytes(), block.size_bytes());
-        if block.arena() != self.id || offset.checked_add(len)? > self.len {
+    /// The first byte of frames `frame..frame + nr_pages` and their length
+    /// in bytes, if they lie inside the mapping.
+    fn locate(&self, frame: usize, nr_pages: usize) -> Option<(NonNull<u8>, usize)> {
+        let offset = frame.checked_mul(self.page_size_bytes)?;
+        let len = nr_pages.checked_mul(self.page_size_bytes)?;
+        if offset.checked_add(len)? > self.len {
             return None;
         }
         // SAFETY: (7) `offset + len <= self.len` was checked above, so the
@@ -124,50 +167,120 @@ impl Mapping {
         Some((unsafe { self.start.add(offset) }, len))
     }
 
-    /// The bytes of `block`, or `None` if it belongs to another arena.
-    pub(crate) fn bytes<'a>(&'a self, block: &'a Block) -> Option<&'a [u8]> {
-        let (ptr, len) = self.locate(block)?;
+    /// The bytes of the block `held` holds, inside a guard that owns the
+    /// hold; `None` (and the hold given back) if its frames are not inside
+    /// the mapping.
+    pub(crate) fn bytes<'a>(&'a self, held: Held<'a>) -> Option<Bytes<'a>> {
+        let (ptr, len) = self.locate(held.frame(), held.nr_pages())?;
         // SAFETY: (8) `ptr..ptr + len` lies inside this live mapping
         // (`locate`), is readable, and is initialized (anonymous memory
-        // reads as zeros until written). The frames are `block`'s alone
-        // (its invariant), and a `&mut` to them can only come from
-        // `bytes_mut` with `&mut Block`, which the shared borrow of `block`
-        // excludes for `'a`; `madvise` and `munmap` need `&mut self`,
-        // excluded by the borrow of `self`.
+        // reads as zeros until written). They are the frames of a live
+        // block (the `Block` invariant: its entry names frames the engine
+        // handed to it alone, and blocks and runs never share a frame), and
+        // `held` counts a borrow of its entry: while that count is
+        // non-zero no move can lock the entry, so the frames stay the
+        // block's and nothing copies over them; the block cannot be freed,
+        // since `held` borrows it for `'a`; a `&mut` to them can only come
+        // from `bytes_mut` with `&mut Block`, which that shared borrow
+        // excludes. The slice goes into `Bytes` with `held`, and `Bytes`
+        // lends it only for borrows of itself, so it never outlives the
+        // count. `madvise` and `munmap` need `&mut self`, excluded by the
+        // borrow of `self`.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) };
+        Some(Bytes::new(bytes, held))
+    }
+
+    /// The bytes of the block `held` holds, for writing, inside a guard
+    /// that owns the hold; `None` if its frames are not inside the mapping.
+    pub(crate) fn bytes_mut<'a>(&'a self, held: HeldMut<'a>) -> Option<BytesMut<'a>> {
+        let (frame, nr_pages) = (held.held().frame(), held.held().nr_pages());
+        let (ptr, len) = self.locate(frame, nr_pages)?;
+        // SAFETY: (9) as (8), and exclusive: `held` was made from `&mut
+        // Block`, borrowed for `'a`, and every other slice of these frames
+        // (a `Bytes`, a `BytesMut`) needs a hold made from a borrow of the
+        // same block; no copy reads them while the count is non-zero.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
+        Some(BytesMut::new(bytes, held))
+    }
+
+    /// The bytes of the contiguous run `run`, or `None` if it belongs to
+    /// another arena.
+    pub(crate) fn run_bytes<'a>(&'a self, run: &'a ContigRun) -> Option<&'a [u8]> {
+        if run.arena() != self.id {
+            return None;
+        }
+        let (ptr, len) = self.locate(run.first_frame(), run.nr_frames())?;
+        // SAFETY: (10) inside the live mapping (`locate`) and initialized,
+        // as (8). The frames are the run's alone (the `ContigRun`
+        // invariant: the engine took them for it, as pages of a contiguous
+        // run), and they never move: the engine refuses to isolate a range
+        // holding such pages, so no migration reads or writes them, and no
+        // discard or report advises allocated frames. A `&mut` to them
+        // needs `&mut ContigRun`, excluded by the shared borrow of `run`
+        // for `'a`; the run is freed by value, also excluded.
         Some(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) })
     }
 
-    /// The bytes of `block` for writing, or `None` if it belongs to another
-    /// arena.
-    pub(crate) fn bytes_mut<'a>(&'a self, block: &'a mut Block) -> Option<&'a mut [u8]> {
-        let (ptr, len) = self.locate(block)?;
-        // SAFETY: (9) as (8), and exclusive: every other reference to these
-        // frames would have to borrow `block`, which is borrowed mutably
-        // for `'a`.
+    /// The bytes of the contiguous run `run`, for writing, or `None` if it
+    /// belongs to another arena.
+    pub(crate) fn run_bytes_mut<'a>(&'a self, run: &'a mut ContigRun) -> Option<&'a mut [u8]> {
+        if run.arena() != self.id {
+            return None;
+        }
+        let (ptr, len) = self.locate(run.first_frame(), run.nr_frames())?;
+        // SAFETY: (11) as (10), and exclusive: every other reference to
+        // these frames would have to borrow `run`, which is borrowed
+        // mutably for `'a`.
         Some(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) })
     }
 
-    /// Writes one byte of page `page` of `block` (a zero at its start), so
-    /// that the kernel keeps the page if it was given `MADV_FREE`: a
-    /// lazily freed page that is written again is no longer dropped, so its
-    /// bytes cannot change under a slice handed out later.
+    /// Writes one byte of page `page` of the `fresh` frames (a zero at its
+    /// start), so that the kernel keeps the page if it was given
+    /// `MADV_FREE`: a lazily freed page that is written again is no longer
+    /// dropped, so its bytes cannot change under a slice handed out later.
     ///
-    /// Does nothing if the block is not this mapping's or has no such page.
-    pub(crate) fn keep_page(&self, block: &mut Block, page: usize) {
-        let page_size_bytes = self.page_size_bytes;
-        let Some(bytes) = self.bytes_mut(block) else {
+    /// Does nothing if `fresh` has no such page inside the mapping.
+    pub(crate) fn keep_page(&self, fresh: &Fresh, page: usize) {
+        if page >= fresh.nr_pages {
+            return;
+        }
+        let Some((ptr, _)) = self.locate(fresh.frame + page, 1) else {
             return;
         };
-        let Some(byte) = page
-            .checked_mul(page_size_bytes)
-            .and_then(|at| bytes.get_mut(at))
-        else {
-            return;
-        };
-        // SAFETY: (10) `byte` is a valid, exclusive `&mut u8`; a volatile
+        // SAFETY: (12) `ptr` is the first byte of a page inside this live
+        // mapping (`locate`), which is writable. The page is one of frames
+        // the engine has just handed to the caller and that no handle names
+        // yet (`Fresh`), so no reference to it exists anywhere. A volatile
         // write so the store is not elided: its effect that matters (the
         // page's dirty bit) is invisible to the compiler.
-        unsafe { std::ptr::write_volatile(byte, 0) };
+        unsafe { std::ptr::write_volatile(ptr.as_ptr(), 0) };
+    }
+
+    /// Copies the bytes of the block `lock` holds for a move to the fresh
+    /// frames `to` (the same number of frames). Returns `false`, copying
+    /// nothing, if either range is not inside the mapping or their lengths
+    /// differ.
+    pub(crate) fn copy(&self, lock: &MoveLock<'_>, to: &Fresh) -> bool {
+        let Some((src, len)) = self.locate(lock.from(), to.nr_pages) else {
+            return false;
+        };
+        let Some((dst, dst_len)) = self.locate(to.frame, to.nr_pages) else {
+            return false;
+        };
+        if len != dst_len || to.nr_pages != lock.nr_pages() {
+            return false;
+        }
+        // SAFETY: (13) both ranges lie inside this live mapping (`locate`)
+        // and are initialized. `src` is the frames of a live block whose
+        // entry `lock` holds: the lock was taken from a word with no borrow
+        // and no pin, and nobody can take one while it is held, so no slice
+        // of these bytes is live and none is written meanwhile (only read
+        // here). `dst` is frames the engine allocated for this move (`to`)
+        // and that no handle names yet, so no reference to them exists. The
+        // two are different engine blocks, so they do not overlap
+        // (invariant 1 of the engine: every page in exactly one block).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr(), len) };
+        true
     }
 
     /// Tells the kernel `advice` for `len` bytes at `offset`. The range must
@@ -178,7 +291,7 @@ impl Mapping {
         if len == 0 {
             return Ok(());
         }
-        // SAFETY: (11) the range lies inside this mapping (checked above)
+        // SAFETY: (14) the range lies inside this mapping (checked above)
         // and is page-aligned; `&mut self` means no slice of the mapping is
         // live, so bytes the kernel drops (or later drops, for `MADV_FREE`)
         // change under no reference. The mapping is private anonymous
@@ -198,7 +311,7 @@ impl Mapping {
         if len == 0 {
             return Ok(());
         }
-        // SAFETY: (12) the range lies inside this mapping (checked above)
+        // SAFETY: (15) the range lies inside this mapping (checked above)
         // and is page-aligned. It is the bytes of a block that free page
         // reporting took off the free lists into the in-flight state
         // (`ReportingHead`) and handed to the arena's sink, which made
@@ -236,9 +349,10 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: (13) `start..start + len` is exactly what `new` kept
+        // SAFETY: (16) `start..start + len` is exactly what `new` kept
         // mapped, and `&mut self` in drop means no slice of it is live (a
-        // `Block` holds no pointer, only an offset). The error is ignored:
+        // `Block` or `ContigRun` holds no pointer, only a frame number;
+        // every guard borrows the arena). The error is ignored:
         // munmap of a range we mapped can only fail on a kernel out of
         // memory for splitting VMAs, and then the range stays mapped
         // (leaked), which is still sound.

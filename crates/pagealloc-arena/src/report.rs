@@ -9,7 +9,7 @@
 //! block's bytes back to the OS. While a batch is out, its blocks are free
 //! and on no list, so nobody can allocate them and no [`Block`](crate::Block)
 //! covers them: that is what lets a pass discard with `&Arena`, while other
-//! threads allocate, free and use other blocks (`mapping.rs`, note 12).
+//! threads allocate, free and use other blocks (`mapping.rs`, note 15).
 
 use std::io;
 
@@ -299,7 +299,7 @@ mod tests {
         let lazy = arena.lazy.get().expect("MADV_FREE reports mark pages");
         let order = Order::new(9).unwrap();
         let block = arena.alloc(order, AllocFlags::HIGHUSER_MOVABLE).unwrap();
-        let first = arena.page_index(block.pfn());
+        let first = arena.page_index(arena.pfn(&block));
         let mut kept = Vec::new();
         lazy.take(first, 512, |page| kept.push(page));
         assert!(kept.is_empty(), "allocation left marks: {kept:?}");

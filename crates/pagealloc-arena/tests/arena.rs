@@ -62,15 +62,17 @@ fn alloc_write_read_free_round_trip() {
         assert_eq!(block.order(), order(n));
         assert_eq!(block.nr_pages(), order(n).nr_pages());
         assert_eq!(block.size_bytes(), 4096 << n);
-        assert!(block.pfn() >= arena.start_pfn() && block.pfn() < arena.end_pfn());
-        assert!(block.pfn().is_aligned(order(n)));
-        let bytes = arena.bytes_mut(&mut block);
+        assert!(arena.pfn(&block) >= arena.start_pfn() && arena.pfn(&block) < arena.end_pfn());
+        assert!(arena.pfn(&block).is_aligned(order(n)));
+        let mut bytes = arena.bytes_mut(&mut block);
         assert_eq!(bytes.len(), 4096 << n);
         for (i, b) in bytes.iter_mut().enumerate() {
             *b = pattern(tag, i);
         }
+        drop(bytes);
         let bytes = arena.bytes(&block);
         assert!(bytes.iter().enumerate().all(|(i, &b)| b == pattern(tag, i)));
+        drop(bytes);
         arena.free(block).unwrap();
         arena.check_invariants().unwrap();
     }
@@ -159,7 +161,7 @@ fn discard_of_one_freed_block() {
     let mut arena = arena(SMALL_BYTES);
     let mut block = arena.alloc(order(9), AllocFlags::KERNEL).unwrap();
     arena.bytes_mut(&mut block).fill(0x5a);
-    let (pfn, n) = (block.pfn(), block.order());
+    let (pfn, n) = (arena.pfn(&block), block.order());
     arena.free(block).unwrap();
     arena.discard(pfn, n, Advice::DontNeed).unwrap();
     // Every free block of that order, the discarded one among them, reads
@@ -169,7 +171,7 @@ fn discard_of_one_freed_block() {
         assert!(arena.bytes(&block).iter().all(|&b| b == 0));
         blocks.push(block);
     }
-    assert!(blocks.iter().any(|b| b.pfn() == pfn));
+    assert!(blocks.iter().any(|b| arena.pfn(b) == pfn));
     for block in blocks {
         arena.free(block).unwrap();
     }
@@ -237,12 +239,13 @@ fn threads_share_one_arena() {
                         let (tag, block) = live.swap_remove(rng.next() as usize % live.len());
                         let bytes = arena.bytes(&block);
                         assert!(bytes.iter().enumerate().all(|(i, &b)| b == pattern(tag, i)));
+                        drop(bytes);
                         arena.free(block).unwrap();
                     }
                     let n = order((rng.next() % 3) as u8);
                     let mut block = arena.alloc(n, AllocFlags::KERNEL).unwrap();
-                    let bytes = arena.bytes_mut(&mut block);
-                    bytes
+                    arena
+                        .bytes_mut(&mut block)
                         .iter_mut()
                         .enumerate()
                         .for_each(|(i, b)| *b = pattern(tag, i));
@@ -299,7 +302,7 @@ fn discard_over_an_allocated_block_is_refused() {
     let mut arena = arena(SMALL_BYTES);
     let mut block = arena.alloc(order(3), AllocFlags::KERNEL).unwrap();
     arena.bytes_mut(&mut block).fill(0x77);
-    let (pfn, n) = (block.pfn(), block.order());
+    let (pfn, n) = (arena.pfn(&block), block.order());
     let inside = Pfn(pfn.0 + 5);
     // The block's first frame, one frame inside it (found by its head before
     // the range), a range around it, and the whole arena.
@@ -339,11 +342,11 @@ fn a_block_of_another_arena_is_given_back() {
     let a = arena(SMALL_BYTES);
     let b = arena(SMALL_BYTES);
     let block = a.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap();
-    let pfn = block.pfn();
+    let pfn = a.pfn(&block);
     let Err(FreeError::Foreign { block }) = b.free(block) else {
         panic!("another arena's block was accepted");
     };
-    assert_eq!(block.pfn(), pfn);
+    assert_eq!(a.pfn(&block), pfn);
     b.check_invariants().unwrap();
     a.free(block).unwrap();
     let err = FreeError::Foreign {
@@ -352,6 +355,7 @@ fn a_block_of_another_arena_is_given_back() {
     assert!(err.to_string().contains("another arena"), "{err}");
     let refused = FreeError::Refused {
         block: a.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap(),
+        pfn,
         error: BlockError::AlreadyFree { pfn },
     };
     assert!(std::error::Error::source(&refused).is_some());

@@ -76,7 +76,7 @@ fn reported_pages_read_as_zeros_when_reused() {
         assert!(
             arena.bytes(block).iter().all(|&b| b == 0),
             "block at {} kept old bytes",
-            block.pfn()
+            arena.pfn(block)
         );
     }
     assert!(arena.stats().reported_reallocated - before >= 48 * 512 + 2048);
