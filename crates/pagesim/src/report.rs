@@ -543,6 +543,31 @@ pub struct CmaAreaReport {
     pub movable_pages_end: u64,
     /// Free pages inside the area at the end.
     pub free_pages_end: u64,
+    /// The area at every census sample.
+    pub samples: Vec<CmaAreaPoint>,
+}
+
+impl CmaAreaReport {
+    /// The mean over the samples of `what` (0 without samples).
+    pub fn mean(&self, what: impl Fn(&CmaAreaPoint) -> u64) -> f64 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        self.samples.iter().map(|p| what(p) as f64).sum::<f64>() / self.samples.len() as f64
+    }
+}
+
+/// A CMA area's pages at one census sample.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+pub struct CmaAreaPoint {
+    /// Scenario step.
+    pub at: u64,
+    /// Pages handed out by `cma_alloc`.
+    pub used: u64,
+    /// Pages of movable allocations (what the area lends).
+    pub movable: u64,
+    /// Free pages.
+    pub free: u64,
 }
 
 /// What reclaim did.

@@ -44,8 +44,9 @@ use crate::error::{Error, Result};
 use crate::gfp::describe;
 use crate::progress::Progress;
 use crate::report::{
-    ActorStats, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats, ReportingPoint,
-    ReportingReport, Sample, ScenarioReport, Snapshot, SnapshotSummary, SpreadPeak, VariantReport,
+    ActorStats, CmaAreaPoint, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats,
+    ReportingPoint, ReportingReport, Sample, ScenarioReport, Snapshot, SnapshotSummary, SpreadPeak,
+    VariantReport,
 };
 use crate::rng::Rng;
 use crate::scenario::{Actor, AllocMode, Behaviour, Lifetime, Scenario, Variant};
@@ -152,6 +153,8 @@ struct Sim<'a> {
     cma_peak: Vec<u64>,
     /// The variant has CMA areas: reclaim leaves their free pages out.
     has_cma: bool,
+    /// Per CMA area (the engine's numbering), its pages at every sample.
+    cma_samples: Vec<Vec<CmaAreaPoint>>,
     expiry: BinaryHeap<Reverse<(u64, u32, u32)>>,
     /// Reclaimable blocks, oldest first (may hold freed ones: skipped).
     lru: VecDeque<SlotId>,
@@ -319,6 +322,7 @@ impl<'a> Sim<'a> {
             free_slots: Vec::new(),
             owners: Owners::for_variant(variant),
             has_cma: !cma_peak.is_empty(),
+            cma_samples: vec![Vec::new(); cma_peak.len()],
             cma_peak,
             expiry: BinaryHeap::new(),
             lru: VecDeque::new(),
@@ -785,6 +789,9 @@ impl Sim<'_> {
     fn sample(&mut self, step: u64) {
         if let Some(p) = self.reporting_point(step) {
             self.reporting_samples.push(p);
+        }
+        if self.has_cma {
+            self.sample_cma(step);
         }
         let c = census::take(&self.alloc, &mut self.scratch);
         let unusable_index = (0..c.free_blocks.len())

@@ -783,6 +783,18 @@ impl ScenarioReport {
                 "  free pages in it at the end",
                 area(&|a| a.free_pages_end.to_string()),
             );
+            t.row(
+                "  mean over the samples: used by cma_alloc",
+                area(&|a| format!("{:.0}", a.mean(|p| p.used))),
+            );
+            t.row(
+                "    movable pages in it",
+                area(&|a| format!("{:.0}", a.mean(|p| p.movable))),
+            );
+            t.row(
+                "    free pages in it",
+                area(&|a| format!("{:.0}", a.mean(|p| p.free))),
+            );
         }
     }
 }

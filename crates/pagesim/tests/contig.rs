@@ -180,6 +180,17 @@ fn cma_and_no_cma_variants_give_the_figures() {
         u(&area["used_pages_end"]) + u(&area["movable_pages_end"]) + u(&area["free_pages_end"])
             <= 8192
     );
+    // Sampled with the census: every point within the area.
+    let points = area["samples"].as_array().unwrap();
+    assert_eq!(points.len(), cma["samples"].as_array().unwrap().len());
+    for p in points {
+        assert!(
+            u(&p["used"]) + u(&p["movable"]) + u(&p["free"]) <= 8192,
+            "{p}"
+        );
+    }
+    // Between the driver's runs the area lends itself to movable memory.
+    assert!(points.iter().any(|p| u(&p["movable"]) > 0), "{area}");
     assert_eq!(pages["cma_areas"], serde_json::json!([]));
     // The kernel has CMA in every variant (booted with cma=0 in two).
     let blocks = |v: &Value| v["snapshots"][0]["pagetypeinfo"]["zones"][0]["blocks"]["CMA"].clone();
@@ -366,13 +377,13 @@ fn contig_defaults_and_the_shipped_scenario() {
     }
     assert!(s.variants[1].cma.is_empty());
     assert_eq!(s.variants[0].cma.len(), 1);
-    // The shipped scenario parses, with the area in its first variant
-    // only, and runs shortened.
+    // The shipped scenario parses, with the area in its CMA variants only,
+    // and runs shortened.
     let path = scenario_arg("contig.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let shipped = parse(&text, "contig.toml", None).unwrap();
     let with_cma: Vec<bool> = shipped.variants.iter().map(|v| !v.cma.is_empty()).collect();
-    assert_eq!(with_cma, [true, false, false]);
+    assert_eq!(with_cma, [true, false, false, true]);
     let doc = pagesim_json(&["run", &path, "--scale", "0.05"]);
     assert_eq!(doc["variants"][0]["cma_areas"][0]["name"], "camera");
 }

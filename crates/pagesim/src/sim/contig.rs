@@ -20,7 +20,7 @@ use pagealloc::{
 use rustc_hash::FxHashMap;
 
 use super::{draw_lifetime, Sim};
-use crate::report::{CmaAreaReport, ContigFailures, ContigStats};
+use crate::report::{CmaAreaPoint, CmaAreaReport, ContigFailures, ContigStats};
 use crate::scenario::{Actor, Behaviour, CmaDecl, ContigBehaviour, ContigCall, Variant};
 
 /// A run a contig actor holds.
@@ -268,8 +268,26 @@ impl Sim<'_> {
         blocks.len() as u64
     }
 
-    /// The variant's CMA areas now, with the most `cma_alloc` used.
-    pub(super) fn cma_report(&self) -> Vec<CmaAreaReport> {
+    /// Samples each CMA area's pages at `step`.
+    pub(super) fn sample_cma(&mut self, step: u64) {
+        for (k, area) in self.alloc.cma_areas().iter().enumerate() {
+            let end = Pfn(area.start.0 + area.nr_pages.0);
+            let (free, movable) = area_pages(&self.alloc, area.start, end);
+            let used = self.alloc.cma_used_pages(k).map_or(0, |p| p.0);
+            if let Some(samples) = self.cma_samples.get_mut(k) {
+                samples.push(CmaAreaPoint {
+                    at: step,
+                    used,
+                    movable,
+                    free,
+                });
+            }
+        }
+    }
+
+    /// The variant's CMA areas at the end, with the most `cma_alloc` used
+    /// and the samples.
+    pub(super) fn cma_report(&mut self) -> Vec<CmaAreaReport> {
         let placed = self.alloc.cma_areas();
         let index = CmaDecl::engine_indices(&self.variant.cma);
         self.variant
@@ -290,6 +308,11 @@ impl Sim<'_> {
                     used_pages_peak: self.cma_peak.get(k).copied().unwrap_or(0),
                     movable_pages_end: movable,
                     free_pages_end: free,
+                    samples: self
+                        .cma_samples
+                        .get_mut(k)
+                        .map(std::mem::take)
+                        .unwrap_or_default(),
                 })
             })
             .collect()
