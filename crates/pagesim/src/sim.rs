@@ -17,7 +17,7 @@
 //! runs out of its budget; the engine does not say so, see
 //! docs/pagesim.md). The sink accepts every batch.
 //!
-//! Contig actors ([`contig`], seed 003) ask the engine for contiguous
+//! Contig actors (seed 003, `sim/contig.rs`) ask the engine for contiguous
 //! runs; the engine moves movable blocks out of the way through the
 //! simulator's migrator, which points the block's slot at its new frame.
 //! The invariant walk runs at every snapshot and at the end.
