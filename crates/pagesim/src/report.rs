@@ -87,6 +87,19 @@ pub struct EngineStats {
     pub highatomic_reserved: u64,
     /// `split_page` calls.
     pub split_pages: u64,
+    /// Pages migrated out of ranges taken contiguously
+    /// (`pgmigrate_success`).
+    pub pgmigrate_success: u64,
+    /// Pages whose migration the owner refused (`pgmigrate_fail`).
+    pub pgmigrate_fail: u64,
+    /// Contiguous ranges taken, CMA's included (`contig_alloc_success`).
+    pub contig_alloc_success: u64,
+    /// Ranges given up after isolation (`contig_alloc_fail`).
+    pub contig_alloc_fail: u64,
+    /// `cma_alloc` calls served (`cma_alloc_success`).
+    pub cma_alloc_success: u64,
+    /// `cma_alloc` calls that failed (`cma_alloc_fail`).
+    pub cma_alloc_fail: u64,
 }
 
 impl EngineStats {
@@ -103,6 +116,12 @@ impl EngineStats {
             pageblock_claims: s.pageblock_claims,
             highatomic_reserved: s.highatomic_reserved,
             split_pages: s.split_pages,
+            pgmigrate_success: s.pgmigrate_success,
+            pgmigrate_fail: s.pgmigrate_fail,
+            contig_alloc_success: s.contig_alloc_success,
+            contig_alloc_fail: s.contig_alloc_fail,
+            cma_alloc_success: s.cma_alloc_success,
+            cma_alloc_fail: s.cma_alloc_fail,
         }
     }
 }
@@ -411,9 +430,9 @@ pub struct Snapshot {
 pub struct ActorStats {
     /// Name.
     pub name: String,
-    /// `churn` or `hold`.
+    /// `churn`, `hold` or `contig`.
     pub kind: &'static str,
-    /// Flags, GFP-style.
+    /// Flags, GFP-style (`-` for a contig actor, whose calls take none).
     pub flags: String,
     /// Successful allocations per order.
     pub allocs: Vec<u64>,
@@ -431,6 +450,124 @@ pub struct ActorStats {
     pub pages_end: u64,
     /// The most pages held at once.
     pub pages_peak: u64,
+    /// A contig actor's requests (absent for other kinds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contig: Option<ContigStats>,
+}
+
+/// What a contig actor's requests came to (seed 003).
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize)]
+pub struct ContigStats {
+    /// The call: `range` (`alloc_contig_range`), `pages`
+    /// (`alloc_contig_pages`) or `cma` (`cma_alloc`).
+    pub via: &'static str,
+    /// The CMA area (`via = "cma"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    /// Pages per request.
+    pub request_pages: u64,
+    /// Requests made.
+    pub requests: u64,
+    /// Requests served.
+    pub served: u64,
+    /// Requests that failed.
+    pub failed: u64,
+    /// Why they failed.
+    pub failures: ContigFailures,
+    /// Requests not made because the actor held `max` already.
+    pub skipped_at_max: u64,
+    /// Reclaim runs during its requests' migrations: free memory fell to
+    /// the low watermark while targets were taken (Linux's direct reclaim
+    /// for migration targets).
+    pub reclaim_runs: u64,
+    /// Blocks the simulator's migrator moved for this actor's requests
+    /// (served or not: blocks moved before a request failed stay moved).
+    pub migrated_blocks: u64,
+    /// Their pages.
+    pub migrated_pages: u64,
+    /// Blocks the migrator refused because no actor held them any more:
+    /// reclaim, run during the same request, freed them after the engine
+    /// listed them.
+    pub refused_blocks: u64,
+    /// Migration passes of served requests (the engine's `tries`: 0 when
+    /// the range was free already).
+    pub tries: u64,
+    /// The most passes one served request needed.
+    pub max_tries: u32,
+    /// Served requests whose range was free (no migration).
+    pub served_without_migration: u64,
+    /// Candidate ranges isolated and given up before one was taken
+    /// (`failed_candidates` of served requests, `tried` of failed ones).
+    pub failed_candidates: u64,
+    /// Runs given back at the end of their lifetime.
+    pub released_runs: u64,
+}
+
+/// Why a contig actor's requests failed, by the engine's error.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize)]
+pub struct ContigFailures {
+    /// Pages stayed allocated after every migration pass (`Busy`).
+    pub busy: u64,
+    /// A page nothing can migrate, or a CMA pageblock (`Unmovable`).
+    pub unmovable: u64,
+    /// A pageblock isolated by another caller (`Isolated`).
+    pub isolated: u64,
+    /// No memory for migration destinations (`NoMemory`).
+    pub no_memory: u64,
+    /// No candidate range could be taken (`NotFound`).
+    pub not_found: u64,
+    /// The range is not one usable range of one zone (`Range`: a random
+    /// range across a zone boundary or a hole).
+    pub bad_range: u64,
+    /// Anything else (never expected).
+    pub other: u64,
+}
+
+/// A CMA area of a variant, at the end of the run.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct CmaAreaReport {
+    /// Name in the scenario.
+    pub name: String,
+    /// First frame.
+    pub start_pfn: u64,
+    /// Pages.
+    pub nr_pages: u64,
+    /// Each bitmap bit stands for `2^order_per_bit` pages.
+    pub order_per_bit: u8,
+    /// Pages handed out by `cma_alloc` at the end (`cma_used_pages`).
+    pub used_pages_end: u64,
+    /// The most handed out at once (after each `cma_alloc`).
+    pub used_pages_peak: u64,
+    /// Pages of movable allocations inside the area at the end: memory
+    /// the area lends while `cma_alloc` does not need it.
+    pub movable_pages_end: u64,
+    /// Free pages inside the area at the end.
+    pub free_pages_end: u64,
+    /// The area at every census sample.
+    pub samples: Vec<CmaAreaPoint>,
+}
+
+impl CmaAreaReport {
+    /// The mean over the samples of `what` (0 without samples).
+    pub fn mean(&self, what: impl Fn(&CmaAreaPoint) -> u64) -> f64 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        self.samples.iter().map(|p| what(p) as f64).sum::<f64>() / self.samples.len() as f64
+    }
+}
+
+/// A CMA area's pages at one census sample.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+pub struct CmaAreaPoint {
+    /// Scenario step.
+    pub at: u64,
+    /// Pages handed out by `cma_alloc`.
+    pub used: u64,
+    /// Pages of movable allocations (what the area lends).
+    pub movable: u64,
+    /// Free pages.
+    pub free: u64,
 }
 
 /// What reclaim did.
@@ -477,6 +614,8 @@ pub struct VariantReport {
     pub samples: Vec<Sample>,
     /// Free page reporting, when the variant has it on (`null` otherwise).
     pub reporting: Option<ReportingReport>,
+    /// The variant's CMA areas (empty without CMA).
+    pub cma_areas: Vec<CmaAreaReport>,
 }
 
 /// A whole scenario run.

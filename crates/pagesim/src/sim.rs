@@ -17,19 +17,25 @@
 //! runs out of its budget; the engine does not say so, see
 //! docs/pagesim.md). The sink accepts every batch.
 //!
+//! Contig actors (seed 003, `sim/contig.rs`) ask the engine for contiguous
+//! runs; the engine moves movable blocks out of the way through the
+//! simulator's migrator, which points the block's slot at its new frame.
+//! The invariant walk runs at every snapshot and at the end.
+//!
 //! Variants are independent runs from the same seed; with more than one
 //! they run on scoped threads (each owns its allocator), and the result
 //! does not depend on scheduling.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use pagealloc::{
-    AllocError, AllocFlags, Allocator, CpuId, Order, PackClaim, Pfn, ReportSink, ReportedBlock,
-    ReportingState,
+    AllocError, AllocFlags, Allocator, CpuId, MigrateType, Order, PackClaim, Pfn, ReportSink,
+    ReportedBlock, ReportingState,
 };
 
 use crate::census::{self, Scratch};
@@ -38,11 +44,16 @@ use crate::error::{Error, Result};
 use crate::gfp::describe;
 use crate::progress::Progress;
 use crate::report::{
-    ActorStats, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats, ReportingPoint,
-    ReportingReport, Sample, ScenarioReport, Snapshot, SnapshotSummary, SpreadPeak, VariantReport,
+    ActorStats, CmaAreaPoint, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats,
+    ReportingPoint, ReportingReport, Sample, ScenarioReport, Snapshot, SnapshotSummary, SpreadPeak,
+    VariantReport,
 };
 use crate::rng::Rng;
 use crate::scenario::{Actor, AllocMode, Behaviour, Lifetime, Scenario, Variant};
+
+mod contig;
+
+use contig::{ContigRun, Owners};
 
 /// Steps between progress-bar updates.
 const PROGRESS_EVERY: u64 = 256;
@@ -100,9 +111,11 @@ pub fn run(scenario: &Scenario, progress: &Progress) -> Result<ScenarioReport> {
     })
 }
 
-/// A block handed to an actor.
+/// A block handed to an actor. Everything else (expiries, reclaim's
+/// queue, hold lists) names the slot, so a migration changes only `pfn`.
 #[derive(Clone, Copy)]
 struct Slot {
+    /// The block's first frame, where the engine last put it.
     pfn: u64,
     generation: u32,
     order: u8,
@@ -119,15 +132,29 @@ struct ActorState {
     pages: u64,
     /// Blocks of a hold actor, to release.
     held: Vec<SlotId>,
+    /// Runs of a contig actor.
+    runs: Vec<ContigRun>,
     stats: ActorStats,
 }
 
 struct Sim<'a> {
     scenario: &'a Scenario,
     variant: &'a Variant,
-    alloc: Allocator,
+    /// Shared with the migrator while a contiguous request runs: the
+    /// migrator reclaims through the simulation when migration targets
+    /// run short, as Linux's direct reclaim does.
+    alloc: Rc<Allocator>,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
+    /// Slots by frame, for the migrator (contig actors only).
+    owners: Owners,
+    /// Per CMA area (the engine's numbering): the most pages `cma_alloc`
+    /// had handed out at once.
+    cma_peak: Vec<u64>,
+    /// The variant has CMA areas: reclaim leaves their free pages out.
+    has_cma: bool,
+    /// Per CMA area (the engine's numbering), its pages at every sample.
+    cma_samples: Vec<Vec<CmaAreaPoint>>,
     expiry: BinaryHeap<Reverse<(u64, u32, u32)>>,
     /// Reclaimable blocks, oldest first (may hold freed ones: skipped).
     lru: VecDeque<SlotId>,
@@ -164,10 +191,9 @@ fn run_variant(
     variant: &Variant,
     progress: &Progress,
 ) -> Result<VariantReport> {
-    let mut alloc = scenario.machine.allocator_with(|c| {
-        c.packing = variant.packing;
-        c.reporting = variant.reporting.map(|r| r.policy);
-    })?;
+    let mut alloc = scenario
+        .machine
+        .allocator_with(|c| variant.configure(c, scenario.cma_support()))?;
     let writer = emit_writer(scenario, variant, &mut alloc)?;
     let mut sim = Sim::new(scenario, variant, alloc);
     let total = scenario.total_steps();
@@ -183,6 +209,7 @@ fn run_variant(
         }
         for phase in scenario.phases.iter().filter(|p| p.end() == done) {
             if let Some(title) = &phase.snapshot {
+                sim.alloc.check_invariants().map_err(Error::Invariant)?;
                 sim.snapshot(title, &phase.name, done);
             }
         }
@@ -191,7 +218,9 @@ fn run_variant(
         }
     }
     sim.alloc.check_invariants().map_err(Error::Invariant)?;
-    sim.alloc.set_event_sink(None);
+    if let Some(alloc) = Rc::get_mut(&mut sim.alloc) {
+        alloc.set_event_sink(None);
+    }
     let emitted_trace = writer.map(|w| w.finish()).transpose()?;
     let nr_orders = sim.alloc.config().nr_orders as usize;
     let stats = sim.alloc.stats();
@@ -215,6 +244,7 @@ fn run_variant(
         }),
         samples: std::mem::take(&mut sim.reporting_samples),
     });
+    let cma_areas = sim.cma_report();
     Ok(VariantReport {
         name: variant.name.clone(),
         description: variant.description.clone(),
@@ -237,6 +267,7 @@ fn run_variant(
         unmovable_spread_peak: SpreadPeak::of(&sim.samples),
         samples: sim.samples,
         reporting,
+        cma_areas,
     })
 }
 
@@ -244,6 +275,7 @@ impl<'a> Sim<'a> {
     /// A simulation of `variant` on `alloc`, at step 0.
     fn new(scenario: &'a Scenario, variant: &'a Variant, alloc: Allocator) -> Sim<'a> {
         let nr_orders = alloc.config().nr_orders as usize;
+        let cma_peak = vec![0; alloc.cma_areas().len()];
         let (low, high) = alloc.zones().iter().fold((0, 0), |(l, h), z| {
             (l + z.watermarks().low, h + z.watermarks().high)
         });
@@ -255,13 +287,18 @@ impl<'a> Sim<'a> {
                 carry: 0.0,
                 pages: 0,
                 held: Vec::new(),
+                runs: Vec::new(),
                 stats: ActorStats {
                     name: a.name.clone(),
                     kind: match a.behaviour {
                         Behaviour::Churn { .. } => "churn",
                         Behaviour::Hold { .. } => "hold",
+                        Behaviour::Contig(_) => "contig",
                     },
-                    flags: describe(a.flags),
+                    flags: match a.behaviour {
+                        Behaviour::Contig(_) => "-".to_owned(),
+                        _ => describe(a.flags),
+                    },
                     allocs: vec![0; nr_orders],
                     alloc_failures: vec![0; nr_orders],
                     expired_blocks: 0,
@@ -270,15 +307,23 @@ impl<'a> Sim<'a> {
                     released_pages: 0,
                     pages_end: 0,
                     pages_peak: 0,
+                    contig: match &a.behaviour {
+                        Behaviour::Contig(b) => Some(contig::initial_stats(b)),
+                        _ => None,
+                    },
                 },
             })
             .collect();
         Sim {
             scenario,
             variant,
-            alloc,
+            alloc: Rc::new(alloc),
             slots: Vec::new(),
             free_slots: Vec::new(),
+            owners: Owners::for_variant(variant),
+            has_cma: !cma_peak.is_empty(),
+            cma_samples: vec![Vec::new(); cma_peak.len()],
+            cma_peak,
             expiry: BinaryHeap::new(),
             lru: VecDeque::new(),
             lru_live: 0,
@@ -344,6 +389,11 @@ impl Sim<'_> {
             }
         }
         for (i, a) in variant.actors.iter().enumerate() {
+            if matches!(a.behaviour, Behaviour::Contig(_)) {
+                self.expire_runs(i, step);
+            }
+        }
+        for (i, a) in variant.actors.iter().enumerate() {
             if step < a.start || step >= a.stop {
                 continue;
             }
@@ -358,6 +408,7 @@ impl Sim<'_> {
                     chunk_pages,
                     ..
                 } => self.hold(i, a, hold_pages, chunk_pages),
+                Behaviour::Contig(ref b) => self.contig(i, a, step, b),
             }
         }
     }
@@ -429,7 +480,7 @@ impl Sim<'_> {
         for &pfn in &out[..got] {
             self.record(i, a, pfn, Order::ZERO, None);
         }
-        if self.variant.reclaim.enabled && self.alloc.nr_free_pages() <= self.low {
+        if self.variant.reclaim.enabled && self.free_pages() <= self.low {
             self.run_reclaim();
         }
         got as u64
@@ -502,7 +553,7 @@ impl Sim<'_> {
     ) -> Option<SlotId> {
         let reclaim_on = self.variant.reclaim.enabled;
         let mut result = self.request(a.alloc_mode, order, a.flags);
-        if result.is_err() && reclaim_on && self.alloc.nr_free_pages() < self.high {
+        if result.is_err() && reclaim_on && self.free_pages() < self.high {
             self.run_reclaim();
             result = self.request(a.alloc_mode, order, a.flags);
         }
@@ -511,7 +562,7 @@ impl Sim<'_> {
             return None;
         };
         let id = self.record(i, a, pfn, order, expires);
-        if reclaim_on && self.alloc.nr_free_pages() <= self.low {
+        if reclaim_on && self.free_pages() <= self.low {
             self.run_reclaim();
         }
         Some(id)
@@ -595,7 +646,7 @@ impl Sim<'_> {
             actor: actor as u16,
             live: true,
         };
-        match self.free_slots.pop() {
+        let id = match self.free_slots.pop() {
             Some(idx) => {
                 let s = &mut self.slots[idx as usize];
                 let generation = s.generation.wrapping_add(1);
@@ -606,7 +657,31 @@ impl Sim<'_> {
                 self.slots.push(slot);
                 ((self.slots.len() - 1) as u32, 0)
             }
+        };
+        self.owners.insert(pfn.0, id.0);
+        id
+    }
+
+    /// Free pages as reclaim counts them (summed over zones): without the
+    /// free pages of CMA areas, which only movable allocations may use
+    /// (Linux's kswapd checks its watermarks without `ALLOC_CMA`, so free
+    /// CMA memory does not stop it).
+    fn free_pages(&self) -> u64 {
+        let free = self.alloc.nr_free_pages();
+        if !self.has_cma {
+            return free;
         }
+        let cma: u64 = self
+            .alloc
+            .zones()
+            .iter()
+            .flat_map(|z| {
+                (0..self.alloc.config().nr_orders)
+                    .filter_map(Order::new)
+                    .map(move |o| z.nr_free_blocks(o, MigrateType::Cma) << o.get())
+            })
+            .sum();
+        free.saturating_sub(cma)
     }
 
     fn is_live(&self, (idx, generation): SlotId) -> bool {
@@ -620,6 +695,7 @@ impl Sim<'_> {
         let s = &mut self.slots[idx as usize];
         s.live = false;
         let (pfn, order, actor) = (s.pfn, s.order, s.actor as usize);
+        self.owners.remove(pfn);
         let order = Order::new(order).unwrap_or(Order::ZERO);
         // A live slot is always an allocated block of ours: a failure here
         // would be an engine bug, caught by the invariant check at the end.
@@ -645,7 +721,7 @@ impl Sim<'_> {
 
     fn run_reclaim(&mut self) {
         self.reclaim.runs += 1;
-        while self.alloc.nr_free_pages() < self.high {
+        while self.free_pages() < self.high {
             let Some(id) = self.lru.pop_front() else {
                 break;
             };
@@ -714,6 +790,9 @@ impl Sim<'_> {
         if let Some(p) = self.reporting_point(step) {
             self.reporting_samples.push(p);
         }
+        if self.has_cma {
+            self.sample_cma(step);
+        }
         let c = census::take(&self.alloc, &mut self.scratch);
         let unusable_index = (0..c.free_blocks.len())
             .filter_map(|o| Order::new(o as u8))
@@ -733,35 +812,41 @@ impl Sim<'_> {
     fn snapshot(&mut self, title: &str, phase: &str, step: u64) {
         let c = census::take(&self.alloc, &mut self.scratch);
         let pb = self.alloc.config().pageblock();
-        let held = self
-            .variant
-            .actors
-            .iter()
-            .zip(&self.actors)
-            .filter(|(a, _)| matches!(a.behaviour, Behaviour::Hold { .. }))
-            .map(|(a, st)| {
-                let blocks = st
-                    .held
-                    .iter()
-                    .filter(|id| self.is_live(**id))
-                    .map(|&(idx, _)| {
-                        let s = &self.slots[idx as usize];
-                        (Pfn(s.pfn), Order::new(s.order).unwrap_or(Order::ZERO))
-                    });
-                HeldPages {
-                    actor: a.name.clone(),
-                    pages: st.pages,
-                    pageblocks: census::distinct_pageblocks(blocks, pb),
-                    min_pageblocks: st.pages.div_ceil(pb.nr_pages().0),
-                }
-            })
-            .collect();
+        let held =
+            self.variant
+                .actors
+                .iter()
+                .zip(&self.actors)
+                .enumerate()
+                .filter_map(|(i, (a, st))| {
+                    let pageblocks =
+                        match a.behaviour {
+                            Behaviour::Hold { .. } => {
+                                let blocks = st.held.iter().filter(|id| self.is_live(**id)).map(
+                                    |&(idx, _)| {
+                                        let s = &self.slots[idx as usize];
+                                        (Pfn(s.pfn), Order::new(s.order).unwrap_or(Order::ZERO))
+                                    },
+                                );
+                                census::distinct_pageblocks(blocks, pb)
+                            }
+                            Behaviour::Contig(_) => self.run_pageblocks(i),
+                            Behaviour::Churn { .. } => return None,
+                        };
+                    Some(HeldPages {
+                        actor: a.name.clone(),
+                        pages: st.pages,
+                        pageblocks,
+                        min_pageblocks: st.pages.div_ceil(pb.nr_pages().0),
+                    })
+                })
+                .collect();
         let probes = self
             .scenario
             .probe_orders
             .iter()
             .map(|&order| {
-                let mut copy = self.alloc.clone();
+                let mut copy = Allocator::clone(&self.alloc);
                 // The probe did not happen: keep it out of --emit-trace.
                 copy.set_event_sink(None);
                 Probe {

@@ -6,8 +6,8 @@ use std::fmt::{self, Write as _};
 
 use crate::census::{MixedPageblocks, UnmovableSpread};
 use crate::report::{
-    ActorStats, HeldPages, PolicyReport, ReplayReport, ReportingPoint, ScenarioReport, Snapshot,
-    VariantReport,
+    ActorStats, CmaAreaReport, ContigStats, HeldPages, PolicyReport, ReplayReport, ReportingPoint,
+    ScenarioReport, Snapshot, VariantReport,
 };
 
 /// The first order whose free blocks a snapshot summary lists (seed 001
@@ -559,7 +559,21 @@ impl ScenarioReport {
             })
             .unwrap_or_default();
         for (name, kind, flags) in &actor_names {
-            t.heading(format!("actor {name} ({kind}, {flags})"));
+            let actors: Vec<Option<&ActorStats>> = self
+                .variants
+                .iter()
+                .map(|v| v.actors.iter().find(|a| &a.name == name))
+                .collect();
+            let all_contig = actors.iter().flatten().all(|a| a.contig.is_some());
+            if *kind == "contig" {
+                t.heading(format!("actor {name} (contig)"));
+            } else {
+                t.heading(format!("actor {name} ({kind}, {flags})"));
+            }
+            contig_rows(&mut t, &actors);
+            if all_contig {
+                continue;
+            }
             let stat = |g: &dyn Fn(&ActorStats) -> String| -> Vec<String> {
                 self.variants
                     .iter()
@@ -632,6 +646,7 @@ impl ScenarioReport {
             "high-atomic pageblocks reserved",
             col(&|v| v.engine.highatomic_reserved.to_string()),
         );
+        self.contig_engine_rows(&mut t);
         let pages_per_block = 1u64 << self.machine.pageblock_order;
         let ends: Vec<UnmovableSpread> = self
             .variants
@@ -687,6 +702,190 @@ impl ScenarioReport {
         }
         t
     }
+}
+
+impl ScenarioReport {
+    /// The engine's contiguous-allocation counters and each CMA area, if
+    /// any variant has a contig actor or a CMA area.
+    fn contig_engine_rows(&self, t: &mut Table) {
+        let any_contig = self
+            .variants
+            .iter()
+            .any(|v| v.actors.iter().any(|a| a.contig.is_some()) || !v.cma_areas.is_empty());
+        if !any_contig {
+            return;
+        }
+        let col = |g: &dyn Fn(&VariantReport) -> String| -> Vec<String> {
+            self.variants.iter().map(g).collect()
+        };
+        t.row(
+            "contiguous ranges taken (contig_alloc_success)",
+            col(&|v| v.engine.contig_alloc_success.to_string()),
+        );
+        t.row(
+            "  given up after isolation (contig_alloc_fail)",
+            col(&|v| v.engine.contig_alloc_fail.to_string()),
+        );
+        t.row(
+            "  cma_alloc served (cma_alloc_success)",
+            col(&|v| v.engine.cma_alloc_success.to_string()),
+        );
+        t.row(
+            "  cma_alloc failed (cma_alloc_fail)",
+            col(&|v| v.engine.cma_alloc_fail.to_string()),
+        );
+        t.row(
+            "pages migrated (pgmigrate_success)",
+            col(&|v| v.engine.pgmigrate_success.to_string()),
+        );
+        t.row(
+            "  migrations refused (pgmigrate_fail)",
+            col(&|v| v.engine.pgmigrate_fail.to_string()),
+        );
+        let mut names: Vec<&str> = Vec::new();
+        for v in &self.variants {
+            for a in &v.cma_areas {
+                if !names.contains(&a.name.as_str()) {
+                    names.push(&a.name);
+                }
+            }
+        }
+        for name in names {
+            let area = |g: &dyn Fn(&CmaAreaReport) -> String| -> Vec<String> {
+                self.variants
+                    .iter()
+                    .map(|v| {
+                        v.cma_areas
+                            .iter()
+                            .find(|a| a.name == name)
+                            .map_or("-".to_owned(), g)
+                    })
+                    .collect()
+            };
+            t.row(
+                format!("CMA area {name}: pages"),
+                area(&|a| a.nr_pages.to_string()),
+            );
+            t.row("  first frame", area(&|a| format!("{:#x}", a.start_pfn)));
+            t.row(
+                "  used by cma_alloc at the end",
+                area(&|a| a.used_pages_end.to_string()),
+            );
+            t.row(
+                "  used by cma_alloc at most",
+                area(&|a| a.used_pages_peak.to_string()),
+            );
+            t.row(
+                "  movable pages in it at the end",
+                area(&|a| a.movable_pages_end.to_string()),
+            );
+            t.row(
+                "  free pages in it at the end",
+                area(&|a| a.free_pages_end.to_string()),
+            );
+            t.row(
+                "  mean over the samples: used by cma_alloc",
+                area(&|a| format!("{:.0}", a.mean(|p| p.used))),
+            );
+            t.row(
+                "    movable pages in it",
+                area(&|a| format!("{:.0}", a.mean(|p| p.movable))),
+            );
+            t.row(
+                "    free pages in it",
+                area(&|a| format!("{:.0}", a.mean(|p| p.free))),
+            );
+        }
+    }
+}
+
+/// A contig actor's rows (none if no column's actor is a contig actor):
+/// its call, requests served and failed (and why), what was migrated.
+fn contig_rows(t: &mut Table, actors: &[Option<&ActorStats>]) {
+    let stats: Vec<Option<&ContigStats>> = actors
+        .iter()
+        .map(|a| a.and_then(|a| a.contig.as_ref()))
+        .collect();
+    if stats.iter().all(Option::is_none) {
+        return;
+    }
+    let col = |g: &dyn Fn(&ContigStats) -> String| -> Vec<String> {
+        stats.iter().map(|c| c.map_or("-".to_owned(), g)).collect()
+    };
+    // Rows that are 0 in every column are left out (failure reasons).
+    let nonzero = |t: &mut Table, label: &str, g: &dyn Fn(&ContigStats) -> u64| {
+        if stats.iter().flatten().any(|c| g(c) > 0) {
+            t.row(label, col(&|c| g(c).to_string()));
+        }
+    };
+    t.row(
+        "  call",
+        col(&|c| match c.via {
+            "range" => "alloc_contig_range".to_owned(),
+            "cma" => format!("cma_alloc {}", c.area.as_deref().unwrap_or("")),
+            _ => "alloc_contig_pages".to_owned(),
+        }),
+    );
+    t.row("  pages per request", col(&|c| c.request_pages.to_string()));
+    t.row("  contiguous requests", col(&|c| c.requests.to_string()));
+    t.row("    served", col(&|c| c.served.to_string()));
+    t.row("    failed", col(&|c| c.failed.to_string()));
+    nonzero(t, "      busy after every migration pass", &|c| {
+        c.failures.busy
+    });
+    nonzero(t, "      unmovable page or CMA pageblock", &|c| {
+        c.failures.unmovable
+    });
+    nonzero(t, "      isolated by another caller", &|c| {
+        c.failures.isolated
+    });
+    nonzero(t, "      no memory for migration targets", &|c| {
+        c.failures.no_memory
+    });
+    nonzero(t, "      no candidate range could be taken", &|c| {
+        c.failures.not_found
+    });
+    nonzero(t, "      range not in one zone's memory", &|c| {
+        c.failures.bad_range
+    });
+    nonzero(t, "      other", &|c| c.failures.other);
+    nonzero(t, "    not asked: held max already", &|c| c.skipped_at_max);
+    nonzero(t, "  reclaim runs during its migrations", &|c| {
+        c.reclaim_runs
+    });
+    t.row("  blocks migrated", col(&|c| c.migrated_blocks.to_string()));
+    t.row("  pages migrated", col(&|c| c.migrated_pages.to_string()));
+    nonzero(t, "  migrations refused (block reclaimed)", &|c| {
+        c.refused_blocks
+    });
+    t.row(
+        "  migration passes (served requests)",
+        col(&|c| c.tries.to_string()),
+    );
+    t.row(
+        "    most for one request",
+        col(&|c| c.max_tries.to_string()),
+    );
+    t.row(
+        "  served with no migration",
+        col(&|c| c.served_without_migration.to_string()),
+    );
+    t.row(
+        "  candidate ranges given up",
+        col(&|c| c.failed_candidates.to_string()),
+    );
+    t.row("  runs given back", col(&|c| c.released_runs.to_string()));
+    let held = |g: &dyn Fn(&ActorStats) -> u64| -> Vec<String> {
+        actors
+            .iter()
+            .map(|a| {
+                a.filter(|a| a.contig.is_some())
+                    .map_or("-".to_owned(), |a| g(a).to_string())
+            })
+            .collect()
+    };
+    t.row("  pages held at the end", held(&|a| a.pages_end));
+    t.row("  pages held at most", held(&|a| a.pages_peak));
 }
 
 /// Adds the free page reporting rows of one moment (none if no column has

@@ -1600,6 +1600,15 @@ const TOML_VALUES: &[&str] = &[
     "[{ start = \"0\", size = \"1G\" }, { start = \"512M\", size = \"1G\", node = 1 }]",
     "[{ start = \"16E\", size = \"16E\", node = 65535 }]",
     "[{ start = \"0\", size = \"0\" }]",
+    "[{ size = \"2M\" }]",
+    "[{ name = \"a\", size = \"16E\", start = \"16E\" }, { name = \"a\", size = \"2M\" }]",
+    "[{ size = \"4M\", node = 65535, align = \"3K\", order_per_bit = -1 }]",
+    "[{ size = \"32M\", start = \"0\" }, { size = \"32M\", start = \"16M\" }]",
+    "\"contig\"",
+    "\"cma\"",
+    "\"range\"",
+    "\"pages\"",
+    "\"dma32\"",
 ];
 
 /// Lines to insert: keys the format has, with odd values.
@@ -1639,6 +1648,26 @@ const TOML_LINES: &[&str] = &[
     "stop = \"run\"",
     "steps = 1099511627776",
     "steps = 18446744073709551615",
+    "kind = \"contig\"",
+    "via = \"cma\"",
+    "via = \"range\"",
+    "via = \"pages\"",
+    "size = \"4M\"",
+    "size = \"16E\"",
+    "every = 0",
+    "every = 9223372036854775807",
+    "align = \"3K\"",
+    "align = \"16E\"",
+    "boundary = \"1M\"",
+    "low = \"16E\"",
+    "high = \"0\"",
+    "node = 70",
+    "zone = \"dma\"",
+    "area = \"x\"",
+    "cma = [{ size = \"2M\" }]",
+    "cma = [{ size = \"16E\", start = \"16E\", order_per_bit = 99 }]",
+    "cma = []",
+    "actor.camera.via = \"range\"",
 ];
 
 /// One edit of a scenario file.

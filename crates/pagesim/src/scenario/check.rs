@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use pagealloc::policy::MAX_REPORT_CAPACITY;
 use pagealloc::{
     Config, ConfigError, MemRange, MemoryMap, MinFree, NodeId, Order, Pfn, ReportingPolicy,
-    ZoneBounds,
+    ZoneBounds, ZoneType,
 };
 use toml::Spanned;
 
@@ -20,16 +20,18 @@ use super::spec::{
     ReportingSpec, ScenarioFile, VariantSpec, ZoneLayoutName,
 };
 use super::{
-    Actor, Behaviour, Phase, Reclaim, Reporting, Scenario, ScenarioError, ScenarioErrorKind,
-    Variant,
+    Actor, Behaviour, CmaDecl, Phase, Reclaim, Reporting, Scenario, ScenarioError,
+    ScenarioErrorKind, Variant,
 };
 use crate::gfp::{parse_gfp, Strictness};
 use crate::machine::Machine;
 use crate::size::ByteSize;
 
+mod contig;
+
 /// The most steps a scenario may have (a sanity bound: a step costs at
 /// least a few nanoseconds per actor).
-const MAX_TOTAL_STEPS: u64 = 1 << 40;
+pub(super) const MAX_TOTAL_STEPS: u64 = 1 << 40;
 /// The most blocks an actor may ask for per step (whatever the machine).
 const MAX_RATE: f64 = 1e7;
 /// The most pages pagesim simulates at once, over all variants: every
@@ -40,7 +42,7 @@ const MAX_SIMULATED_PAGES: u64 = 1 << 26;
 /// Node ids are below this: Linux's `MAX_NUMNODES` with the x86-64
 /// default `CONFIG_NODES_SHIFT=6`. The engine's zonelists grow with the
 /// square of the number of nodes.
-const MAX_NODES: u16 = 64;
+pub(super) const MAX_NODES: u16 = 64;
 /// The most variants (each one a thread with its own allocator).
 const MAX_VARIANTS: usize = 16;
 /// The most actors (a block's owner is recorded in 16 bits; checking and
@@ -75,6 +77,10 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
         message: e.message().to_owned(),
     })?;
     let (machine, size) = ctx.machine(&file.machine)?;
+    let machine_cma = match &file.machine.get_ref().cma {
+        Some(list) => ctx.cma_areas("[machine]", list, &machine, &size)?,
+        None => Vec::new(),
+    };
     let phases = ctx.phases(&file.phase, scale)?;
     let total = phases.last().map_or(0, Phase::end);
     let nr_orders = machine.config.nr_orders;
@@ -123,6 +129,7 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
                 reclaim: None,
                 packing: None,
                 reporting: None,
+                cma: None,
             },
         ));
     }
@@ -156,7 +163,7 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
                 format!("two variants are named `{}`", spec.name),
             ));
         }
-        variants.push(ctx.variant(&file, spec, &phases, &machine.config, &size, scale)?);
+        variants.push(ctx.variant(&file, spec, &phases, &machine, &size, &machine_cma, scale)?);
     }
     let sample_every = match &file.sample_every {
         Some(n) => {
@@ -205,6 +212,10 @@ struct MachineSize {
     /// Pages the allocator keeps records for: each node's span, holes
     /// included.
     spanned_pages: u64,
+    /// One past the last usable frame.
+    end_pfn: u64,
+    /// The zones the machine has, by node.
+    zones: Vec<(NodeId, ZoneType)>,
 }
 
 /// Why an actor was refused.
@@ -212,7 +223,7 @@ enum ActorProblem {
     /// About the actor as a whole (or a key with its own line in the
     /// message): reported at the actor's line.
     Whole(String),
-    /// A value beyond a bound: reported at the value's line, with its key.
+    /// A bad value: reported at the value's line, with its key.
     Value {
         /// Where the value is.
         at: usize,
@@ -220,7 +231,33 @@ enum ActorProblem {
         key: &'static str,
         /// What is wrong, after the key.
         detail: String,
+        /// `OutOfBounds` for a value beyond a bound, `Invalid` for one
+        /// that is wrong whatever the machine (an alignment that is not a
+        /// power of two, a key that contradicts another).
+        kind: ScenarioErrorKind,
     },
+}
+
+impl ActorProblem {
+    /// A value beyond a bound.
+    fn bound(at: usize, key: &'static str, detail: String) -> ActorProblem {
+        ActorProblem::Value {
+            at,
+            key,
+            detail,
+            kind: ScenarioErrorKind::OutOfBounds,
+        }
+    }
+
+    /// A value wrong whatever the machine, with its key.
+    fn invalid(at: usize, key: &'static str, detail: String) -> ActorProblem {
+        ActorProblem::Value {
+            at,
+            key,
+            detail,
+            kind: ScenarioErrorKind::Invalid,
+        }
+    }
 }
 
 impl From<String> for ActorProblem {
@@ -440,14 +477,22 @@ impl Ctx<'_> {
             config,
             origin: format!("scenario machine of {size}"),
         };
-        machine
+        let built = machine
             .allocator()
             .map_err(|e| self.err(Some(table), format!("[machine]: {e}")))?;
+        let zones = built
+            .zones()
+            .iter()
+            .map(|z| (z.node(), z.zone_type()))
+            .collect();
+        let end_pfn = machine.map.ranges().last().map_or(0, |r| r.end.0);
         Ok((
             machine,
             MachineSize {
                 memory: size,
                 spanned_pages,
+                end_pfn,
+                zones,
             },
         ))
     }
@@ -537,15 +582,24 @@ impl Ctx<'_> {
             })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn variant(
         &self,
         file: &ScenarioFile,
         spec: &VariantSpec,
         phases: &[Phase],
-        config: &Config,
+        machine: &Machine,
         size: &MachineSize,
+        machine_cma: &[CmaDecl],
         scale: Option<f64>,
     ) -> Result<Variant, ScenarioError> {
+        let config = &machine.config;
+        let cma = match &spec.cma {
+            Some(list) => {
+                self.cma_areas(&format!("variant `{}`", spec.name), list, machine, size)?
+            }
+            None => machine_cma.to_vec(),
+        };
         let reporting = spec
             .reporting
             .as_ref()
@@ -601,7 +655,7 @@ impl Ctx<'_> {
             }
             let patch = spec.actor.get(&name).map(Spanned::get_ref);
             let actor = self
-                .actor(&name, &merged, phases, config, &reclaim, size)
+                .actor(&name, &merged, phases, config, &reclaim, size, &cma)
                 .map_err(|problem| {
                     let scope = match patch {
                         Some(_) => format!("variant `{}`, actor `{name}`", spec.name),
@@ -615,6 +669,7 @@ impl Ctx<'_> {
                             at: value_at,
                             key,
                             detail,
+                            kind,
                         } => {
                             // The key as written where the value is: in the
                             // variant (`actor.NAME.KEY`) or in the actor.
@@ -623,7 +678,10 @@ impl Ctx<'_> {
                             } else {
                                 key.to_owned()
                             };
-                            self.bound(value_at, &key, format!("{scope}: `{key}` {detail}"))
+                            let mut e =
+                                self.bound(value_at, &key, format!("{scope}: `{key}` {detail}"));
+                            e.kind = kind;
+                            e
                         }
                     }
                 })?;
@@ -636,6 +694,7 @@ impl Ctx<'_> {
             reclaim,
             packing: spec.packing.unwrap_or_default().packing(),
             reporting,
+            cma,
         })
     }
 
@@ -720,7 +779,9 @@ impl Ctx<'_> {
     }
 
     /// Checks one actor; the message is prefixed with its scope by the
-    /// caller, except for errors that carry their own line.
+    /// caller, except for errors that carry their own line. `cma` is the
+    /// variant's CMA areas, which a contig actor's `area` names.
+    #[allow(clippy::too_many_arguments)]
     fn actor(
         &self,
         name: &str,
@@ -729,7 +790,19 @@ impl Ctx<'_> {
         config: &Config,
         reclaim: &Reclaim,
         size: &MachineSize,
+        cma: &[CmaDecl],
     ) -> Result<Actor, ActorProblem> {
+        let kind = a.kind.unwrap_or_default();
+        if kind == ActorKind::Contig {
+            return self.contig_actor(name, a, phases, config, size, cma);
+        }
+        if let Some(key) = a.contig_key() {
+            return Err(format!(
+                "`{key}` does not apply to a {} actor (only to kind = \"contig\")",
+                kind.name()
+            )
+            .into());
+        }
         let nr_orders = config.nr_orders;
         let page_size = config.page_size_bytes;
         let flags = match (&a.migratetype, &a.gfp) {
@@ -755,33 +828,8 @@ impl Ctx<'_> {
         if let Some(last) = orders.last_mut() {
             last.1 = 1.0;
         }
-        let phase_of = |p: &Option<Spanned<String>>| -> Result<Option<usize>, String> {
-            p.as_ref()
-                .map(|s| self.phase_ref(phases, s).map_err(|e| e.to_string()))
-                .transpose()
-        };
-        // Sizes an actor may give: none beyond the machine's memory.
-        let within_memory = |key: &'static str, v: &Option<Spanned<ByteSize>>| {
-            match v {
-                Some(b) if *b.get_ref() > size.memory => Err(ActorProblem::Value {
-                    at: b.span().start,
-                    key,
-                    detail: format!(
-                        "= {} is more than the machine's memory ({}): an actor cannot hold more than the machine has",
-                        b.get_ref(),
-                        size.memory
-                    ),
-                }),
-                _ => Ok(v.as_ref().map(|b| *b.get_ref())),
-            }
-        };
-        let start = phase_of(&a.start)?.map_or(0, |i| phases[i].start);
-        let stop =
-            phase_of(&a.stop)?.map_or(phases.last().map_or(0, Phase::end), |i| phases[i].end());
-        if stop <= start {
-            return Err("`stop` phase comes before `start`".into());
-        }
-        let kind = a.kind.unwrap_or_default();
+        let within_memory = |key, v: &_| within_memory(size, key, v);
+        let (start, stop) = self.active_steps(a, phases)?;
         let reject = |field: &str, present: bool| -> Result<(), ActorProblem> {
             if present {
                 Err(format!("`{field}` does not apply to a {} actor", kind.name()).into())
@@ -800,11 +848,11 @@ impl Ctx<'_> {
                     .ok_or("a churn actor needs `rate` (blocks per step)")?;
                 let rate = *spanned_rate.get_ref();
                 if !(rate.is_finite() && (0.0..=MAX_RATE).contains(&rate)) {
-                    return Err(ActorProblem::Value {
-                        at: spanned_rate.span().start,
-                        key: "rate",
-                        detail: format!("= {rate:?} must be a number from 0 to {MAX_RATE}"),
-                    });
+                    return Err(ActorProblem::bound(
+                        spanned_rate.span().start,
+                        "rate",
+                        format!("= {rate:?} must be a number from 0 to {MAX_RATE}"),
+                    ));
                 }
                 let lifetime = a.lifetime.ok_or("a churn actor needs `lifetime`")?;
                 check_lifetime(&lifetime)?;
@@ -838,6 +886,7 @@ impl Ctx<'_> {
                     release_step,
                 }
             }
+            ActorKind::Contig => unreachable!("contig actors are checked above"),
         };
         let alloc_mode = a.alloc_mode.unwrap_or_default();
         let mt = flags.migratetype();
@@ -854,6 +903,46 @@ impl Ctx<'_> {
             start,
             stop,
         })
+    }
+}
+
+impl Ctx<'_> {
+    /// The steps an actor is active: from the start of its `start` phase to
+    /// the end of its `stop` phase.
+    fn active_steps(&self, a: &ActorSpec, phases: &[Phase]) -> Result<(u64, u64), ActorProblem> {
+        let phase_of = |p: &Option<Spanned<String>>| -> Result<Option<usize>, String> {
+            p.as_ref()
+                .map(|s| self.phase_ref(phases, s).map_err(|e| e.to_string()))
+                .transpose()
+        };
+        let start = phase_of(&a.start)?.map_or(0, |i| phases[i].start);
+        let stop =
+            phase_of(&a.stop)?.map_or(phases.last().map_or(0, Phase::end), |i| phases[i].end());
+        if stop <= start {
+            return Err("`stop` phase comes before `start`".into());
+        }
+        Ok((start, stop))
+    }
+}
+
+/// A size an actor gives (`hold`, `chunk`, `max`, `size`), if it is not
+/// beyond the machine's memory.
+fn within_memory(
+    size: &MachineSize,
+    key: &'static str,
+    v: &Option<Spanned<ByteSize>>,
+) -> Result<Option<ByteSize>, ActorProblem> {
+    match v {
+        Some(b) if *b.get_ref() > size.memory => Err(ActorProblem::bound(
+            b.span().start,
+            key,
+            format!(
+                "= {} is more than the machine's memory ({}): an actor cannot hold more than the machine has",
+                b.get_ref(),
+                size.memory
+            ),
+        )),
+        _ => Ok(v.as_ref().map(|b| *b.get_ref())),
     }
 }
 

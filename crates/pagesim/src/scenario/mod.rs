@@ -13,13 +13,17 @@ mod spec;
 
 use std::path::PathBuf;
 
-use pagealloc::{AllocFlags, Order, Packing, ReportingPolicy};
+use pagealloc::{
+    AllocFlags, CmaArea, CmaReservation, CmaSupport, Config, ContigConstraints, Order, Packing,
+    PageCount, Pfn, ReportingPolicy,
+};
 
 use crate::machine::Machine;
 
 pub use check::parse;
 pub use spec::{
-    ActorKind, ActorSpec, AllocMode, Lifetime, MigrateName, OrderWeights, PackingName, ReclaimSpec,
+    ActorKind, ActorSpec, AllocMode, ContigVia, Lifetime, MigrateName, OrderWeights, PackingName,
+    ReclaimSpec, ZoneName,
 };
 
 /// The default scenario: the seed-001 experiment.
@@ -97,6 +101,61 @@ pub enum Behaviour {
         /// At the start of this phase everything is freed and taken again.
         release_step: Option<u64>,
     },
+    /// Asks for a contiguous run every `every` steps (seed 003).
+    Contig(ContigBehaviour),
+}
+
+/// What a contig actor asks for, and how often.
+#[derive(Clone, PartialEq, Debug)]
+pub struct ContigBehaviour {
+    /// Pages per request.
+    pub nr_pages: u64,
+    /// Steps between requests, from the actor's first active step.
+    pub every: u64,
+    /// How long each run is held.
+    pub lifetime: Lifetime,
+    /// No new request while the actor holds this many pages.
+    pub max_pages: Option<u64>,
+    /// The engine call and its arguments.
+    pub call: ContigCall,
+}
+
+/// The engine call a contig actor makes.
+#[derive(Clone, PartialEq, Debug)]
+pub enum ContigCall {
+    /// `alloc_contig_range` on a range drawn uniformly among the starts
+    /// aligned to `align_pages` whose run lies in `low..high`.
+    Range {
+        /// Alignment of the start, in pages (a power of two).
+        align_pages: u64,
+        /// Lowest frame of the window.
+        low: Pfn,
+        /// One past the highest frame of the window.
+        high: Pfn,
+    },
+    /// `alloc_contig_pages` with these constraints.
+    Pages(ContigConstraints),
+    /// `cma_alloc` from the variant's CMA area number `area` (the
+    /// engine's numbering), aligned to `2^align` pages.
+    Cma {
+        /// The engine's index of the area.
+        area: usize,
+        /// Its name in the scenario.
+        name: String,
+        /// Alignment order.
+        align: Order,
+    },
+}
+
+impl ContigCall {
+    /// How the scenario file names the call (`via`).
+    pub fn via(&self) -> ContigVia {
+        match self {
+            ContigCall::Range { .. } => ContigVia::Range,
+            ContigCall::Pages(_) => ContigVia::Pages,
+            ContigCall::Cma { .. } => ContigVia::Cma,
+        }
+    }
 }
 
 /// A checked actor.
@@ -148,6 +207,89 @@ pub struct Variant {
     /// Free page reporting (`reporting = { ... }` in the file; off unless
     /// given).
     pub reporting: Option<Reporting>,
+    /// CMA areas: the machine's `cma`, or the variant's own `cma`.
+    pub cma: Vec<CmaDecl>,
+}
+
+impl Variant {
+    /// Applies the variant's engine settings to a machine's configuration:
+    /// packing, reporting and CMA areas. `cma` says whether the kernel has
+    /// CMA at all (every variant of a scenario where one has an area: the
+    /// same kernel, booted with `cma=0` in the others).
+    pub fn configure(&self, config: &mut Config, cma: CmaSupport) {
+        config.packing = self.packing;
+        config.reporting = self.reporting.map(|r| r.policy);
+        CmaDecl::configure(&self.cma, config, cma);
+    }
+}
+
+/// A CMA area of a scenario: its name and how it is placed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CmaDecl {
+    /// Name (`cma0`, `cma1`... unless given), what contig actors' `area`
+    /// refers to.
+    pub name: String,
+    /// Where it lies.
+    pub placement: CmaPlacement,
+}
+
+/// Where a CMA area lies.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CmaPlacement {
+    /// A fixed range.
+    Fixed(CmaArea),
+    /// A size on a node, placed by the engine at the top of the node.
+    Reserved(CmaReservation),
+}
+
+impl CmaDecl {
+    /// Sets `config`'s CMA support and areas to `areas`.
+    pub fn configure(areas: &[CmaDecl], config: &mut Config, support: CmaSupport) {
+        config.cma = support;
+        config.cma_areas = areas.iter().filter_map(CmaDecl::fixed).collect();
+        config.cma_reservations = areas.iter().filter_map(CmaDecl::reserved).collect();
+    }
+
+    /// Its size.
+    pub fn nr_pages(&self) -> PageCount {
+        match self.placement {
+            CmaPlacement::Fixed(a) => a.nr_pages,
+            CmaPlacement::Reserved(r) => r.nr_pages,
+        }
+    }
+
+    fn fixed(&self) -> Option<CmaArea> {
+        match self.placement {
+            CmaPlacement::Fixed(a) => Some(a),
+            CmaPlacement::Reserved(_) => None,
+        }
+    }
+
+    fn reserved(&self) -> Option<CmaReservation> {
+        match self.placement {
+            CmaPlacement::Fixed(_) => None,
+            CmaPlacement::Reserved(r) => Some(r),
+        }
+    }
+
+    /// The engine's number of each of `areas` (what `cma_alloc` takes):
+    /// fixed areas first, then reservations, each in file order.
+    pub fn engine_indices(areas: &[CmaDecl]) -> Vec<usize> {
+        let nr_fixed = areas.iter().filter(|a| a.fixed().is_some()).count();
+        let (mut fixed, mut reserved) = (0, nr_fixed);
+        areas
+            .iter()
+            .map(|a| {
+                let slot = if a.fixed().is_some() {
+                    &mut fixed
+                } else {
+                    &mut reserved
+                };
+                *slot += 1;
+                *slot - 1
+            })
+            .collect()
+    }
 }
 
 /// Free page reporting in a variant: the engine's policy and how often the
@@ -190,5 +332,14 @@ impl Scenario {
     /// Steps in all phases.
     pub fn total_steps(&self) -> u64 {
         self.phases.last().map_or(0, Phase::end)
+    }
+
+    /// Whether the simulated kernel has CMA: some variant has an area.
+    pub fn cma_support(&self) -> CmaSupport {
+        if self.variants.iter().any(|v| !v.cma.is_empty()) {
+            CmaSupport::Enabled
+        } else {
+            CmaSupport::Disabled
+        }
     }
 }

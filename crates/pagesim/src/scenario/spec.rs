@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use pagealloc::{AllocFlags, Packing};
+use pagealloc::{AllocFlags, Packing, ZoneType};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -41,6 +41,9 @@ pub enum ActorKind {
     Churn,
     /// Takes `hold` bytes, `chunk` bytes per step, and keeps them.
     Hold,
+    /// Asks for `size` bytes of contiguous memory every `every` steps and
+    /// gives each run back after its lifetime (seed 003).
+    Contig,
 }
 
 impl ActorKind {
@@ -49,6 +52,7 @@ impl ActorKind {
         match self {
             ActorKind::Churn => "churn",
             ActorKind::Hold => "hold",
+            ActorKind::Contig => "contig",
         }
     }
 }
@@ -66,6 +70,59 @@ pub enum AllocMode {
     /// each chunk in one call. What packing cannot serve is allocated
     /// plainly. Orders above 0 are always plain.
     Packed,
+}
+
+/// Which engine call a contig actor makes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContigVia {
+    /// `alloc_contig_range` on one range drawn at random in `low..high`
+    /// (a caller that needs a particular range: memory hot-unplug,
+    /// virtio-mem).
+    Range,
+    /// `alloc_contig_pages`: anywhere the constraints allow (Linux's
+    /// gigantic pages, a DMA buffer).
+    #[default]
+    Pages,
+    /// `cma_alloc` from a CMA area of the machine.
+    Cma,
+}
+
+impl ContigVia {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContigVia::Range => "range",
+            ContigVia::Pages => "pages",
+            ContigVia::Cma => "cma",
+        }
+    }
+}
+
+/// A zone type a contig actor may restrict itself to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneName {
+    /// ZONE_DMA.
+    Dma,
+    /// ZONE_DMA32.
+    Dma32,
+    /// ZONE_NORMAL.
+    Normal,
+    /// ZONE_MOVABLE.
+    Movable,
+}
+
+impl ZoneName {
+    /// The engine's zone type.
+    pub fn zone_type(self) -> ZoneType {
+        match self {
+            ZoneName::Dma => ZoneType::Dma,
+            ZoneName::Dma32 => ZoneType::Dma32,
+            ZoneName::Normal => ZoneType::Normal,
+            ZoneName::Movable => ZoneType::Movable,
+        }
+    }
 }
 
 /// The engine's packing policy in a variant (`pagealloc::Packing`).
@@ -178,19 +235,58 @@ pub struct ActorSpec {
     pub(super) start: Option<Spanned<String>>,
     pub(super) stop: Option<Spanned<String>>,
     pub(super) enabled: Option<bool>,
+    // Contig actors (seed 003). Integers are read wide and bounded in
+    // `check`, so an out-of-range value is an error with its key.
+    pub(super) size: Option<Spanned<ByteSize>>,
+    pub(super) every: Option<Spanned<i64>>,
+    pub(super) via: Option<ContigVia>,
+    pub(super) align: Option<Spanned<ByteSize>>,
+    pub(super) boundary: Option<Spanned<ByteSize>>,
+    pub(super) low: Option<Spanned<ByteSize>>,
+    pub(super) high: Option<Spanned<ByteSize>>,
+    pub(super) node: Option<Spanned<i64>>,
+    pub(super) zone: Option<ZoneName>,
+    pub(super) area: Option<Spanned<String>>,
 }
 
 impl ActorSpec {
     /// Whether this spec gives `key`, one of the keys whose values are
-    /// bounded (`rate`, `max`, `hold`, `chunk`).
+    /// checked with their line (`rate`, `max`, `hold`, `chunk`, and the
+    /// contig keys).
     pub(super) fn gives(&self, key: &str) -> bool {
         match key {
             "rate" => self.rate.is_some(),
             "max" => self.max.is_some(),
             "hold" => self.hold.is_some(),
             "chunk" => self.chunk.is_some(),
+            "size" => self.size.is_some(),
+            "every" => self.every.is_some(),
+            "align" => self.align.is_some(),
+            "boundary" => self.boundary.is_some(),
+            "low" => self.low.is_some(),
+            "high" => self.high.is_some(),
+            "node" => self.node.is_some(),
+            "area" => self.area.is_some(),
             _ => false,
         }
+    }
+
+    /// The first key given that only a contig actor takes, if any.
+    pub(super) fn contig_key(&self) -> Option<&'static str> {
+        [
+            ("size", self.size.is_some()),
+            ("every", self.every.is_some()),
+            ("via", self.via.is_some()),
+            ("align", self.align.is_some()),
+            ("boundary", self.boundary.is_some()),
+            ("low", self.low.is_some()),
+            ("high", self.high.is_some()),
+            ("node", self.node.is_some()),
+            ("zone", self.zone.is_some()),
+            ("area", self.area.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, given)| given.then_some(key))
     }
 
     /// Replaces every field the patch gives.
@@ -213,7 +309,17 @@ impl ActorSpec {
             reclaimable,
             start,
             stop,
-            enabled
+            enabled,
+            size,
+            every,
+            via,
+            align,
+            boundary,
+            low,
+            high,
+            node,
+            zone,
+            area
         );
     }
 }
@@ -238,6 +344,22 @@ pub(super) struct MachineSpec {
     pub(super) zones: Option<ZoneLayoutName>,
     pub(super) min_free_kbytes: Option<Spanned<u64>>,
     pub(super) watermark_scale_factor: Option<Spanned<u32>>,
+    pub(super) cma: Option<Spanned<Vec<Spanned<CmaSpec>>>>,
+}
+
+/// One CMA area, `{ name = "camera", size = "64M", node = 0, align = "4M",
+/// order_per_bit = 0 }` (placed at the top of the node's memory, Linux
+/// `cma_declare_contiguous_nid`) or `{ start = "1G", size = "64M" }` (a
+/// fixed range). Integers are read wide and bounded in [`super::check`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CmaSpec {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) size: Spanned<ByteSize>,
+    pub(super) start: Option<Spanned<ByteSize>>,
+    pub(super) node: Option<Spanned<i64>>,
+    pub(super) align: Option<Spanned<ByteSize>>,
+    pub(super) order_per_bit: Option<Spanned<i64>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -278,6 +400,7 @@ pub(super) struct VariantSpec {
     pub(super) reclaim: Option<ReclaimSpec>,
     pub(super) packing: Option<PackingName>,
     pub(super) reporting: Option<Spanned<ReportingSpec>>,
+    pub(super) cma: Option<Spanned<Vec<Spanned<CmaSpec>>>>,
 }
 
 /// A variant's `reporting = { order = 9, capacity = 32, budget_fraction =
