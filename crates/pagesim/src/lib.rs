@@ -50,6 +50,7 @@ pub mod json;
 pub mod machine;
 pub mod plot;
 pub mod policy;
+pub mod pagetypeinfo;
 pub mod procfs;
 pub mod progress;
 pub mod replay;

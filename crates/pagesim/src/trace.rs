@@ -122,7 +122,8 @@ const MAX_TRACE_ORDERS: u64 = pagealloc::Order::LIMIT.get() as u64 + 1;
 /// How much of a bad line an error message quotes.
 const SNIPPET_LEN: usize = 80;
 
-fn snippet(bytes: &[u8]) -> String {
+/// The start of `bytes` (at most 80 bytes) as printable text, for messages.
+pub fn snippet(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(SNIPPET_LEN)];
     String::from_utf8_lossy(cut)
         .chars()
