@@ -57,6 +57,7 @@ pub mod replay;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod seed;
 pub mod sim;
 pub mod size;
 pub mod text;
