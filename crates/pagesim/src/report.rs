@@ -234,6 +234,22 @@ pub struct ReplayCounts {
     pub other_free_errors: u64,
     /// Pages still allocated at the end.
     pub live_pages_end: u64,
+    /// Of the unknown-pfn frees, those that released untraced memory (a
+    /// replay started from Linux's state; 0 otherwise).
+    pub untraced_frees: u64,
+    /// Pages they released.
+    pub untraced_pages_released: u64,
+    /// Releases another type gave, the suggested one having too little.
+    pub untraced_other_type: u64,
+    /// Releases made of several smaller blocks.
+    pub untraced_composed: u64,
+    /// Releases short of the free's pages (the zone had too little left).
+    pub untraced_short: u64,
+    /// Unknown-pfn frees that released nothing: the zone had no untraced
+    /// memory left, or the pfn lies in no zone of the snapshot.
+    pub untraced_unmatched: u64,
+    /// Untraced pages still held at the end.
+    pub untraced_pages_end: u64,
 }
 
 /// Pageblocks of one migratetype in a zone: Linux's snapshot and ours.
@@ -355,6 +371,12 @@ pub struct PolicyReport {
     /// The trace written with `--emit-trace`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emitted_trace: Option<EmittedTrace>,
+    /// The state the replay started from, when it started where Linux was
+    /// (`null`: empty memory).
+    pub start: Option<StartReport>,
+    /// Free pages at the end against Linux's after the trace (`null`
+    /// without an after snapshot).
+    pub free_vs_linux_after: Option<FreeDistance>,
     /// Unmovable and reclaimable pages over pageblocks at the end.
     pub unmovable_spread_end: UnmovableSpread,
     /// The same at the sample where they covered the most pageblocks.

@@ -45,7 +45,7 @@ use pagesim::gfp::{parse_gfp, Strictness};
 use pagesim::input::{LineReader, MAX_LINE_BYTES};
 use pagesim::machine::Machine;
 use pagesim::progress::Progress;
-use pagesim::replay::{replay, ReplayOptions};
+use pagesim::replay::{replay, Execution, ReplayOptions};
 use pagesim::size::ByteSize;
 use pagesim::trace::{parse_line, timestamp_micros, timestamp_secs, Event, Line, LineError};
 use pagesim::{policy, procfs, replay_machine, scenario};
@@ -1167,6 +1167,9 @@ fn check_trace_file(dir: &Path, path: &Path, settings: Settings) -> Result<(), T
         lenient,
         samples,
         emit_trace: emit_trace.clone(),
+        start: None,
+        after: None,
+        execution: Execution::Parallel,
     };
     let result = replay(&opts, &Progress::hidden());
     note(
@@ -1211,6 +1214,9 @@ fn check_trace_file(dir: &Path, path: &Path, settings: Settings) -> Result<(), T
             lenient: false,
             samples: 1,
             emit_trace: None,
+            start: None,
+            after: None,
+            execution: Execution::Sequential,
         };
         let reread = replay(&again, &Progress::hidden());
         note(
