@@ -15,6 +15,8 @@
 
 use memchr::memchr;
 
+mod fast;
+
 /// A page-allocator event from the `kmem` trace system.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Event<'a> {
@@ -132,7 +134,16 @@ pub fn snippet(bytes: &[u8]) -> String {
 }
 
 /// Parses one line (without its newline).
+#[inline]
 pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
+    match fast::parse(line) {
+        Some(parsed) => Ok(parsed),
+        None => parse_general(line),
+    }
+}
+
+/// [`parse_line`] for every kind of line, with the error for a bad one.
+fn parse_general(line: &[u8]) -> Result<Line<'_>, LineError> {
     let trimmed = line.trim_ascii_start();
     if trimmed.is_empty() || trimmed[0] == b'#' {
         return Ok(Line::Comment);
@@ -151,25 +162,27 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
             snippet: snippet(trimmed),
         });
     };
-    let (task, cpu) = task_and_cpu(&line[..ts_start]);
+    // The leading blanks are gone already (`trimmed`).
+    let lead = line.len() - trimmed.len();
+    let (task, cpu) = task_and_cpu(&line[lead.min(ts_start)..ts_start]);
     let event = match name {
         b"mm_page_alloc" => parse_alloc(fields)?,
         b"mm_page_free" => {
-            let f = Fields::scan(fields);
+            let f = Fields::read(fields, free_fields);
             Event::Free {
                 pfn: f.pfn(FREE)?,
                 order: f.order(FREE, f.order)?,
             }
         }
         b"mm_page_free_batched" => Event::FreeBatched {
-            pfn: Fields::scan(fields).pfn(FREE_BATCHED)?,
+            pfn: Fields::read(fields, free_fields).pfn(FREE_BATCHED)?,
         },
         b"mm_page_pcpu_drain" => {
-            Fields::scan(fields).pfn(PCPU_DRAIN)?;
+            Fields::read(fields, drain_fields).pfn(PCPU_DRAIN)?;
             Event::PcpuDrain
         }
         b"mm_page_alloc_extfrag" => {
-            let f = Fields::scan(fields);
+            let f = Fields::read(fields, extfrag_fields);
             Event::Extfrag {
                 fragmenting: f.flag(EXTFRAG, "fragmenting", f.fragmenting)?,
                 change_ownership: f.flag(EXTFRAG, "change_ownership", f.change_ownership)?,
@@ -189,9 +202,9 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
 /// `   task-pid   [001] d..3.` (the flags column may be absent, and the
 /// `trace` file may add a `(tgid)` column, kept as part of the task).
 fn task_and_cpu(prefix: &[u8]) -> (&[u8], Option<u16>) {
-    // The column is a dozen bytes from the end: a plain loop beats memchr's
-    // set-up on such short runs.
-    let Some(open) = prefix.iter().rposition(|&b| b == b'[') else {
+    // The column is a dozen bytes from the end: a word-at-a-time search
+    // beats memchr's set-up on such short runs.
+    let Some(open) = last_open_bracket(prefix) else {
         return (prefix.trim_ascii(), None);
     };
     let digits = &prefix[open + 1..];
@@ -205,14 +218,130 @@ fn task_and_cpu(prefix: &[u8]) -> (&[u8], Option<u16>) {
     }
 }
 
+/// The last `[` in `s`, eight bytes at a time from the end.
+#[inline(always)]
+fn last_open_bracket(s: &[u8]) -> Option<usize> {
+    const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const BRACKETS: u64 = 0x5b5b_5b5b_5b5b_5b5b;
+    let mut end = s.len();
+    while end >= 8 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&s[end - 8..end]);
+        let x = u64::from_le_bytes(word) ^ BRACKETS;
+        // Exactly the bytes of `x` that are zero (a `[`) get their high bit.
+        let zero = !(((x & LOWS) + LOWS) | x | LOWS);
+        if zero != 0 {
+            return Some(end - 8 + (7 - zero.leading_zeros() as usize / 8));
+        }
+        end -= 8;
+    }
+    s[..end].iter().rposition(|&b| b == b'[')
+}
+
 const ALLOC: &str = "mm_page_alloc";
 const FREE: &str = "mm_page_free";
 const FREE_BATCHED: &str = "mm_page_free_batched";
 const PCPU_DRAIN: &str = "mm_page_pcpu_drain";
 const EXTFRAG: &str = "mm_page_alloc_extfrag";
 
+/// The fields of each event exactly as Linux's `TP_printk` formats write
+/// them (include/trace/events/kmem.h), or `None`.
+fn alloc_fields(fields: &[u8]) -> Option<Fields<'_>> {
+    let mut r = fields;
+    let f = Fields {
+        page: Some(take_value(&mut r, b"page=")?),
+        pfn: Some(take_value(&mut r, b" pfn=")?),
+        order: Some(take_value(&mut r, b" order=")?),
+        migratetype: Some(take_value(&mut r, b" migratetype=")?),
+        gfp: Some(take_value(&mut r, b" gfp_flags=")?),
+        ..Fields::default()
+    };
+    r.is_empty().then_some(f)
+}
+
+fn free_fields(fields: &[u8]) -> Option<Fields<'_>> {
+    let mut r = fields;
+    let f = Fields {
+        page: Some(take_value(&mut r, b"page=")?),
+        pfn: Some(take_value(&mut r, b" pfn=")?),
+        order: Some(take_value(&mut r, b" order=")?),
+        ..Fields::default()
+    };
+    r.is_empty().then_some(f)
+}
+
+fn drain_fields(fields: &[u8]) -> Option<Fields<'_>> {
+    let mut r = fields;
+    let f = Fields {
+        page: Some(take_value(&mut r, b"page=")?),
+        pfn: Some(take_value(&mut r, b" pfn=")?),
+        order: Some(take_value(&mut r, b" order=")?),
+        migratetype: Some(take_value(&mut r, b" migratetype=")?),
+        ..Fields::default()
+    };
+    r.is_empty().then_some(f)
+}
+
+fn extfrag_fields(fields: &[u8]) -> Option<Fields<'_>> {
+    let mut r = fields;
+    let page = Some(take_value(&mut r, b"page=")?);
+    let pfn = Some(take_value(&mut r, b" pfn=")?);
+    for key in [
+        &b" alloc_order="[..],
+        b" fallback_order=",
+        b" pageblock_order=",
+        b" alloc_migratetype=",
+        b" fallback_migratetype=",
+    ] {
+        take_value(&mut r, key)?;
+    }
+    let f = Fields {
+        page,
+        pfn,
+        fragmenting: Some(take_value(&mut r, b" fragmenting=")?),
+        change_ownership: Some(take_value(&mut r, b" change_ownership=")?),
+        ..Fields::default()
+    };
+    r.is_empty().then_some(f)
+}
+
+/// The value after `key` at the start of `rest` (up to the next space),
+/// moving `rest` past it.
+#[inline(always)]
+fn take_value<'a>(rest: &mut &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let r = rest.strip_prefix(key)?;
+    let end = find_space(r);
+    *rest = &r[end..];
+    Some(&r[..end])
+}
+
+/// The first space in `s`, or its length: eight bytes at a time.
+#[inline]
+fn find_space(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ SPACES;
+        // The lowest byte of `x` that is zero (a space) sets its high bit
+        // here; bytes above it may too, never bytes below.
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return i + (zero.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(s.len(), |p| i + p)
+}
+
 fn parse_alloc(fields: &[u8]) -> Result<Event<'_>, LineError> {
-    let f = Fields::scan(fields);
+    let f = Fields::read(fields, alloc_fields);
     let order = f.order(ALLOC, f.order)?;
     let mt_text = f.migratetype.ok_or(LineError::MissingField {
         event: ALLOC,
@@ -260,6 +389,15 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// The fields of `fields`: at once if they are exactly what Linux
+    /// writes (`exact`), else by [`Fields::scan`]. Both give the same
+    /// values.
+    #[inline(always)]
+    fn read(fields: &'a [u8], exact: fn(&'a [u8]) -> Option<Fields<'a>>) -> Fields<'a> {
+        exact(fields).unwrap_or_else(|| Fields::scan(fields))
+    }
+
+    /// Every `key=value` token, in any order; the last of a key counts.
     fn scan(fields: &'a [u8]) -> Fields<'a> {
         let mut f = Fields::default();
         for token in fields.split(|&b| b == b' ') {
@@ -545,6 +683,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn word_searches_find_the_right_byte() {
+        for n in 0..40 {
+            for at in 0..n {
+                let mut v = vec![b'x'; n];
+                v[at] = b'[';
+                if at > 0 {
+                    v[at / 2] = b'[';
+                }
+                assert_eq!(last_open_bracket(&v), Some(at), "n {n} at {at}");
+                let mut w = vec![b'x'; n];
+                w[at] = b' ';
+                w[n - 1] = b' ';
+                assert_eq!(find_space(&w), at, "n {n} at {at}");
+            }
+            assert_eq!(last_open_bracket(&vec![b'x'; n]), None);
+            assert_eq!(find_space(&vec![b'x'; n]), n);
+        }
     }
 
     #[test]
