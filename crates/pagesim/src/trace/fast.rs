@@ -147,7 +147,7 @@ fn alloc(f: Fields<'_>) -> Option<Event<'_>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse_general;
+    use super::super::parse_line_general as parse_general;
     use super::*;
 
     #[test]
