@@ -168,7 +168,8 @@ fn assign_types(geo: &Geometry, linux: &[u64; MigrateType::ALL.len()]) -> Vec<(u
     }
     let mut per_run = [0u64; RUN_ORDER.len()];
     for (mt, &n) in MigrateType::ALL.iter().zip(linux) {
-        per_run[run_index(*mt)] += n;
+        let r = &mut per_run[run_index(*mt)];
+        *r = r.saturating_add(n);
     }
     let wanted = scale(&per_run, blocks.len() as u64);
     let mut out: Vec<(u64, MigrateType)> = blocks
@@ -196,8 +197,8 @@ fn assign_types(geo: &Geometry, linux: &[u64; MigrateType::ALL.len()]) -> Vec<(u
 /// `counts` scaled to sum to `total`, by largest remainder (ties to the
 /// earlier entry); `counts` as they are if they already do.
 pub(crate) fn scale<const N: usize>(counts: &[u64; N], total: u64) -> [u64; N] {
-    let sum: u64 = counts.iter().sum();
-    if sum == total || sum == 0 {
+    let sum: u128 = counts.iter().map(|&c| u128::from(c)).sum();
+    if sum == u128::from(total) || sum == 0 {
         return *counts;
     }
     let mut out = [0u64; N];
@@ -205,9 +206,9 @@ pub(crate) fn scale<const N: usize>(counts: &[u64; N], total: u64) -> [u64; N] {
     let mut given = 0;
     for (i, &c) in counts.iter().enumerate() {
         let exact = u128::from(c) * u128::from(total);
-        out[i] = (exact / u128::from(sum)) as u64;
+        out[i] = (exact / sum) as u64;
         given += out[i];
-        rest.push((exact % u128::from(sum), i));
+        rest.push((exact % sum, i));
     }
     rest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     for &(_, i) in rest.iter().take((total - given) as usize) {
@@ -432,6 +433,7 @@ mod tests {
         assert_eq!(scale(&[1, 7, 0], 8), [1, 7, 0]);
         assert_eq!(scale(&[0, 1528, 0], 1509), [0, 1509, 0]);
         assert_eq!(scale(&[125, 375, 12], 256), [63, 187, 6]);
+        assert_eq!(scale(&[u64::MAX, u64::MAX, 0], 3), [2, 1, 0]);
         let g = geo(0x1000, 8 * 512);
         let mut blocks = [0u64; 6];
         blocks[0] = 2;
