@@ -203,11 +203,15 @@ pub fn parse_line_general(line: &[u8]) -> Result<Line<'_>, LineError> {
 /// The task and CPU columns of what precedes the timestamp:
 /// `   task-pid   [001] d..3.` (the flags column may be absent, and the
 /// `trace` file may add a `(tgid)` column, kept as part of the task).
+///
+/// Callers pass the prefix from its first non-blank byte on, so only its
+/// end needs trimming.
+#[inline(always)]
 fn task_and_cpu(prefix: &[u8]) -> (&[u8], Option<u16>) {
     // The column is a dozen bytes from the end: a word-at-a-time search
     // beats memchr's set-up on such short runs.
     let Some(open) = last_open_bracket(prefix) else {
-        return (prefix.trim_ascii(), None);
+        return (prefix.trim_ascii_end(), None);
     };
     let digits = &prefix[open + 1..];
     let close = digits.iter().position(|&b| b == b']');
@@ -215,29 +219,36 @@ fn task_and_cpu(prefix: &[u8]) -> (&[u8], Option<u16>) {
         .and_then(|c| parse_dec(&digits[..c]))
         .and_then(|n| u16::try_from(n).ok());
     match cpu {
-        Some(cpu) => (prefix[..open].trim_ascii(), Some(cpu)),
-        None => (prefix.trim_ascii(), None),
+        Some(cpu) => (prefix[..open].trim_ascii_end(), Some(cpu)),
+        None => (prefix.trim_ascii_end(), None),
     }
 }
 
 /// The last `[` in `s`, eight bytes at a time from the end.
 #[inline(always)]
 fn last_open_bracket(s: &[u8]) -> Option<usize> {
+    last_byte(s, b'[')
+}
+
+/// The last `byte` in `s`, eight bytes at a time from the end.
+#[inline(always)]
+fn last_byte(s: &[u8], byte: u8) -> Option<usize> {
     const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const BRACKETS: u64 = 0x5b5b_5b5b_5b5b_5b5b;
+    let pattern = u64::from_le_bytes([byte; 8]);
     let mut end = s.len();
     while end >= 8 {
         let mut word = [0u8; 8];
         word.copy_from_slice(&s[end - 8..end]);
-        let x = u64::from_le_bytes(word) ^ BRACKETS;
-        // Exactly the bytes of `x` that are zero (a `[`) get their high bit.
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // Exactly the bytes of `x` that are zero (a match) get their high
+        // bit.
         let zero = !(((x & LOWS) + LOWS) | x | LOWS);
         if zero != 0 {
             return Some(end - 8 + (7 - zero.leading_zeros() as usize / 8));
         }
         end -= 8;
     }
-    s[..end].iter().rposition(|&b| b == b'[')
+    s[..end].iter().rposition(|&b| b == byte)
 }
 
 const ALLOC: &str = "mm_page_alloc";
@@ -288,15 +299,11 @@ fn extfrag_fields(fields: &[u8]) -> Option<Fields<'_>> {
     let mut r = fields;
     let page = Some(take_value(&mut r, b"page=")?);
     let pfn = Some(take_value(&mut r, b" pfn=")?);
-    for key in [
-        &b" alloc_order="[..],
-        b" fallback_order=",
-        b" pageblock_order=",
-        b" alloc_migratetype=",
-        b" fallback_migratetype=",
-    ] {
-        take_value(&mut r, key)?;
-    }
+    take_value(&mut r, b" alloc_order=")?;
+    take_value(&mut r, b" fallback_order=")?;
+    take_value(&mut r, b" pageblock_order=")?;
+    take_value(&mut r, b" alloc_migratetype=")?;
+    take_value(&mut r, b" fallback_migratetype=")?;
     let f = Fields {
         page,
         pfn,
@@ -310,8 +317,12 @@ fn extfrag_fields(fields: &[u8]) -> Option<Fields<'_>> {
 /// The value after `key` at the start of `rest` (up to the next space),
 /// moving `rest` past it.
 #[inline(always)]
-fn take_value<'a>(rest: &mut &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let r = rest.strip_prefix(key)?;
+fn take_value<'a, const N: usize>(rest: &mut &'a [u8], key: &[u8; N]) -> Option<&'a [u8]> {
+    let r: &'a [u8] = rest;
+    if r.first_chunk::<N>() != Some(key) {
+        return None;
+    }
+    let r = &r[N..];
     let end = find_space(r);
     *rest = &r[end..];
     Some(&r[..end])
@@ -527,6 +538,7 @@ fn lost_events(line: &[u8]) -> Option<u64> {
 }
 
 /// A decimal number, or `None` if empty, not digits, or too large.
+#[inline]
 pub fn parse_dec(text: &[u8]) -> Option<u64> {
     if text.is_empty() {
         return None;
@@ -543,22 +555,41 @@ pub fn parse_dec(text: &[u8]) -> Option<u64> {
 }
 
 /// A hexadecimal number (no prefix), or `None`.
+#[inline]
 fn parse_hex(text: &[u8]) -> Option<u64> {
     if text.is_empty() || text.len() > 16 {
         return None;
     }
     let mut v: u64 = 0;
     for &b in text {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => return None,
-        };
+        let d = HEX_DIGITS[usize::from(b)];
+        if d == NOT_HEX {
+            return None;
+        }
         v = (v << 4) | u64::from(d);
     }
     Some(v)
 }
+
+/// Marks a byte that is not a hexadecimal digit in [`HEX_DIGITS`].
+const NOT_HEX: u8 = 0xff;
+
+/// The value of each byte as a hexadecimal digit.
+static HEX_DIGITS: [u8; 256] = {
+    let mut t = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// The timestamp in seconds, if it parses.
 pub fn timestamp_secs(text: &[u8]) -> Option<f64> {

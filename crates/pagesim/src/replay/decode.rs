@@ -88,15 +88,28 @@ impl Batch {
 #[derive(Default)]
 struct GfpCache {
     map: FxHashMap<Vec<u8>, AllocFlags>,
+    /// The last string looked up and its flags: consecutive allocations
+    /// mostly share their flags, and comparing is cheaper than hashing.
+    last: Option<(Vec<u8>, AllocFlags)>,
 }
 
 impl GfpCache {
     fn flags(&mut self, gfp: &[u8], migratetype: u8) -> AllocFlags {
-        let base = match self.map.get(gfp) {
-            Some(&f) => f,
-            None => {
-                let f = parse_gfp(gfp, Strictness::Lenient).unwrap_or(AllocFlags::KERNEL);
-                self.map.insert(gfp.to_vec(), f);
+        let base = match &self.last {
+            Some((text, f)) if text.as_slice() == gfp => *f,
+            _ => {
+                let f = match self.map.get(gfp) {
+                    Some(&f) => f,
+                    None => {
+                        let f = parse_gfp(gfp, Strictness::Lenient).unwrap_or(AllocFlags::KERNEL);
+                        self.map.insert(gfp.to_vec(), f);
+                        f
+                    }
+                };
+                let mut text = self.last.take().map(|l| l.0).unwrap_or_default();
+                text.clear();
+                text.extend_from_slice(gfp);
+                self.last = Some((text, f));
                 f
             }
         };
@@ -117,18 +130,41 @@ impl GfpCache {
 /// usual type, without any).
 struct PageblockHints {
     shift: u8,
-    counts: FxHashMap<u64, [u32; 3]>,
+    /// Counts per pageblock below [`DENSE_PAGEBLOCKS`], grown as needed.
+    dense: Vec<[u32; 3]>,
+    /// Counts for pageblocks above (pfns no real machine has).
+    sparse: FxHashMap<u64, [u32; 3]>,
 }
+
+/// Pageblocks whose hints live in a plain table: 2^20 (512 GiB of 4 KiB
+/// pages with 2 MiB pageblocks), 12 MiB at most, grown only as far as the
+/// trace's pfns reach.
+const DENSE_PAGEBLOCKS: u64 = 1 << 20;
 
 impl PageblockHints {
     fn note(&mut self, pfn: u64, migratetype: u8) {
-        let c = self.counts.entry(pfn >> self.shift).or_default();
+        let pb = pfn >> self.shift;
+        let c = if pb < DENSE_PAGEBLOCKS {
+            let i = pb as usize;
+            if self.dense.len() <= i {
+                self.dense.resize(i + 1, [0; 3]);
+            }
+            &mut self.dense[i]
+        } else {
+            self.sparse.entry(pb).or_default()
+        };
         let i = usize::from(migratetype.min(2));
         c[i] = c[i].saturating_add(1);
     }
 
     fn hint(&self, pfn: u64) -> MigrateType {
-        let Some(c) = self.counts.get(&(pfn >> self.shift)) else {
+        let pb = pfn >> self.shift;
+        let counts = if pb < DENSE_PAGEBLOCKS {
+            self.dense.get(pb as usize)
+        } else {
+            self.sparse.get(&pb)
+        };
+        let Some(c) = counts else {
             return MigrateType::Movable;
         };
         // Ties go to Movable, then Unmovable.
@@ -169,7 +205,8 @@ impl Decoder {
             gfp: GfpCache::default(),
             hints: hints_shift.map(|shift| PageblockHints {
                 shift,
-                counts: FxHashMap::default(),
+                dense: Vec::new(),
+                sparse: FxHashMap::default(),
             }),
             nr_cpus: nr_cpus.max(1),
             emit,

@@ -12,8 +12,8 @@
 use memchr::memchr;
 
 use super::{
-    alloc_fields, drain_fields, free_fields, parse_dec, parse_hex, task_and_cpu, Event, Fields,
-    Line, MAX_TRACE_ORDERS,
+    alloc_fields, drain_fields, free_fields, last_byte, parse_dec, parse_hex, task_and_cpu, Event,
+    Fields, Line, MAX_TRACE_ORDERS,
 };
 
 const SPACES: u64 = 0x2020_2020_2020_2020;
@@ -35,21 +35,20 @@ fn leading_spaces(s: &[u8]) -> usize {
 }
 
 /// Where the timestamp token ending at `colon` starts: digits with at most
-/// one dot, at least one digit, a space before it.
+/// one dot, at least one digit, a space before it. (The general parser
+/// walks back from the colon and fails at the first byte that is neither;
+/// the same as finding the space first and checking what lies between.)
 #[inline(always)]
 fn timestamp_start(line: &[u8], colon: usize) -> Option<usize> {
-    let mut i = colon;
+    let start = last_byte(&line[..colon], b' ')? + 1;
+    let token = &line[start..colon];
     let mut dots = 0;
-    while i > 0 {
-        match line[i - 1] {
-            b'0'..=b'9' => {}
-            b'.' => dots += 1,
-            _ => break,
-        }
-        i -= 1;
+    let mut bad = false;
+    for &b in token {
+        dots += usize::from(b == b'.');
+        bad |= !(b.is_ascii_digit() || b == b'.');
     }
-    let digits = colon - i - dots;
-    (i > 0 && line[i - 1] == b' ' && digits > 0 && dots <= 1).then_some(i)
+    (!bad && token.len() > dots && dots <= 1).then_some(start)
 }
 
 /// The line as the general parser would read it, if it is the common kind.
