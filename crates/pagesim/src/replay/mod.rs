@@ -175,8 +175,8 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
     );
     let setups: Vec<(&'static PolicyInfo, Option<Arc<TraceWriter>>)> =
         opts.policies.iter().copied().zip(writers).collect();
-    let (inputs, outputs) = match opts.execution {
-        Execution::Sequential => {
+    let result = match opts.execution {
+        Execution::Sequential => (|| {
             let mut runs = setups
                 .into_iter()
                 .map(|(info, w)| PolicyRun::new(info, &opts.machine, opts.start.as_ref(), w))
@@ -191,8 +191,8 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                 .into_iter()
                 .map(|r| r.finish(opts.after.as_ref(), &opts.machine))
                 .collect::<Vec<_>>();
-            (inputs, outputs)
-        }
+            Ok((inputs, outputs))
+        })(),
         Execution::Parallel => std::thread::scope(|scope| {
             let mut senders: Vec<SyncSender<Arc<Batch>>> = Vec::new();
             let mut handles = Vec::new();
@@ -207,13 +207,9 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
             }
             let decoded = decode_files(opts, progress, &mut decoder, &mut |batch: Batch| {
                 let batch = Arc::new(batch);
-                // A policy that stopped (its error is reported below) no
-                // longer listens; the others go on.
-                let mut listening = false;
-                for tx in &senders {
-                    listening |= tx.send(Arc::clone(&batch)).is_ok();
-                }
-                listening
+                // A policy that stopped has failed (its error is reported
+                // below), and so has the replay: stop decoding.
+                senders.iter().all(|tx| tx.send(Arc::clone(&batch)).is_ok())
             });
             drop(senders);
             let outputs: Vec<Result<_>> = handles
@@ -233,8 +229,10 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                     .unwrap_or_else(|| Error::Internal("lost a policy error".to_owned())));
             }
             decoded.map(|inputs| (inputs, outputs))
-        })?,
+        }),
     };
+    progress.finish();
+    let (inputs, outputs) = result?;
     let events = decoder.events;
     let mut policies: Vec<PolicyReport> = Vec::with_capacity(outputs.len());
     let mut machine = None;
@@ -360,7 +358,6 @@ fn decode_files(
             lines: reader.line_no(),
         });
     }
-    progress.finish();
     decoder.sample(timestamp_secs(&last_timestamp));
     sink(decoder.take_batch());
     Ok(inputs)
