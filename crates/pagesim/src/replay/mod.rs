@@ -190,7 +190,7 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
             let outputs = runs
                 .into_iter()
                 .map(|r| r.finish(opts.after.as_ref(), &opts.machine))
-                .collect::<Vec<_>>();
+                .collect::<Result<Vec<_>>>()?;
             Ok((inputs, outputs))
         })(),
         Execution::Parallel => std::thread::scope(|scope| {
@@ -212,22 +212,16 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                 senders.iter().all(|tx| tx.send(Arc::clone(&batch)).is_ok())
             });
             drop(senders);
-            let outputs: Vec<Result<_>> = handles
+            // A policy's own error explains a decoding cut short: it comes
+            // first.
+            let outputs = handles
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
                         Err(Error::Internal("a policy thread panicked".to_owned()))
                     })
                 })
-                .collect();
-            // A policy's own error explains a decoding cut short.
-            if let Some(e) = outputs.iter().position(Result::is_err) {
-                let mut outputs = outputs;
-                return Err(outputs
-                    .swap_remove(e)
-                    .err()
-                    .unwrap_or_else(|| Error::Internal("lost a policy error".to_owned())));
-            }
+                .collect::<Result<Vec<_>>>()?;
             decoded.map(|inputs| (inputs, outputs))
         }),
     };
@@ -236,8 +230,7 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
     let events = decoder.events;
     let mut policies: Vec<PolicyReport> = Vec::with_capacity(outputs.len());
     let mut machine = None;
-    for out in outputs {
-        let (mut report, info) = out?;
+    for (mut report, info) in outputs {
         report.linux_extfrag_events = events.mm_page_alloc_extfrag;
         machine.get_or_insert(info);
         policies.push(report);
