@@ -6,7 +6,7 @@
 //! free blocks of each order and migratetype; everything else was allocated
 //! before the trace began (page cache, kernel memory) and is held here as
 //! *untraced memory* of its pageblock's type ([`Untraced`]). Where things
-//! lie is unknown; [`plan`] chooses and documents the arrangement. The
+//! lie is unknown; `plan.rs` chooses and documents the arrangement. The
 //! engine is driven only through allocations and frees:
 //!
 //! 1. every page is allocated as Movable (the engine's initial type), in
