@@ -328,3 +328,92 @@ fn splitting_a_reported_block_unmarks_halves_below_the_reporting_order() {
     a.free_contig_range(got.start, got.nr_pages).unwrap();
     a.check_invariants().unwrap();
 }
+
+/// The owner that splits a huge block it cannot move whole, and frees
+/// memory when no destination can be had.
+struct Splitting {
+    held: HashMap<Pfn, Order>,
+    spare: Vec<(Pfn, Order)>,
+    splits: u64,
+    reclaims: u64,
+    allow_split: bool,
+}
+
+impl pagealloc::Migrator for Splitting {
+    fn migrate(&mut self, from: Pfn, to: Pfn, order: Order) -> Result<(), MigrateRefusal> {
+        match self.held.remove(&from) {
+            Some(o) if o == order => {
+                self.held.insert(to, order);
+                Ok(())
+            }
+            Some(o) => {
+                self.held.insert(from, o);
+                Err(MigrateRefusal::Busy)
+            }
+            None => Err(MigrateRefusal::Busy),
+        }
+    }
+
+    fn split(&mut self, from: Pfn, order: Order) -> bool {
+        if !self.allow_split || self.held.remove(&from) != Some(order) {
+            return false;
+        }
+        for k in 0..order.nr_pages().0 {
+            self.held.insert(Pfn(from.0 + k), Order::ZERO);
+        }
+        self.splits += 1;
+        true
+    }
+
+    fn reclaim(&mut self, _order: Order) -> bool {
+        self.reclaims += 1;
+        false
+    }
+}
+
+#[test]
+fn a_huge_block_without_a_huge_destination_is_split_when_its_owner_agrees() {
+    let a = machine(8192, Config::default());
+    let all = AllocFlags::HIGHUSER_MOVABLE | AllocFlags::NO_WATERMARKS;
+    let mut owner = Splitting {
+        held: HashMap::new(),
+        spare: Vec::new(),
+        splits: 0,
+        reclaims: 0,
+        allow_split: false,
+    };
+    // Every order-9 block taken, then half of the last eight's pages given
+    // back as order-0 pages: room for 2048 pages, none for a huge block.
+    while let Ok(p) = a.alloc(order(9), all) {
+        owner.held.insert(p, order(9));
+    }
+    let mut huge: Vec<Pfn> = owner.held.keys().copied().collect();
+    huge.sort();
+    for &p in &huge[huge.len() - 8..] {
+        owner.held.remove(&p);
+        a.split_page(p, order(9)).unwrap();
+        for k in 0..512 {
+            let page = Pfn(p.0 + k);
+            if k % 2 == 0 {
+                a.free(page, Order::ZERO).unwrap();
+            } else {
+                owner.spare.push((page, Order::ZERO));
+            }
+        }
+    }
+    let target = huge[0];
+    let end = Pfn(target.0 + 512);
+    let refused = a.alloc_contig_range(target, end, &mut owner);
+    assert_eq!(refused, Err(ContigError::NoMemory));
+    assert!(owner.reclaims > 0, "the owner was not asked to reclaim");
+    a.check_invariants().unwrap();
+    owner.allow_split = true;
+    let got = a.alloc_contig_range(target, end, &mut owner).unwrap();
+    assert_eq!(owner.splits, 1);
+    assert_eq!(got.migrated_pages, 512);
+    a.check_invariants().unwrap();
+    for (&p, &o) in &owner.held {
+        assert_eq!(a.allocated_block(p), Some((o, MigrateType::Movable)), "{p}");
+    }
+    let _ = &owner.spare;
+}

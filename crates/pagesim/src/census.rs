@@ -140,12 +140,18 @@ pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
             if matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable) {
                 spread.pages += block.order.nr_pages().0;
             }
-            let first = (block.pfn.0 >> pb.get()) - base;
-            let nr = (block.order.nr_pages().0 >> pb.get()).max(1);
-            for i in first..first + nr {
-                if let Some(m) = scratch.masks.get_mut(i as usize) {
+            let first = ((block.pfn.0 >> pb.get()) - base) as usize;
+            if block.order < pb {
+                // Most blocks: inside one pageblock.
+                if let Some(m) = scratch.masks.get_mut(first) {
                     *m |= bit(mt);
                 }
+                continue;
+            }
+            let nr = (block.order.nr_pages().0 >> pb.get()) as usize;
+            let end = (first + nr).min(scratch.masks.len());
+            for m in scratch.masks.get_mut(first..end).into_iter().flatten() {
+                *m |= bit(mt);
             }
         }
         for (i, &mask) in scratch.masks.iter().enumerate() {

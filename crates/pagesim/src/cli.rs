@@ -69,9 +69,21 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "SIZE", conflicts_with = "procfs")]
     pub mem: Option<String>,
     /// Take the zone layout from a captured /proc/zoneinfo (each zone's
-    /// start_pfn and managed pages).
+    /// start_pfn and managed pages); if the file also holds a
+    /// /proc/pagetypeinfo (the snapshot taken just before the trace), the
+    /// replay starts from that state.
     #[arg(long, value_name = "FILE")]
     pub procfs: Option<PathBuf>,
+    /// Start from empty memory even when the --procfs file holds a
+    /// pagetypeinfo section.
+    #[arg(long)]
+    pub empty_start: bool,
+    /// Linux's /proc snapshot after the trace (its zoneinfo's `pages
+    /// free`), to report how far the replay's free pages end from it.
+    /// Default: the --procfs file with `.before.` in its name read as
+    /// `.after.`, if there is one.
+    #[arg(long, value_name = "FILE")]
+    pub procfs_after: Option<PathBuf>,
     /// Allocation policy to replay with; repeat to compare side by side.
     #[arg(long = "policy", value_name = "NAME", default_value = "linux")]
     pub policies: Vec<String>,

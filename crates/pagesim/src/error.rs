@@ -76,6 +76,17 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// A captured `/proc` snapshot (`--procfs`) has a malformed
+    /// pagetypeinfo section, or counts the machine cannot hold.
+    #[error("{origin}:{line}: {kind}")]
+    Snapshot {
+        /// The file.
+        origin: String,
+        /// The 1-based line the problem is on.
+        line: usize,
+        /// What is wrong.
+        kind: SnapshotError,
+    },
     /// A command-line value is invalid (unknown policy, bad size).
     #[error("{0}")]
     Usage(String),
@@ -129,9 +140,106 @@ impl Error {
             | Error::EmptyTrace { .. }
             | Error::Scenario(_)
             | Error::Procfs { .. }
+            | Error::Snapshot { .. }
             | Error::Usage(_)
             | Error::Machine(_)
             | Error::NotAvailable { .. } => ExitKind::Input,
+        }
+    }
+}
+
+/// What is wrong with a line of a captured `/proc/pagetypeinfo`, or with
+/// the state it describes for the machine being replayed into.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A value is not what Linux prints.
+    #[error("bad {what} `{value}`")]
+    Bad {
+        /// What the value should be.
+        what: &'static str,
+        /// The value as written.
+        value: String,
+    },
+    /// A row has more or fewer counts than its table's heading.
+    #[error("{found} columns where the heading has {expected}")]
+    Columns {
+        /// Columns of the heading.
+        expected: usize,
+        /// Counts on the row.
+        found: usize,
+    },
+    /// Two free-count rows for one zone and migratetype.
+    #[error("a second row for the same zone and type")]
+    DuplicateFree,
+    /// Two block-count rows for one zone.
+    #[error("a second block-count row for this zone")]
+    DuplicateBlocks,
+    /// A second free-count heading with other orders.
+    #[error("the order heading differs from the first one")]
+    OrdersChange,
+    /// Something the section needs is absent.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// The pageblock order is not the machine's.
+    #[error("pageblock order {file}, but the machine's is {machine}")]
+    PageblockOrder {
+        /// The file's.
+        file: u8,
+        /// The machine's.
+        machine: u8,
+    },
+    /// Free blocks of an order the machine does not have.
+    #[error("free blocks of order {order}, beyond the machine's orders 0..={max}")]
+    OrderBeyond {
+        /// The order.
+        order: usize,
+        /// The machine's largest order.
+        max: u8,
+    },
+    /// A zone the machine does not have.
+    #[error("node {node}, zone {zone} is not in the machine")]
+    ZoneNotInMachine {
+        /// The node.
+        node: u16,
+        /// The zone's name.
+        zone: &'static str,
+    },
+    /// A zone of the machine the section has no rows for.
+    #[error("no rows for the machine's node {node}, zone {zone}")]
+    ZoneMissing {
+        /// The node.
+        node: u16,
+        /// The zone's name.
+        zone: &'static str,
+    },
+    /// More free pages than the zone has pages.
+    #[error("{free_pages} free pages in node {node}, zone {zone}, which has {zone_pages} pages in the machine")]
+    TooManyFree {
+        /// The node.
+        node: u16,
+        /// The zone's name.
+        zone: &'static str,
+        /// Free pages in the table.
+        free_pages: u64,
+        /// Pages of the machine's zone.
+        zone_pages: u64,
+    },
+    /// A zone with no pageblock counted.
+    #[error("no pageblock counted for node {node}, zone {zone}")]
+    NoPageblocks {
+        /// The node.
+        node: u16,
+        /// The zone's name.
+        zone: &'static str,
+    },
+}
+
+impl SnapshotError {
+    /// A bad value.
+    pub fn bad(what: &'static str, value: &str) -> SnapshotError {
+        SnapshotError::Bad {
+            what,
+            value: crate::trace::snippet(value.as_bytes()),
         }
     }
 }

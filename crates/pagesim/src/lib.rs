@@ -48,6 +48,7 @@ pub mod gfp;
 pub mod input;
 pub mod json;
 pub mod machine;
+pub mod pagetypeinfo;
 pub mod plot;
 pub mod policy;
 pub mod procfs;
@@ -56,6 +57,7 @@ pub mod replay;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod seed;
 pub mod sim;
 pub mod size;
 pub mod text;
@@ -205,13 +207,22 @@ pub fn replay_traces(args: &ReplayArgs, progress: &Progress) -> Result<ReplayRep
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let start = match (&args.procfs, args.empty_start) {
+        (Some(path), false) => start_state(path, &machine)?,
+        _ => None,
+    };
+    let after_path = args
+        .procfs_after
+        .clone()
+        .or_else(|| args.procfs.as_deref().and_then(after_sibling));
+    let after = after_path.map(|p| after_state(&p)).transpose()?;
     let opts = replay::ReplayOptions {
-        files: args.traces.clone(),
-        machine,
-        policies,
         lenient: args.lenient,
         samples: args.samples,
         emit_trace: args.emit_trace.clone(),
+        start,
+        after,
+        ..replay::ReplayOptions::new(args.traces.clone(), machine, policies)
     };
     replay::replay(&opts, progress)
 }
@@ -226,13 +237,7 @@ pub fn replay_machine(mem: Option<&str>, procfs_file: Option<&Path>) -> Result<M
         return Machine::x86_64(size);
     }
     let (text, origin) = match procfs_file {
-        Some(path) => (
-            std::fs::read_to_string(path).map_err(|source| Error::Open {
-                path: path.to_owned(),
-                source,
-            })?,
-            path.display().to_string(),
-        ),
+        Some(path) => read_procfs(path)?,
         None => (
             procfs::TRACED_MACHINE_ZONEINFO.to_owned(),
             procfs::TRACED_MACHINE_ORIGIN.to_owned(),
@@ -241,4 +246,37 @@ pub fn replay_machine(mem: Option<&str>, procfs_file: Option<&Path>) -> Result<M
     let mut machine = Machine::from_zoneinfo(&procfs::parse_zoneinfo(&text, &origin)?, &origin)?;
     machine.config.nr_cpus = procfs::nr_cpus(&text).unwrap_or(1);
     Ok(machine)
+}
+
+/// Linux's state in the snapshot `path`, for `machine`, if the file holds
+/// a pagetypeinfo section (`None` if it does not).
+pub fn start_state(path: &Path, machine: &Machine) -> Result<Option<seed::StartState>> {
+    let (text, origin) = read_procfs(path)?;
+    let Some(types) = pagetypeinfo::parse(&text, &origin)? else {
+        return Ok(None);
+    };
+    let zones = procfs::parse_zoneinfo(&text, &origin)?;
+    seed::StartState::new(&types, &zones, machine, &origin).map(Some)
+}
+
+/// Linux's zones in the snapshot `path` taken after the trace.
+pub fn after_state(path: &Path) -> Result<replay::AfterState> {
+    let (text, origin) = read_procfs(path)?;
+    let zones = procfs::parse_zoneinfo(&text, &origin)?;
+    Ok(replay::AfterState { origin, zones })
+}
+
+/// `X.before.procfs`'s sibling `X.after.procfs`, if it exists.
+fn after_sibling(before: &Path) -> Option<std::path::PathBuf> {
+    let name = before.file_name()?.to_str()?;
+    let after = before.with_file_name(name.replacen(".before.", ".after.", 1));
+    (after.as_path() != before && after.is_file()).then_some(after)
+}
+
+fn read_procfs(path: &Path) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((text, path.display().to_string()))
 }

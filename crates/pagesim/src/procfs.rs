@@ -1,11 +1,11 @@
 //! Reading a machine's zone layout from a captured `/proc/zoneinfo`.
 //!
 //! Only the zone headers (`Node 0, zone   Normal`, with nothing after the
-//! name), `spanned`, `present`, `managed` and `start_pfn:` are read, so the
-//! file may hold other sections around it (the `.procfs` samples of
-//! `/work/shared/traces` hold buddyinfo, pagetypeinfo and vmstat too, whose
-//! `Node 0, zone ...` lines carry numbers after the zone name and are not
-//! headers).
+//! name), `pages free`, `spanned`, `present`, `managed`, `start_pfn:` and
+//! the per-CPU pagesets' `count:` are read, so the file may hold other sections around it (the `.procfs`
+//! samples of `/work/shared/traces` hold buddyinfo, pagetypeinfo and
+//! vmstat too, whose `Node 0, zone ...` lines carry numbers after the zone
+//! name and are not headers; [`crate::pagetypeinfo`] reads that section).
 
 use pagealloc::{NodeId, ZoneType};
 
@@ -26,6 +26,11 @@ pub struct ProcZone {
     pub present: u64,
     /// Pages the buddy allocator manages (present minus boot reservations).
     pub managed: u64,
+    /// Free pages when the file was captured (`pages free`), if shown.
+    pub free: Option<u64>,
+    /// Pages on the per-CPU lists then (the `count:` of every CPU's
+    /// pageset), if shown.
+    pub pcp: Option<u64>,
 }
 
 /// The zoneinfo of the machine the sample traces came from (x86-64, DMA,
@@ -55,10 +60,21 @@ pub fn parse_zoneinfo(text: &str, origin: &str) -> Result<Vec<ProcZone>> {
             continue;
         };
         let mut words = line.split_whitespace();
-        let (Some(key), Some(value), None) = (words.next(), words.next(), words.next()) else {
+        if let (Some("count:"), Some(value), None) = (words.next(), words.next(), words.next()) {
+            let n: u64 = value
+                .parse()
+                .map_err(|_| err(line_no, format!("`count:` has a bad value `{value}`")))?;
+            current.pcp = Some(current.pcp.unwrap_or(0).saturating_add(n));
             continue;
+        }
+        let mut words = line.split_whitespace();
+        let (key, value) = match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("pages"), Some("free"), Some(value), None) => ("pages free", value),
+            (Some(key), Some(value), None, None) => (key, value),
+            _ => continue,
         };
         let slot = match key {
+            "pages free" => &mut current.free,
             "spanned" => &mut current.spanned,
             "present" => &mut current.present,
             "managed" => &mut current.managed,
@@ -94,6 +110,8 @@ pub fn parse_zoneinfo(text: &str, origin: &str) -> Result<Vec<ProcZone>> {
             spanned: z.spanned.unwrap_or(managed),
             present: z.present.unwrap_or(managed),
             managed,
+            free: z.free,
+            pcp: z.pcp,
         });
     }
     if out.is_empty() {
@@ -112,6 +130,8 @@ struct PartialZone {
     spanned: Option<u64>,
     present: Option<u64>,
     managed: Option<u64>,
+    free: Option<u64>,
+    pcp: Option<u64>,
 }
 
 impl PartialZone {
@@ -123,6 +143,8 @@ impl PartialZone {
             spanned: None,
             present: None,
             managed: None,
+            free: None,
+            pcp: None,
         }
     }
 }
@@ -171,6 +193,8 @@ mod tests {
             ]
         );
         assert_eq!(zones[2].spanned, 5505024);
+        assert_eq!(zones[2].free, Some(29267));
+        assert_eq!(zones[0].pcp, Some(0));
         assert_eq!(nr_cpus(TRACED_MACHINE_ZONEINFO), Some(2));
         assert_eq!(nr_cpus("Node 0, zone Normal\n"), None);
     }

@@ -124,6 +124,34 @@ impl EngineStats {
             cma_alloc_fail: s.cma_alloc_fail,
         }
     }
+
+    /// What the engine counted from `base` to `now` (a replay started
+    /// where Linux was leaves out the calls that made its start state).
+    pub fn since(base: &VmStats, now: &VmStats, nr_orders: usize) -> EngineStats {
+        let diff = |a: &[u64], b: &[u64]| -> Vec<u64> {
+            a[..nr_orders]
+                .iter()
+                .zip(&b[..nr_orders])
+                .map(|(n, b)| n.saturating_sub(*b))
+                .collect()
+        };
+        EngineStats {
+            alloc_calls: diff(&now.alloc_calls, &base.alloc_calls),
+            alloc_fail: diff(&now.alloc_fail, &base.alloc_fail),
+            free_calls: diff(&now.free_calls, &base.free_calls),
+            pgalloc: now.pgalloc.saturating_sub(base.pgalloc),
+            pgfree: now.pgfree.saturating_sub(base.pgfree),
+            extfrag_events: now.extfrag_events.saturating_sub(base.extfrag_events),
+            extfrag_fragmenting: now
+                .extfrag_fragmenting
+                .saturating_sub(base.extfrag_fragmenting),
+            pageblock_claims: now.pageblock_claims.saturating_sub(base.pageblock_claims),
+            highatomic_reserved: now
+                .highatomic_reserved
+                .saturating_sub(base.highatomic_reserved),
+            split_pages: now.split_pages.saturating_sub(base.split_pages),
+        }
+    }
 }
 
 /// A trace file that was replayed.
@@ -225,6 +253,110 @@ pub struct ReplayCounts {
     pub other_free_errors: u64,
     /// Pages still allocated at the end.
     pub live_pages_end: u64,
+    /// Of the unknown-pfn frees, those that released untraced memory (a
+    /// replay started from Linux's state; 0 otherwise).
+    pub untraced_frees: u64,
+    /// Pages they released.
+    pub untraced_pages_released: u64,
+    /// Releases another type gave, the suggested one having too little.
+    pub untraced_other_type: u64,
+    /// Releases made of several smaller blocks.
+    pub untraced_composed: u64,
+    /// Releases short of the free's pages (the zone had too little left).
+    pub untraced_short: u64,
+    /// Unknown-pfn frees that released nothing: the zone had no untraced
+    /// memory left, or the pfn lies in no zone of the snapshot.
+    pub untraced_unmatched: u64,
+    /// Untraced pages still held at the end.
+    pub untraced_pages_end: u64,
+}
+
+/// Pageblocks of one migratetype in a zone: Linux's snapshot and ours.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct TypeCount {
+    /// The migratetype, as `/proc/pagetypeinfo` names it.
+    pub migratetype: &'static str,
+    /// Linux's count.
+    pub linux: u64,
+    /// Ours after seeding.
+    pub ours: u64,
+}
+
+/// One zone of the recreated start state beside Linux's snapshot.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct ZoneStart {
+    /// NUMA node.
+    pub node: u16,
+    /// Zone name.
+    pub zone: &'static str,
+    /// Pageblocks per migratetype (types with none on either side left
+    /// out).
+    pub pageblocks: Vec<TypeCount>,
+    /// Free pages in Linux's free-count table.
+    pub free_pages_linux: u64,
+    /// Free pages of ours after seeding.
+    pub free_pages_ours: u64,
+    /// Free blocks per migratetype (Linux's order: Unmovable, Movable,
+    /// Reclaimable, HighAtomic, CMA, Isolate) and order, Linux's.
+    pub free_blocks_linux: Vec<Vec<u64>>,
+    /// The same, ours.
+    pub free_blocks_ours: Vec<Vec<u64>>,
+    /// The sum over migratetypes and orders of the difference in free
+    /// blocks (0: the free-count tables are the same).
+    pub free_blocks_off: u64,
+    /// A list of Linux's was longer than it counts (`>100000`).
+    pub capped: bool,
+}
+
+/// The start state of a replay begun where Linux was (`--procfs` with a
+/// pagetypeinfo section), beside the snapshot.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct StartReport {
+    /// The snapshot file.
+    pub origin: String,
+    /// Per zone.
+    pub zones: Vec<ZoneStart>,
+    /// Pages allocated as untraced memory.
+    pub untraced_pages: u64,
+    /// Free pages that found no place where they could not merge and were
+    /// freed one by one (docs/pagesim.md, "Starting where Linux was").
+    pub loose_pages: u64,
+}
+
+/// Free pages of one zone at the end of a replay against Linux's after the
+/// trace.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct ZoneFree {
+    /// NUMA node.
+    pub node: u16,
+    /// Zone name.
+    pub zone: &'static str,
+    /// Linux's `pages free` after the trace.
+    pub linux: u64,
+    /// Our free pages (buddy lists, as Linux counts them: not the per-CPU
+    /// lists).
+    pub ours: u64,
+    /// Pages on Linux's per-CPU lists then (`count:`), if the file shows
+    /// them.
+    pub linux_pcp: Option<u64>,
+    /// Pages on our per-CPU lists besides.
+    pub ours_pcp: u64,
+}
+
+/// How far the replay's free memory ended from Linux's (`--procfs-after`).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct FreeDistance {
+    /// The after snapshot.
+    pub origin: String,
+    /// Per zone present in both.
+    pub zones: Vec<ZoneFree>,
+    /// Sum over zones of `|ours - linux|`.
+    pub l1_pages: u64,
+    /// Linux's free pages in those zones.
+    pub linux_pages: u64,
+    /// The same sum with each side's per-CPU pages counted as free (`None`
+    /// if the file does not show Linux's).
+    pub l1_pages_with_pcp: Option<u64>,
 }
 
 /// The peak of mixed pageblocks over the samples.
@@ -258,6 +390,12 @@ pub struct PolicyReport {
     /// The trace written with `--emit-trace`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emitted_trace: Option<EmittedTrace>,
+    /// The state the replay started from, when it started where Linux was
+    /// (`null`: empty memory).
+    pub start: Option<StartReport>,
+    /// Free pages at the end against Linux's after the trace (`null`
+    /// without an after snapshot).
+    pub free_vs_linux_after: Option<FreeDistance>,
     /// Unmovable and reclaimable pages over pageblocks at the end.
     pub unmovable_spread_end: UnmovableSpread,
     /// The same at the sample where they covered the most pageblocks.

@@ -163,6 +163,25 @@ impl fmt::Display for ReplayReport {
             )?;
         }
         writeln!(f, "  machine  {}", self.machine.describe())?;
+        match self.policies.first().and_then(|p| p.start.as_ref()) {
+            Some(s) => writeln!(
+                f,
+                "  start    Linux's state before the trace, from {} ({} pages allocated before it: untraced memory)",
+                s.origin, s.untraced_pages
+            )?,
+            None => writeln!(f, "  start    empty memory (every page free)")?,
+        }
+        if let Some(a) = self
+            .policies
+            .first()
+            .and_then(|p| p.free_vs_linux_after.as_ref())
+        {
+            writeln!(
+                f,
+                "  after    Linux's free pages after the trace, from {}",
+                a.origin
+            )?;
+        }
         writeln!(
             f,
             "  replayed {} events in {:.2} s ({:.2} M events/s)",
@@ -277,6 +296,32 @@ fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
         "unknown-pfn frees (allocated before trace)",
         col(&|p| p.counts.unknown_pfn_frees.to_string()),
     );
+    if policies.iter().any(|p| p.start.is_some()) {
+        t.row(
+            "  released untraced memory",
+            col(&|p| p.counts.untraced_frees.to_string()),
+        );
+        t.row(
+            "    pages released",
+            col(&|p| p.counts.untraced_pages_released.to_string()),
+        );
+        t.row(
+            "    of another type than the trace suggests",
+            col(&|p| p.counts.untraced_other_type.to_string()),
+        );
+        t.row(
+            "    made of smaller blocks",
+            col(&|p| p.counts.untraced_composed.to_string()),
+        );
+        t.row(
+            "    fewer pages than freed (zone ran out)",
+            col(&|p| p.counts.untraced_short.to_string()),
+        );
+        t.row(
+            "  nothing left to release",
+            col(&|p| p.counts.untraced_unmatched.to_string()),
+        );
+    }
     t.row(
         "frees of failed allocations (ignored)",
         col(&|p| p.counts.failed_alloc_frees_ignored.to_string()),
@@ -360,7 +405,127 @@ fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
         "pages still allocated at the end",
         col(&|p| p.counts.live_pages_end.to_string()),
     );
+    if policies.iter().any(|p| p.start.is_some()) {
+        t.row(
+            "  of them untraced (allocated before)",
+            col(&|p| p.counts.untraced_pages_end.to_string()),
+        );
+        start_rows(&mut t, policies);
+    }
+    distance_rows(&mut t, policies);
     t
+}
+
+/// The start state beside Linux's snapshot, zone by zone.
+fn start_rows(t: &mut Table, policies: &[PolicyReport]) {
+    let Some(first) = policies.iter().find_map(|p| p.start.as_ref()) else {
+        return;
+    };
+    t.heading("start state (Linux's before the trace / ours)");
+    for (i, z) in first.zones.iter().enumerate() {
+        let zone = |p| zone_start(p, i);
+        let names: Vec<&str> = z.pageblocks.iter().map(|c| c.migratetype).collect();
+        let linux: Vec<String> = z.pageblocks.iter().map(|c| c.linux.to_string()).collect();
+        t.row(
+            format!("  {} pageblocks {}", z.zone, names.join("/")),
+            policies.iter().map(|p| {
+                zone(p).map_or("-".to_owned(), |zs| {
+                    let ours: Vec<String> =
+                        zs.pageblocks.iter().map(|c| c.ours.to_string()).collect();
+                    format!("{} / {}", linux.join("/"), ours.join("/"))
+                })
+            }),
+        );
+        t.row(
+            format!("  {} free pages", z.zone),
+            policies.iter().map(|p| {
+                zone(p).map_or("-".to_owned(), |zs| {
+                    format!("{} / {}", zs.free_pages_linux, zs.free_pages_ours)
+                })
+            }),
+        );
+        let linux_blocks: u64 = z.free_blocks_linux.iter().flatten().sum();
+        t.row(
+            format!("  {} free blocks off Linux's (of {linux_blocks})", z.zone),
+            policies
+                .iter()
+                .map(|p| zone(p).map_or("-".to_owned(), |zs| zs.free_blocks_off.to_string())),
+        );
+    }
+    t.row(
+        "  pages freed singly (no place for a block)",
+        policies.iter().map(|p| {
+            p.start
+                .as_ref()
+                .map_or("-".to_owned(), |s| s.loose_pages.to_string())
+        }),
+    );
+}
+
+fn zone_start(p: &PolicyReport, i: usize) -> Option<&crate::report::ZoneStart> {
+    p.start.as_ref().and_then(|s| s.zones.get(i))
+}
+
+/// Free pages at the end against Linux's after the trace, zone by zone.
+fn distance_rows(t: &mut Table, policies: &[PolicyReport]) {
+    let Some(first) = policies.iter().find_map(|p| p.free_vs_linux_after.as_ref()) else {
+        return;
+    };
+    t.heading("free pages at the end: ours - Linux's after the trace");
+    for (i, z) in first.zones.iter().enumerate() {
+        t.row(
+            format!("  {} (Linux {})", z.zone, z.linux),
+            policies.iter().map(|p| {
+                p.free_vs_linux_after
+                    .as_ref()
+                    .and_then(|d| d.zones.get(i))
+                    .map_or("-".to_owned(), |zf| {
+                        let diff = zf.ours as i128 - zf.linux as i128;
+                        format!(
+                            "{diff:+} ({})",
+                            percent(diff.unsigned_abs() as u64, zf.linux)
+                        )
+                    })
+            }),
+        );
+    }
+    t.row(
+        format!("  sum of |ours - Linux| (Linux {})", first.linux_pages),
+        policies.iter().map(|p| {
+            p.free_vs_linux_after.as_ref().map_or("-".to_owned(), |d| {
+                format!("{} ({})", d.l1_pages, percent(d.l1_pages, d.linux_pages))
+            })
+        }),
+    );
+    let Some(linux_pcp) = first.zones.iter().map(|z| z.linux_pcp).sum::<Option<u64>>() else {
+        return;
+    };
+    t.row(
+        format!("  per-CPU lists besides (Linux {linux_pcp})"),
+        policies.iter().map(|p| {
+            p.free_vs_linux_after.as_ref().map_or("-".to_owned(), |d| {
+                d.zones.iter().map(|z| z.ours_pcp).sum::<u64>().to_string()
+            })
+        }),
+    );
+    t.row(
+        "  the sum, per-CPU pages counted as free",
+        policies.iter().map(|p| {
+            p.free_vs_linux_after.as_ref().map_or("-".to_owned(), |d| {
+                d.l1_pages_with_pcp.map_or("-".to_owned(), |n| {
+                    format!("{n} ({})", percent(n, d.linux_pages + linux_pcp))
+                })
+            })
+        }),
+    );
+}
+
+/// `part` as a percentage of `whole`, one decimal.
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".to_owned();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
 }
 
 impl fmt::Display for ScenarioReport {
@@ -384,6 +549,7 @@ impl fmt::Display for ScenarioReport {
             self.sample_every
         )?;
         writeln!(f, "  machine  {}", self.machine.describe())?;
+
         let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
         writeln!(f, "  variants {}", names.join(", "))?;
         for v in &self.variants {

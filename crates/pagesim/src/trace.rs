@@ -15,6 +15,8 @@
 
 use memchr::memchr;
 
+mod fast;
+
 /// A page-allocator event from the `kmem` trace system.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Event<'a> {
@@ -122,7 +124,8 @@ const MAX_TRACE_ORDERS: u64 = pagealloc::Order::LIMIT.get() as u64 + 1;
 /// How much of a bad line an error message quotes.
 const SNIPPET_LEN: usize = 80;
 
-fn snippet(bytes: &[u8]) -> String {
+/// The start of `bytes` (at most 80 bytes) as printable text, for messages.
+pub fn snippet(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(SNIPPET_LEN)];
     String::from_utf8_lossy(cut)
         .chars()
@@ -131,7 +134,18 @@ fn snippet(bytes: &[u8]) -> String {
 }
 
 /// Parses one line (without its newline).
+#[inline]
 pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
+    match fast::parse(line) {
+        Some(parsed) => Ok(parsed),
+        None => parse_line_general(line),
+    }
+}
+
+/// [`parse_line`] without its one-pass reader of the common line: the
+/// parser for every kind of line, with the error for a bad one. The two
+/// agree on every line (the fuzz tests check it); this one is slower.
+pub fn parse_line_general(line: &[u8]) -> Result<Line<'_>, LineError> {
     let trimmed = line.trim_ascii_start();
     if trimmed.is_empty() || trimmed[0] == b'#' {
         return Ok(Line::Comment);
@@ -150,25 +164,27 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
             snippet: snippet(trimmed),
         });
     };
-    let (task, cpu) = task_and_cpu(&line[..ts_start]);
+    // The leading blanks are gone already (`trimmed`).
+    let lead = line.len() - trimmed.len();
+    let (task, cpu) = task_and_cpu(&line[lead.min(ts_start)..ts_start]);
     let event = match name {
         b"mm_page_alloc" => parse_alloc(fields)?,
         b"mm_page_free" => {
-            let f = Fields::scan(fields);
+            let f = Fields::read(fields, free_fields);
             Event::Free {
                 pfn: f.pfn(FREE)?,
                 order: f.order(FREE, f.order)?,
             }
         }
         b"mm_page_free_batched" => Event::FreeBatched {
-            pfn: Fields::scan(fields).pfn(FREE_BATCHED)?,
+            pfn: Fields::read(fields, free_fields).pfn(FREE_BATCHED)?,
         },
         b"mm_page_pcpu_drain" => {
-            Fields::scan(fields).pfn(PCPU_DRAIN)?;
+            Fields::read(fields, drain_fields).pfn(PCPU_DRAIN)?;
             Event::PcpuDrain
         }
         b"mm_page_alloc_extfrag" => {
-            let f = Fields::scan(fields);
+            let f = Fields::read(fields, extfrag_fields);
             Event::Extfrag {
                 fragmenting: f.flag(EXTFRAG, "fragmenting", f.fragmenting)?,
                 change_ownership: f.flag(EXTFRAG, "change_ownership", f.change_ownership)?,
@@ -187,11 +203,15 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
 /// The task and CPU columns of what precedes the timestamp:
 /// `   task-pid   [001] d..3.` (the flags column may be absent, and the
 /// `trace` file may add a `(tgid)` column, kept as part of the task).
+///
+/// Callers pass the prefix from its first non-blank byte on, so only its
+/// end needs trimming.
+#[inline(always)]
 fn task_and_cpu(prefix: &[u8]) -> (&[u8], Option<u16>) {
-    // The column is a dozen bytes from the end: a plain loop beats memchr's
-    // set-up on such short runs.
-    let Some(open) = prefix.iter().rposition(|&b| b == b'[') else {
-        return (prefix.trim_ascii(), None);
+    // The column is a dozen bytes from the end: a word-at-a-time search
+    // beats memchr's set-up on such short runs.
+    let Some(open) = last_open_bracket(prefix) else {
+        return (prefix.trim_ascii_end(), None);
     };
     let digits = &prefix[open + 1..];
     let close = digits.iter().position(|&b| b == b']');
@@ -199,9 +219,36 @@ fn task_and_cpu(prefix: &[u8]) -> (&[u8], Option<u16>) {
         .and_then(|c| parse_dec(&digits[..c]))
         .and_then(|n| u16::try_from(n).ok());
     match cpu {
-        Some(cpu) => (prefix[..open].trim_ascii(), Some(cpu)),
-        None => (prefix.trim_ascii(), None),
+        Some(cpu) => (prefix[..open].trim_ascii_end(), Some(cpu)),
+        None => (prefix.trim_ascii_end(), None),
     }
+}
+
+/// The last `[` in `s`, eight bytes at a time from the end.
+#[inline(always)]
+fn last_open_bracket(s: &[u8]) -> Option<usize> {
+    last_byte(s, b'[')
+}
+
+/// The last `byte` in `s`, eight bytes at a time from the end.
+#[inline(always)]
+fn last_byte(s: &[u8], byte: u8) -> Option<usize> {
+    const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let pattern = u64::from_le_bytes([byte; 8]);
+    let mut end = s.len();
+    while end >= 8 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&s[end - 8..end]);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // Exactly the bytes of `x` that are zero (a match) get their high
+        // bit.
+        let zero = !(((x & LOWS) + LOWS) | x | LOWS);
+        if zero != 0 {
+            return Some(end - 8 + (7 - zero.leading_zeros() as usize / 8));
+        }
+        end -= 8;
+    }
+    s[..end].iter().rposition(|&b| b == byte)
 }
 
 const ALLOC: &str = "mm_page_alloc";
@@ -210,8 +257,104 @@ const FREE_BATCHED: &str = "mm_page_free_batched";
 const PCPU_DRAIN: &str = "mm_page_pcpu_drain";
 const EXTFRAG: &str = "mm_page_alloc_extfrag";
 
+/// The fields of each event exactly as Linux's `TP_printk` formats write
+/// them (include/trace/events/kmem.h), or `None`.
+fn alloc_fields(fields: &[u8]) -> Option<Fields<'_>> {
+    let mut r = fields;
+    let f = Fields {
+        page: Some(take_value(&mut r, b"page=")?),
+        pfn: Some(take_value(&mut r, b" pfn=")?),
+        order: Some(take_value(&mut r, b" order=")?),
+        migratetype: Some(take_value(&mut r, b" migratetype=")?),
+        gfp: Some(take_value(&mut r, b" gfp_flags=")?),
+        ..Fields::default()
+    };
+    r.is_empty().then_some(f)
+}
+
+fn free_fields(fields: &[u8]) -> Option<Fields<'_>> {
+    let mut r = fields;
+    let f = Fields {
+        page: Some(take_value(&mut r, b"page=")?),
+        pfn: Some(take_value(&mut r, b" pfn=")?),
+        order: Some(take_value(&mut r, b" order=")?),
+        ..Fields::default()
+    };
+    r.is_empty().then_some(f)
+}
+
+fn drain_fields(fields: &[u8]) -> Option<Fields<'_>> {
+    let mut r = fields;
+    let f = Fields {
+        page: Some(take_value(&mut r, b"page=")?),
+        pfn: Some(take_value(&mut r, b" pfn=")?),
+        order: Some(take_value(&mut r, b" order=")?),
+        migratetype: Some(take_value(&mut r, b" migratetype=")?),
+        ..Fields::default()
+    };
+    r.is_empty().then_some(f)
+}
+
+fn extfrag_fields(fields: &[u8]) -> Option<Fields<'_>> {
+    let mut r = fields;
+    let page = Some(take_value(&mut r, b"page=")?);
+    let pfn = Some(take_value(&mut r, b" pfn=")?);
+    take_value(&mut r, b" alloc_order=")?;
+    take_value(&mut r, b" fallback_order=")?;
+    take_value(&mut r, b" pageblock_order=")?;
+    take_value(&mut r, b" alloc_migratetype=")?;
+    take_value(&mut r, b" fallback_migratetype=")?;
+    let f = Fields {
+        page,
+        pfn,
+        fragmenting: Some(take_value(&mut r, b" fragmenting=")?),
+        change_ownership: Some(take_value(&mut r, b" change_ownership=")?),
+        ..Fields::default()
+    };
+    r.is_empty().then_some(f)
+}
+
+/// The value after `key` at the start of `rest` (up to the next space),
+/// moving `rest` past it.
+#[inline(always)]
+fn take_value<'a, const N: usize>(rest: &mut &'a [u8], key: &[u8; N]) -> Option<&'a [u8]> {
+    let r: &'a [u8] = rest;
+    if r.first_chunk::<N>() != Some(key) {
+        return None;
+    }
+    let r = &r[N..];
+    let end = find_space(r);
+    *rest = &r[end..];
+    Some(&r[..end])
+}
+
+/// The first space in `s`, or its length: eight bytes at a time.
+#[inline]
+fn find_space(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ SPACES;
+        // The lowest byte of `x` that is zero (a space) sets its high bit
+        // here; bytes above it may too, never bytes below.
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return i + (zero.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(s.len(), |p| i + p)
+}
+
 fn parse_alloc(fields: &[u8]) -> Result<Event<'_>, LineError> {
-    let f = Fields::scan(fields);
+    let f = Fields::read(fields, alloc_fields);
     let order = f.order(ALLOC, f.order)?;
     let mt_text = f.migratetype.ok_or(LineError::MissingField {
         event: ALLOC,
@@ -259,6 +402,15 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// The fields of `fields`: at once if they are exactly what Linux
+    /// writes (`exact`), else by [`Fields::scan`]. Both give the same
+    /// values.
+    #[inline(always)]
+    fn read(fields: &'a [u8], exact: fn(&'a [u8]) -> Option<Fields<'a>>) -> Fields<'a> {
+        exact(fields).unwrap_or_else(|| Fields::scan(fields))
+    }
+
+    /// Every `key=value` token, in any order; the last of a key counts.
     fn scan(fields: &'a [u8]) -> Fields<'a> {
         let mut f = Fields::default();
         for token in fields.split(|&b| b == b' ') {
@@ -386,6 +538,7 @@ fn lost_events(line: &[u8]) -> Option<u64> {
 }
 
 /// A decimal number, or `None` if empty, not digits, or too large.
+#[inline]
 pub fn parse_dec(text: &[u8]) -> Option<u64> {
     if text.is_empty() {
         return None;
@@ -402,22 +555,41 @@ pub fn parse_dec(text: &[u8]) -> Option<u64> {
 }
 
 /// A hexadecimal number (no prefix), or `None`.
+#[inline]
 fn parse_hex(text: &[u8]) -> Option<u64> {
     if text.is_empty() || text.len() > 16 {
         return None;
     }
     let mut v: u64 = 0;
     for &b in text {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => return None,
-        };
+        let d = HEX_DIGITS[usize::from(b)];
+        if d == NOT_HEX {
+            return None;
+        }
         v = (v << 4) | u64::from(d);
     }
     Some(v)
 }
+
+/// Marks a byte that is not a hexadecimal digit in [`HEX_DIGITS`].
+const NOT_HEX: u8 = 0xff;
+
+/// The value of each byte as a hexadecimal digit.
+static HEX_DIGITS: [u8; 256] = {
+    let mut t = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// The timestamp in seconds, if it parses.
 pub fn timestamp_secs(text: &[u8]) -> Option<f64> {
@@ -544,6 +716,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn word_searches_find_the_right_byte() {
+        for n in 0..40 {
+            for at in 0..n {
+                let mut v = vec![b'x'; n];
+                v[at] = b'[';
+                if at > 0 {
+                    v[at / 2] = b'[';
+                }
+                assert_eq!(last_open_bracket(&v), Some(at), "n {n} at {at}");
+                let mut w = vec![b'x'; n];
+                w[at] = b' ';
+                w[n - 1] = b' ';
+                assert_eq!(find_space(&w), at, "n {n} at {at}");
+            }
+            assert_eq!(last_open_bracket(&vec![b'x'; n]), None);
+            assert_eq!(find_space(&vec![b'x'; n]), n);
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! | `fuzz_trace_line` | `trace::parse_line` (and the GFP and timestamp parsers behind it) | 10,000 |
 //! | `fuzz_replay_input` | a file to `LineReader` and `replay::replay`: plain, gzip, zstd, damaged | 300 |
 //! | `fuzz_procfs` | a `/proc/zoneinfo` sample to `replay_machine` | 400 |
+//! | `fuzz_pagetypeinfo` | an edited `/proc` snapshot to `start_state` and the seeding it describes | 300 |
 //! | `fuzz_scenario` | a scenario file to `scenario::parse` | 2,000 |
 //!
 //! Together they take about 17 s of CPU in a debug build (half that on two
@@ -45,10 +46,12 @@ use pagesim::gfp::{parse_gfp, Strictness};
 use pagesim::input::{LineReader, MAX_LINE_BYTES};
 use pagesim::machine::Machine;
 use pagesim::progress::Progress;
-use pagesim::replay::{replay, ReplayOptions};
+use pagesim::replay::{replay, Execution, ReplayOptions};
 use pagesim::size::ByteSize;
-use pagesim::trace::{parse_line, timestamp_micros, timestamp_secs, Event, Line, LineError};
-use pagesim::{policy, procfs, replay_machine, scenario};
+use pagesim::trace::{
+    parse_line, parse_line_general, timestamp_micros, timestamp_secs, Event, Line, LineError,
+};
+use pagesim::{policy, procfs, replay_machine, scenario, start_state};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -503,6 +506,8 @@ fn any_line() -> impl Strategy<Value = Bytes> {
 fn check_line(line: &[u8]) -> Result<(), TestCaseError> {
     let shown = Head(line);
     let parsed = parse_line(line);
+    // The one-pass reader of common lines changes nothing.
+    prop_assert_eq!(&parsed, &parse_line_general(line), "{}", shown);
     note(
         "fuzz_trace_line",
         match &parsed {
@@ -1167,6 +1172,9 @@ fn check_trace_file(dir: &Path, path: &Path, settings: Settings) -> Result<(), T
         lenient,
         samples,
         emit_trace: emit_trace.clone(),
+        start: None,
+        after: None,
+        execution: Execution::Parallel,
     };
     let result = replay(&opts, &Progress::hidden());
     note(
@@ -1211,6 +1219,9 @@ fn check_trace_file(dir: &Path, path: &Path, settings: Settings) -> Result<(), T
             lenient: false,
             samples: 1,
             emit_trace: None,
+            start: None,
+            after: None,
+            execution: Execution::Sequential,
         };
         let reread = replay(&again, &Progress::hidden());
         note(
@@ -1500,6 +1511,149 @@ fn fuzz_procfs() {
     fuzz("fuzz_procfs", 400, proc_case(), |case| {
         std::fs::write(&path, &case.text.0).unwrap();
         check_procfs(&path)
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Target e: a pagetypeinfo section, and the start state it describes.
+
+const PAGETYPE_NAMES: &[&str] = &[
+    "Unmovable",
+    "Movable",
+    "Reclaimable",
+    "HighAtomic",
+    "CMA",
+    "Isolate",
+    "movable",
+    "",
+];
+
+/// A count in a pagetypeinfo row: mostly small, sometimes Linux's cap or
+/// something that is not a count.
+fn pagetype_count() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (0u64..6).prop_map(|n| n.to_string()),
+        2 => (0u64..40).prop_map(|n| n.to_string()),
+        1 => select(&[">100000", "100000", "4096", "18446744073709551615", "-1", "x", ""][..])
+            .prop_map(str::to_owned),
+    ]
+}
+
+fn pagetypeinfo_line() -> impl Strategy<Value = String> {
+    let zone = prop_oneof![
+        6 => select(&["DMA32", "Normal"][..]),
+        1 => select(ZONE_NAMES),
+    ];
+    let node = prop_oneof![6 => Just("0"), 1 => select(&["1", "x", ""][..])];
+    prop_oneof![
+        4 => (node.clone(), zone.clone(), select(PAGETYPE_NAMES), vec(pagetype_count(), 9..13))
+            .prop_map(|(n, z, t, c)| format!("Node    {n}, zone {z:>8}, type {t:>12} {}", c.join("      "))),
+        2 => (node, zone, vec(pagetype_count(), 3..7))
+            .prop_map(|(n, z, c)| format!("Node {n}, zone {z:>8} {}", c.join("            "))),
+        1 => select(&[
+            "Page block order: 9",
+            "Page block order: 10",
+            "Page block order: 99",
+            "Pages per block:  512",
+            "Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8      9     10",
+            "Free pages count per migrate type at order       0      1      2",
+            "Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic      Isolate",
+            "Number of blocks type     Unmovable      Movable  Movable",
+            "Number of mixed blocks    Unmovable      Movable  Reclaimable   HighAtomic      Isolate",
+            "## pagetypeinfo",
+            "## zoneinfo",
+            "",
+        ][..]).prop_map(str::to_owned),
+    ]
+}
+
+/// The small committed snapshot, edited line by line (its zoneinfo, which
+/// sizes the machine, mostly intact).
+fn pagetypeinfo_case() -> impl Strategy<Value = ProcCase> {
+    static BASE: OnceLock<String> = OnceLock::new();
+    let base = BASE
+        .get_or_init(|| {
+            std::fs::read_to_string(fixtures_dir().join("small.before.procfs")).unwrap()
+        })
+        .as_str();
+    let edit = prop_oneof![
+        4 => (0usize..30, pagetype_count()).prop_map(|(i, w)| LineEdit::LastWord(i, w)),
+        3 => (0usize..30, pagetypeinfo_line()).prop_map(|(i, l)| LineEdit::Replace(i, l)),
+        1 => (0usize..30).prop_map(LineEdit::Delete),
+        1 => (0usize..30).prop_map(LineEdit::Duplicate),
+        1 => (0usize..30, 0usize..30).prop_map(|(a, b)| LineEdit::Swap(a, b)),
+    ];
+    vec(edit, 0..5).prop_map(move |edits| ProcCase {
+        text: Bytes(edit_lines(base, &edits).into_bytes()),
+    })
+}
+
+/// Reads the snapshot in `path` and, if it fits its machine, recreates it:
+/// the zones then hold exactly the snapshot's free pages, everything else
+/// is untraced memory, and the allocator's invariants hold.
+fn check_pagetypeinfo(path: &Path) -> Result<(), TestCaseError> {
+    let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+    let shown = format!("{} ({})", path.display(), Head(text.as_bytes()));
+    let nr_lines = text.lines().count();
+    let machine = match replay_machine(None, Some(path)) {
+        Ok(m) => m,
+        Err(e) => {
+            note("fuzz_pagetypeinfo", "machine refused");
+            return input_error(&e, &shown);
+        }
+    };
+    let start = match start_state(path, &machine) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            note("fuzz_pagetypeinfo", "no pagetypeinfo section");
+            return Ok(());
+        }
+        Err(e) => {
+            note("fuzz_pagetypeinfo", "section refused");
+            input_error(&e, &shown)?;
+            if let Error::Snapshot { line, .. } = e {
+                prop_assert!(
+                    line >= 1 && line <= nr_lines,
+                    "{}: line {} of {}",
+                    shown,
+                    line,
+                    nr_lines
+                );
+            }
+            return Ok(());
+        }
+    };
+    note("fuzz_pagetypeinfo", "recreated");
+    let alloc = machine.allocator().unwrap();
+    let (untraced, report) = match start.recreate(&alloc) {
+        Ok(r) => r,
+        Err(e) => return Err(TestCaseError::fail(format!("{shown}: seeding failed: {e}"))),
+    };
+    if let Err(e) = alloc.check_invariants() {
+        return Err(TestCaseError::fail(format!("{shown}: {e}")));
+    }
+    for (z, r) in alloc.zones().iter().zip(&report.zones) {
+        prop_assert_eq!(
+            z.nr_free().0,
+            r.free_pages_linux,
+            "{}: zone {}",
+            shown,
+            r.zone
+        );
+        prop_assert_eq!(r.free_pages_ours, r.free_pages_linux);
+    }
+    prop_assert_eq!(alloc.nr_pcp_pages(), 0);
+    prop_assert_eq!(alloc.nr_allocated_pages(), untraced.pages(), "{}", shown);
+    Ok(())
+}
+
+#[test]
+fn fuzz_pagetypeinfo() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("case.procfs");
+    fuzz("fuzz_pagetypeinfo", 300, pagetypeinfo_case(), |case| {
+        std::fs::write(&path, &case.text.0).unwrap();
+        check_pagetypeinfo(&path)
     });
 }
 
@@ -1842,7 +1996,7 @@ fn fuzz_fixtures() {
     let root = fixtures_dir().join("fuzz");
     let dir = tempfile::tempdir().unwrap();
     let mut seen = 0;
-    for target in ["line", "replay", "procfs", "scenario"] {
+    for target in ["line", "replay", "procfs", "pagetypeinfo", "scenario"] {
         let Ok(entries) = std::fs::read_dir(root.join(target)) else {
             continue;
         };
@@ -1864,6 +2018,7 @@ fn fuzz_fixtures() {
                         check_trace_file(dir.path(), &path, settings)
                     }),
                 "procfs" => check_procfs(&path),
+                "pagetypeinfo" => check_pagetypeinfo(&path),
                 _ => check_scenario(&String::from_utf8_lossy(&bytes), None),
             };
             if let Err(e) = result {

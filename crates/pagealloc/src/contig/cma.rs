@@ -86,11 +86,18 @@ impl<R: RawMutex> Allocator<R> {
                 Err(e) => {
                     state.bitmap.lock().set_range(bit, nbits, false);
                     match e {
-                        ContigError::Busy { .. }
-                        | ContigError::Isolated { .. }
-                        | ContigError::Unmovable { .. } => {
+                        // Further on: past the page that failed, as
+                        // `alloc_contig_pages` goes on.
+                        ContigError::Busy { pfn, .. }
+                        | ContigError::Isolated { pfn }
+                        | ContigError::Unmovable { pfn } => {
                             tried += 1;
-                            from = bit + 1;
+                            let past = if pfn >= start && pfn < end {
+                                state.bit(pfn) + 1
+                            } else {
+                                bit + 1
+                            };
+                            from = past.max(bit + 1);
                         }
                         other => break Err(other),
                     }

@@ -46,6 +46,25 @@ pub enum MigrateRefusal {
 pub trait Migrator {
     /// Moves the block `from` of `order` to `to`.
     fn migrate(&mut self, from: Pfn, to: Pfn, order: Order) -> Result<(), MigrateRefusal>;
+
+    /// No destination of `order` could be allocated: the owner may free
+    /// memory (reclaim it, as Linux's direct reclaim does for migration
+    /// targets) and return `true` to have the allocation tried once more.
+    /// The default frees nothing.
+    fn reclaim(&mut self, order: Order) -> bool {
+        let _ = order;
+        false
+    }
+
+    /// No destination of `order` exists for the block `from`: the owner
+    /// may agree (`true`) to hold it as `2^order` order-0 pages from now
+    /// on, each freed on its own, as Linux splits a huge page it cannot
+    /// move whole. The engine then splits it (`split_page`) and moves the
+    /// pages one by one. The default keeps the block whole.
+    fn split(&mut self, from: Pfn, order: Order) -> bool {
+        let _ = (from, order);
+        false
+    }
 }
 
 impl<F: FnMut(Pfn, Pfn, Order) -> Result<(), MigrateRefusal>> Migrator for F {
@@ -89,13 +108,29 @@ impl<R: RawMutex> Allocator<R> {
             });
         }
         let mut outcome = PassOutcome::default();
-        for (from, meta) in blocks {
+        // A stack, so the pages of a block split on the way go next.
+        blocks.reverse();
+        while let Some((from, meta)) = blocks.pop() {
             let order = meta.order();
             let nr = order.nr_pages().0;
             let flags = AllocFlags::HIGHUSER_MOVABLE | AllocFlags::NO_WARN;
-            let to = self
-                .alloc_on(z.node, order, flags)
-                .map_err(|_| ContigError::NoMemory)?;
+            let mut target = self.alloc_on(z.node, order, flags);
+            if target.is_err() && migrator.reclaim(order) {
+                target = self.alloc_on(z.node, order, flags);
+            }
+            let to = match target {
+                Ok(to) => to,
+                Err(_) if order > Order::ZERO && migrator.split(from, order) => {
+                    self.split_page(from, order)
+                        .map_err(|_| ContigError::NoMemory)?;
+                    let page = PageMeta::allocated(Order::ZERO, meta.alloc_migratetype());
+                    for k in (0..nr).rev() {
+                        blocks.push((Pfn(from.0 + k), page));
+                    }
+                    continue;
+                }
+                Err(_) => return Err(ContigError::NoMemory),
+            };
             match migrator.migrate(from, to, order) {
                 Ok(()) => {
                     // The owner holds `to` now; `from` is ours to free, if

@@ -413,6 +413,8 @@ pub struct BlockInfo {
     pub state: PageState,
     /// For an allocated block, the migratetype it was allocated as.
     pub alloc_migratetype: Option<MigrateType>,
+    /// Whether it is a page of an allocated contiguous run (seed 003).
+    pub contig: bool,
 }
 
 impl<R: RawMutex> Zone<R> {
@@ -488,6 +490,11 @@ impl<R: RawMutex> Zone<R> {
         PageCount(self.free.lock().nr_free_pages)
     }
 
+    /// Free pages on the CMA lists (Linux `NR_FREE_CMA_PAGES`).
+    pub fn nr_free_cma(&self) -> PageCount {
+        PageCount(self.free.lock().nr_free_cma)
+    }
+
     /// The watermarks.
     pub fn watermarks(&self) -> Watermarks {
         self.core.watermarks
@@ -550,6 +557,7 @@ impl<R: RawMutex> Zone<R> {
                     state: meta.state(),
                     alloc_migratetype: (meta.state() == PageState::AllocHead)
                         .then(|| meta.alloc_migratetype()),
+                    contig: meta.is_contig(),
                 };
                 pfn.0 += meta.order().nr_pages().0;
                 return Some(info);
