@@ -150,6 +150,14 @@ impl EngineStats {
                 .highatomic_reserved
                 .saturating_sub(base.highatomic_reserved),
             split_pages: now.split_pages.saturating_sub(base.split_pages),
+            pgmigrate_success: now.pgmigrate_success.saturating_sub(base.pgmigrate_success),
+            pgmigrate_fail: now.pgmigrate_fail.saturating_sub(base.pgmigrate_fail),
+            contig_alloc_success: now
+                .contig_alloc_success
+                .saturating_sub(base.contig_alloc_success),
+            contig_alloc_fail: now.contig_alloc_fail.saturating_sub(base.contig_alloc_fail),
+            cma_alloc_success: now.cma_alloc_success.saturating_sub(base.cma_alloc_success),
+            cma_alloc_fail: now.cma_alloc_fail.saturating_sub(base.cma_alloc_fail),
         }
     }
 }
