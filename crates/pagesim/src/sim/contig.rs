@@ -514,14 +514,22 @@ start = "run"
     }
 
     #[test]
-    fn without_a_contig_actor_no_index_is_kept() {
+    fn without_a_contig_actor_or_compaction_no_index_is_kept() {
         let text = SMALL.replace("kind = \"contig\"", "enabled = false\nkind = \"contig\"");
-        let scenario = parse(&text.replace("VIA", ""), "t.toml", None).unwrap();
-        let sim = Sim::new(
-            &scenario,
-            &scenario.variants[0],
-            scenario.machine.allocator().unwrap(),
-        );
-        assert!(sim.owners.0.is_none());
+        let text = text.replace("VIA", "");
+        let index = |text: &str| {
+            let scenario = parse(text, "t.toml", None).unwrap();
+            let sim = Sim::new(
+                &scenario,
+                &scenario.variants[0],
+                scenario.machine.allocator().unwrap(),
+            );
+            sim.owners.0.is_some()
+        };
+        // Compaction is on by default: the migrator needs the index.
+        assert!(index(&text));
+        let off =
+            format!("{text}\n[[variant]]\nname = \"off\"\ncompaction = {{ enabled = false }}\n");
+        assert!(!index(&off));
     }
 }
