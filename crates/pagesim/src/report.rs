@@ -500,6 +500,8 @@ pub struct SnapshotSummary {
     /// Free page reporting then (variants with `reporting` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reporting: Option<ReportingPoint>,
+    /// Costly requests since the previous snapshot (or the start).
+    pub requests: RequestPoint,
 }
 
 /// Free page reporting at one moment, all zones (the engine's
@@ -762,6 +764,99 @@ pub struct VariantReport {
     pub reporting: Option<ReportingReport>,
     /// The variant's CMA areas (empty without CMA).
     pub cma_areas: Vec<CmaAreaReport>,
+    /// Compaction, and the success of costly requests.
+    pub compaction: CompactionReport,
+}
+
+/// Requests of one kind and how many the engine served.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize)]
+pub struct RequestRate {
+    /// Requests made.
+    pub requests: u64,
+    /// Of those, served (after reclaim and compaction, if any).
+    pub served: u64,
+}
+
+impl RequestRate {
+    /// Counts one request.
+    pub fn add(&mut self, served: bool) {
+        self.requests += 1;
+        self.served += u64::from(served);
+    }
+
+    /// The requests made since `earlier` (a tally of the same run).
+    pub fn since(self, earlier: RequestRate) -> RequestRate {
+        RequestRate {
+            requests: self.requests - earlier.requests,
+            served: self.served - earlier.served,
+        }
+    }
+
+    /// The fraction served, or `None` with no request.
+    pub fn rate(self) -> Option<f64> {
+        (self.requests > 0).then(|| self.served as f64 / self.requests as f64)
+    }
+}
+
+/// Costly requests over one interval (since the previous sample or
+/// snapshot).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize)]
+pub struct RequestPoint {
+    /// Scenario step at the end of the interval.
+    pub at: u64,
+    /// Requests of order 3 or more (Linux's costly orders).
+    pub costly: RequestRate,
+    /// Requests of the pageblock order (order 9: transparent huge pages).
+    pub pageblock: RequestRate,
+}
+
+/// A variant's compaction: its settings, the engine's counters, what the
+/// simulator's migrator moved for it, and how costly requests fared.
+#[derive(Clone, PartialEq, Debug, Serialize)]
+pub struct CompactionReport {
+    /// Compaction on at all.
+    pub enabled: bool,
+    /// Direct compaction of failed requests.
+    pub direct: bool,
+    /// `vm.compaction_proactiveness` (0 when off).
+    pub proactiveness: u8,
+    /// Steps between kcompactd's looks (0 when off).
+    pub every: u64,
+    /// Requests that compacted (`compact_stall`).
+    pub compact_stall: u64,
+    /// Of those, served after compacting (`compact_success`).
+    pub compact_success: u64,
+    /// And failed still (`compact_fail`).
+    pub compact_fail: u64,
+    /// Pages the migrate scanner looked at.
+    pub compact_migrate_scanned: u64,
+    /// Pages the free scanner looked at.
+    pub compact_free_scanned: u64,
+    /// Pages taken for migration, moved or not.
+    pub compact_isolated: u64,
+    /// kcompactd's proactive runs (`compact_daemon_wake`).
+    pub compact_daemon_wake: u64,
+    /// kcompactd's looks at the fragmentation score.
+    pub proactive_looks: u64,
+    /// Of those, looks that compacted.
+    pub proactive_runs: u64,
+    /// Runs that did not lower the score, after which kcompactd skipped
+    /// 63 looks (Linux's timeout `<< COMPACT_MAX_DEFER_SHIFT`).
+    pub proactive_defers: u64,
+    /// Blocks compaction moved (direct and proactive).
+    pub migrated_blocks: u64,
+    /// Their pages.
+    pub migrated_pages: u64,
+    /// Blocks the simulator's migrator refused (not its own).
+    pub refused_blocks: u64,
+    /// The order `pageblock` counts.
+    pub pageblock_order: u8,
+    /// Requests of order 3 or more over the run.
+    pub costly: RequestRate,
+    /// Requests of the pageblock order over the run.
+    pub pageblock: RequestRate,
+    /// The same per sample interval.
+    pub samples: Vec<RequestPoint>,
 }
 
 /// A whole scenario run.

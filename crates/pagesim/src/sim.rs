@@ -51,8 +51,10 @@ use crate::report::{
 use crate::rng::Rng;
 use crate::scenario::{Actor, AllocMode, Behaviour, Lifetime, Scenario, Variant};
 
+mod compact;
 mod contig;
 
+use compact::CompactionState;
 use contig::{ContigRun, Owners};
 
 /// Steps between progress-bar updates.
@@ -172,6 +174,8 @@ struct Sim<'a> {
     report_more: bool,
     /// Passes run for that reason alone.
     continued_passes: u64,
+    /// Compaction's figures and the costly requests' tally.
+    compaction: CompactionState,
 }
 
 /// The simulated host: takes every batch (the blocks stay the allocator's;
@@ -204,6 +208,7 @@ fn run_variant(
         sim.step(step);
         let done = step + 1;
         sim.report(done);
+        sim.kcompactd(done);
         if done % scenario.sample_every == 0 || done == total {
             sim.sample(done);
         }
@@ -245,6 +250,7 @@ fn run_variant(
         samples: std::mem::take(&mut sim.reporting_samples),
     });
     let cma_areas = sim.cma_report();
+    let compaction = sim.compaction_report();
     Ok(VariantReport {
         name: variant.name.clone(),
         description: variant.description.clone(),
@@ -268,6 +274,7 @@ fn run_variant(
         samples: sim.samples,
         reporting,
         cma_areas,
+        compaction,
     })
 }
 
@@ -337,6 +344,7 @@ impl<'a> Sim<'a> {
             reporting_samples: Vec::new(),
             report_more: false,
             continued_passes: 0,
+            compaction: CompactionState::default(),
         }
     }
 }
@@ -557,6 +565,7 @@ impl Sim<'_> {
             self.run_reclaim();
             result = self.request(a.alloc_mode, order, a.flags);
         }
+        self.tally(order, result.is_ok());
         let Ok(pfn) = result else {
             self.actors[i].stats.alloc_failures[order.get() as usize] += 1;
             return None;
@@ -624,7 +633,7 @@ impl Sim<'_> {
         flags: AllocFlags,
     ) -> Result<Pfn, AllocError> {
         match mode {
-            AllocMode::Plain => self.alloc.alloc(order, flags),
+            AllocMode::Plain => self.alloc_block(order, flags),
             // One packed page, or an ordinary one when packing finds none
             // (the seed's partial success, then alloc_page()).
             AllocMode::Packed if order == Order::ZERO => {
@@ -634,7 +643,7 @@ impl Sim<'_> {
                     _ => self.alloc.alloc(order, flags),
                 }
             }
-            AllocMode::Packed => self.alloc.alloc(order, flags),
+            AllocMode::Packed => self.alloc_block(order, flags),
         }
     }
 
@@ -793,6 +802,7 @@ impl Sim<'_> {
         if self.has_cma {
             self.sample_cma(step);
         }
+        self.sample_requests(step);
         let c = census::take(&self.alloc, &mut self.scratch);
         let unusable_index = (0..c.free_blocks.len())
             .filter_map(|o| Order::new(o as u8))
@@ -857,6 +867,7 @@ impl Sim<'_> {
                 }
             })
             .collect();
+        let requests = self.snapshot_requests(step);
         self.snapshots.push(Snapshot {
             title: title.to_owned(),
             phase: phase.to_owned(),
@@ -871,6 +882,7 @@ impl Sim<'_> {
                 free_blocks: c.free_blocks,
                 probes,
                 reporting: self.reporting_point(step),
+                requests,
             },
         });
     }

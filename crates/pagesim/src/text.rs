@@ -6,8 +6,8 @@ use std::fmt::{self, Write as _};
 
 use crate::census::{MixedPageblocks, UnmovableSpread};
 use crate::report::{
-    ActorStats, CmaAreaReport, ContigStats, HeldPages, PolicyReport, ReplayReport, ReportingPoint,
-    ScenarioReport, Snapshot, VariantReport,
+    ActorStats, CmaAreaReport, CompactionReport, ContigStats, HeldPages, PolicyReport,
+    ReplayReport, ReportingPoint, RequestRate, ScenarioReport, Snapshot, VariantReport,
 };
 
 /// The first order whose free blocks a snapshot summary lists (seed 001
@@ -683,6 +683,22 @@ impl ScenarioReport {
                 }),
             );
         }
+        let pb = self.machine.pageblock_order as usize;
+        t.row(
+            format!("free blocks of order {pb} or more"),
+            snaps.iter().map(|s| {
+                let blocks = s.summary.free_blocks.iter().skip(pb);
+                blocks.sum::<u64>().to_string()
+            }),
+        );
+        t.row(
+            "order >= 3 requests served since the last snapshot",
+            snaps.iter().map(|s| served(s.summary.requests.costly)),
+        );
+        t.row(
+            format!("order-{pb} requests served since the last snapshot"),
+            snaps.iter().map(|s| served(s.summary.requests.pageblock)),
+        );
         let points: Vec<Option<ReportingPoint>> =
             snaps.iter().map(|s| s.summary.reporting).collect();
         reporting_rows(&mut t, "", &points);
@@ -813,6 +829,7 @@ impl ScenarioReport {
             col(&|v| v.engine.highatomic_reserved.to_string()),
         );
         self.contig_engine_rows(&mut t);
+        self.compaction_rows(&mut t);
         let pages_per_block = 1u64 << self.machine.pageblock_order;
         let ends: Vec<UnmovableSpread> = self
             .variants
@@ -871,6 +888,64 @@ impl ScenarioReport {
 }
 
 impl ScenarioReport {
+    /// Each variant's compaction: its settings, the engine's counters, the
+    /// pages moved and the success of costly requests over the run.
+    fn compaction_rows(&self, t: &mut Table) {
+        let col = |g: &dyn Fn(&CompactionReport) -> String| -> Vec<String> {
+            self.variants.iter().map(|v| g(&v.compaction)).collect()
+        };
+        t.row(
+            "compaction",
+            col(&|c| match (c.enabled, c.direct) {
+                (false, _) => "off".to_owned(),
+                (true, direct) => format!(
+                    "{}proactiveness {} every {}",
+                    if direct { "direct, " } else { "" },
+                    c.proactiveness,
+                    c.every
+                ),
+            }),
+        );
+        t.row(
+            "  requests that compacted (compact_stall)",
+            col(&|c| c.compact_stall.to_string()),
+        );
+        t.row(
+            "    served after compacting (compact_success)",
+            col(&|c| c.compact_success.to_string()),
+        );
+        t.row(
+            "    failed still (compact_fail)",
+            col(&|c| c.compact_fail.to_string()),
+        );
+        t.row(
+            "  kcompactd runs (compact_daemon_wake)",
+            col(&|c| c.compact_daemon_wake.to_string()),
+        );
+        t.row(
+            "    without progress (kcompactd deferred)",
+            col(&|c| c.proactive_defers.to_string()),
+        );
+        t.row(
+            "  pages migrated by compaction",
+            col(&|c| c.migrated_pages.to_string()),
+        );
+        t.row(
+            "  migrations refused (not movable actors' blocks)",
+            col(&|c| c.refused_blocks.to_string()),
+        );
+        t.row(
+            "  pages scanned (migrate / free scanner)",
+            col(&|c| format!("{} / {}", c.compact_migrate_scanned, c.compact_free_scanned)),
+        );
+        t.row("order >= 3 requests served", col(&|c| served(c.costly)));
+        let pb = self.machine.pageblock_order;
+        t.row(
+            format!("order-{pb} requests served"),
+            col(&|c| served(c.pageblock)),
+        );
+    }
+
     /// The engine's contiguous-allocation counters and each CMA area, if
     /// any variant has a contig actor or a CMA area.
     fn contig_engine_rows(&self, t: &mut Table) {
@@ -1076,4 +1151,12 @@ fn reporting_rows(t: &mut Table, when: &str, points: &[Option<ReportingPoint>]) 
         "  reported fraction",
         col(&|p| format!("{:.3}", p.fraction)),
     );
+}
+
+/// `served/requests (rate%)`, or `-` with no request.
+fn served(r: RequestRate) -> String {
+    match r.rate() {
+        Some(rate) => format!("{}/{} ({:.1}%)", r.served, r.requests, 100.0 * rate),
+        None => "-".to_owned(),
+    }
 }

@@ -16,12 +16,12 @@ use pagealloc::{
 use toml::Spanned;
 
 use super::spec::{
-    ActorKind, ActorSpec, Lifetime, MachineSpec, MigrateName, OrderWeights, PhaseSpec,
-    ReportingSpec, ScenarioFile, VariantSpec, ZoneLayoutName,
+    ActorKind, ActorSpec, CompactionSpec, Lifetime, MachineSpec, MigrateName, OrderWeights,
+    PhaseSpec, ReportingSpec, ScenarioFile, VariantSpec, ZoneLayoutName,
 };
 use super::{
-    Actor, Behaviour, CmaDecl, Phase, Reclaim, Reporting, Scenario, ScenarioError,
-    ScenarioErrorKind, Variant,
+    Actor, Behaviour, CmaDecl, Compaction, DirectCompaction, Phase, Reclaim, Reporting, Scenario,
+    ScenarioError, ScenarioErrorKind, Variant,
 };
 use crate::gfp::{parse_gfp, Strictness};
 use crate::machine::Machine;
@@ -58,6 +58,12 @@ const MAX_SAMPLES: u64 = 20_000;
 /// Steps between reporting passes when a variant's `reporting` table does
 /// not give `every`.
 const DEFAULT_REPORT_EVERY: u64 = 1;
+
+/// Linux's default `vm.compaction_proactiveness`.
+const DEFAULT_PROACTIVENESS: i64 = 20;
+/// Steps between kcompactd's looks when `compaction.every` is not given: a
+/// step is abstract time, and ten of them stand for kcompactd's 500 ms.
+const DEFAULT_COMPACT_EVERY: u64 = 10;
 
 /// Samples per run when `sample_every` is not given.
 const DEFAULT_SAMPLES: u64 = 200;
@@ -130,6 +136,7 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
                 packing: None,
                 reporting: None,
                 cma: None,
+                compaction: None,
             },
         ));
     }
@@ -605,6 +612,7 @@ impl Ctx<'_> {
             .as_ref()
             .map(|r| self.reporting(&spec.name, r, config, scale))
             .transpose()?;
+        let compaction = self.compaction(&spec.name, spec.compaction.as_ref(), scale)?;
         let mut reclaim_spec = file.reclaim.clone();
         if let Some(r) = &spec.reclaim {
             if r.enabled.is_some() {
@@ -695,7 +703,59 @@ impl Ctx<'_> {
             packing: spec.packing.unwrap_or_default().packing(),
             reporting,
             cma,
+            compaction,
         })
+    }
+
+    /// Checks a variant's `compaction` table (absent: on with Linux's
+    /// defaults), each value reported with its key (`compaction.every`).
+    fn compaction(
+        &self,
+        variant: &str,
+        spec: Option<&Spanned<CompactionSpec>>,
+        scale: Option<f64>,
+    ) -> Result<Option<Compaction>, ScenarioError> {
+        let c = spec.map(Spanned::get_ref).cloned().unwrap_or_default();
+        if c.enabled == Some(false) {
+            return Ok(None);
+        }
+        let bounded = |key: &str, v: &Option<Spanned<i64>>, lo: i64, hi: i64, why: &str| match v {
+            Some(x) if !(lo..=hi).contains(x.get_ref()) => Err(self.bound(
+                x.span().start,
+                &format!("compaction.{key}"),
+                format!(
+                    "variant `{variant}`: `compaction.{key}` = {} must be from {lo} to {hi}{why}",
+                    x.get_ref()
+                ),
+            )),
+            Some(x) => Ok(Some(*x.get_ref())),
+            None => Ok(None),
+        };
+        let proactiveness = bounded(
+            "proactiveness",
+            &c.proactiveness,
+            0,
+            100,
+            " (Linux's vm.compaction_proactiveness)",
+        )?
+        .unwrap_or(DEFAULT_PROACTIVENESS) as u8;
+        let every = bounded(
+            "every",
+            &c.every,
+            1,
+            MAX_TOTAL_STEPS as i64,
+            " (steps between kcompactd's looks)",
+        )?
+        .map_or(DEFAULT_COMPACT_EVERY, |e| e as u64);
+        let every = scale.map_or(every, |f| ((every as f64 * f).round() as u64).max(1));
+        Ok(Some(Compaction {
+            direct: match c.direct {
+                Some(false) => DirectCompaction::Off,
+                _ => DirectCompaction::On,
+            },
+            proactiveness,
+            every,
+        }))
     }
 
     /// Checks a variant's `reporting` table: every value within its bound

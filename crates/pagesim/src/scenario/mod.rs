@@ -209,6 +209,9 @@ pub struct Variant {
     pub reporting: Option<Reporting>,
     /// CMA areas: the machine's `cma`, or the variant's own `cma`.
     pub cma: Vec<CmaDecl>,
+    /// Compaction (`compaction = { ... }` in the file; on with Linux's
+    /// defaults unless `enabled = false`): `None` when off.
+    pub compaction: Option<Compaction>,
 }
 
 impl Variant {
@@ -290,6 +293,29 @@ impl CmaDecl {
             })
             .collect()
     }
+}
+
+/// Whether direct compaction runs for a failed request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DirectCompaction {
+    /// Requests of order above 0 whose flags may wait compact the
+    /// zonelist's zones and retry (`Allocator::alloc_compacting`).
+    On,
+    /// Only kcompactd's proactive compaction runs.
+    Off,
+}
+
+/// Compaction in a variant (Linux's: `CONFIG_COMPACTION`, kcompactd and
+/// `vm.compaction_proactiveness`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Compaction {
+    /// Direct compaction of failed requests.
+    pub direct: DirectCompaction,
+    /// `vm.compaction_proactiveness` (0 to 100; 0: no proactive runs).
+    pub proactiveness: u8,
+    /// Steps between kcompactd's looks at the fragmentation score (after
+    /// `--scale`); Linux looks every 500 ms (`HPAGE_FRAG_CHECK_INTERVAL_MSEC`).
+    pub every: u64,
 }
 
 /// Free page reporting in a variant: the engine's policy and how often the

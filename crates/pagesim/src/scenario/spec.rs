@@ -401,6 +401,19 @@ pub(super) struct VariantSpec {
     pub(super) packing: Option<PackingName>,
     pub(super) reporting: Option<Spanned<ReportingSpec>>,
     pub(super) cma: Option<Spanned<Vec<Spanned<CmaSpec>>>>,
+    pub(super) compaction: Option<Spanned<CompactionSpec>>,
+}
+
+/// A variant's `compaction = { enabled = true, direct = true,
+/// proactiveness = 20, every = 10 }` (each optional; absent: on with these
+/// defaults). Integers are read wide and bounded in [`super::check`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CompactionSpec {
+    pub(super) enabled: Option<bool>,
+    pub(super) direct: Option<bool>,
+    pub(super) proactiveness: Option<Spanned<i64>>,
+    pub(super) every: Option<Spanned<i64>>,
 }
 
 /// A variant's `reporting = { order = 9, capacity = 32, budget_fraction =

@@ -32,20 +32,21 @@ pub(super) struct ContigRun {
     expires: Option<u64>,
 }
 
-/// The slots by first frame, kept only when a contig actor may ask the
-/// engine to migrate (the index costs a hash update per allocation and
-/// free, which the other scenarios need not pay).
+/// The slots by first frame, kept only when the engine may migrate: a
+/// contig actor, or compaction on (the index costs a hash update per
+/// allocation and free, which the other scenarios need not pay).
 #[derive(Default)]
 pub(super) struct Owners(Option<FxHashMap<u64, u32>>);
 
 impl Owners {
-    /// An index if `variant` has a contig actor, none otherwise.
+    /// An index if `variant` has a contig actor or compaction, none
+    /// otherwise.
     pub(super) fn for_variant(variant: &Variant) -> Owners {
         let any = variant
             .actors
             .iter()
             .any(|a| matches!(a.behaviour, Behaviour::Contig(_)));
-        Owners(any.then(FxHashMap::default))
+        Owners((any || variant.compaction.is_some()).then(FxHashMap::default))
     }
 
     /// Slot `idx` now holds the block at `pfn`.
@@ -75,13 +76,40 @@ impl Owners {
 /// to the low watermark, it runs the reclaim model: Linux allocates
 /// migration targets with direct reclaim allowed (`alloc_migration_target`
 /// with `__GFP_RETRY_MAYFAIL`), so a range is not given up for want of
-/// targets while reclaimable memory remains.
-struct SimMigrator<'s, 'a> {
+/// targets while reclaimable memory remains. Compaction takes its targets
+/// from its own free scanner, so its migrator does not reclaim
+/// ([`MigrationReclaim::No`]).
+pub(super) struct SimMigrator<'s, 'a> {
     sim: &'s mut Sim<'a>,
-    moved_blocks: u64,
-    moved_pages: u64,
-    refused_blocks: u64,
+    reclaim: MigrationReclaim,
+    pub(super) moved_blocks: u64,
+    pub(super) moved_pages: u64,
+    pub(super) refused_blocks: u64,
     reclaim_runs: u64,
+}
+
+/// Whether the migrator runs the reclaim model after a move that left
+/// free memory at the low watermark.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum MigrationReclaim {
+    /// Contiguous allocation: targets are allocated, with reclaim allowed.
+    Yes,
+    /// Compaction: targets come from the free scanner.
+    No,
+}
+
+impl<'s, 'a> SimMigrator<'s, 'a> {
+    /// A migrator over `sim`, nothing moved yet.
+    pub(super) fn new(sim: &'s mut Sim<'a>, reclaim: MigrationReclaim) -> Self {
+        SimMigrator {
+            sim,
+            reclaim,
+            moved_blocks: 0,
+            moved_pages: 0,
+            refused_blocks: 0,
+            reclaim_runs: 0,
+        }
+    }
 }
 
 impl Migrator for SimMigrator<'_, '_> {
@@ -104,7 +132,10 @@ impl Migrator for SimMigrator<'_, '_> {
         slot.pfn = to.0;
         self.moved_blocks += 1;
         self.moved_pages += order.nr_pages().0;
-        if sim.variant.reclaim.enabled && sim.free_pages() <= sim.low {
+        if self.reclaim == MigrationReclaim::Yes
+            && sim.variant.reclaim.enabled
+            && sim.free_pages() <= sim.low
+        {
             sim.run_reclaim();
             self.reclaim_runs += 1;
         }
@@ -226,13 +257,7 @@ impl Sim<'_> {
         range_start: Option<Pfn>,
     ) -> Result<ContigAlloc, ContigError> {
         let alloc = Rc::clone(&self.alloc);
-        let mut m = SimMigrator {
-            sim: self,
-            moved_blocks: 0,
-            moved_pages: 0,
-            refused_blocks: 0,
-            reclaim_runs: 0,
-        };
+        let mut m = SimMigrator::new(self, MigrationReclaim::Yes);
         let nr = PageCount(b.nr_pages);
         let result = match &b.call {
             ContigCall::Range { .. } => {
@@ -489,14 +514,22 @@ start = "run"
     }
 
     #[test]
-    fn without_a_contig_actor_no_index_is_kept() {
+    fn without_a_contig_actor_or_compaction_no_index_is_kept() {
         let text = SMALL.replace("kind = \"contig\"", "enabled = false\nkind = \"contig\"");
-        let scenario = parse(&text.replace("VIA", ""), "t.toml", None).unwrap();
-        let sim = Sim::new(
-            &scenario,
-            &scenario.variants[0],
-            scenario.machine.allocator().unwrap(),
-        );
-        assert!(sim.owners.0.is_none());
+        let text = text.replace("VIA", "");
+        let index = |text: &str| {
+            let scenario = parse(text, "t.toml", None).unwrap();
+            let sim = Sim::new(
+                &scenario,
+                &scenario.variants[0],
+                scenario.machine.allocator().unwrap(),
+            );
+            sim.owners.0.is_some()
+        };
+        // Compaction is on by default: the migrator needs the index.
+        assert!(index(&text));
+        let off =
+            format!("{text}\n[[variant]]\nname = \"off\"\ncompaction = {{ enabled = false }}\n");
+        assert!(!index(&off));
     }
 }
