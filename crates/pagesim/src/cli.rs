@@ -76,7 +76,7 @@ pub struct ReplayArgs {
     pub procfs: Option<PathBuf>,
     /// Start from empty memory even when the --procfs file holds a
     /// pagetypeinfo section.
-    #[arg(long)]
+    #[arg(long, requires = "procfs")]
     pub empty_start: bool,
     /// Linux's /proc snapshot after the trace (its zoneinfo's `pages
     /// free`), to report how far the replay's free pages end from it.

@@ -28,7 +28,7 @@
 //!   that pfn's pageblock had (Movable if none), counted
 //!   ([`crate::seed::Untraced`]).
 //!
-//! The trace is decoded once (`decode.rs`): lines become compact requests in
+//! The trace is decoded once (module `decode`): lines become compact requests in
 //! batches, which every policy replays on a thread of its own (scoped
 //! threads, a bounded channel each), so several policies cost about what
 //! one does when there are cores for them. Each policy's replay is the same

@@ -6,8 +6,13 @@
 //! free blocks of each order and migratetype; everything else was allocated
 //! before the trace began (page cache, kernel memory) and is held here as
 //! *untraced memory* of its pageblock's type ([`Untraced`]). Where things
-//! lie is unknown; `plan.rs` chooses and documents the arrangement. The
-//! engine is driven only through allocations and frees:
+//! lie is unknown; the arrangement (module `plan`) assumes that types lie
+//! in runs, lowest addresses first: Unmovable, Reclaimable, Movable (the
+//! kernel's early allocations claim the lowest pageblocks, since free lists
+//! are filled in address order and served from the head), and places each
+//! free block where it cannot merge (the lower half of its parent, or the
+//! upper half beside a hole). The engine is driven only through
+//! allocations and frees:
 //!
 //! 1. every page is allocated as Movable (the engine's initial type), in
 //!    blocks of the pageblock order and below, with `NO_WATERMARKS`;
