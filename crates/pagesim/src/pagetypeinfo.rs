@@ -16,7 +16,7 @@
 //!
 //! Rows count only under their table's heading and up to the first line
 //! that is not such a row, so the file may hold other sections around it
-//! (the `.procfs` samples of `/work/shared/traces` put buddyinfo, whose
+//! (the `.procfs` samples of `../shared/traces` put buddyinfo, whose
 //! rows look like block-count rows, before it). Linux prints the three
 //! parts once per node; a table `Number of mixed blocks` (with
 //! `CONFIG_PAGE_OWNER`) is skipped. A list Linux stopped counting

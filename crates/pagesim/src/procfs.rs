@@ -3,7 +3,7 @@
 //! Only the zone headers (`Node 0, zone   Normal`, with nothing after the
 //! name), `pages free`, `spanned`, `present`, `managed`, `start_pfn:` and
 //! the per-CPU pagesets' `count:` are read, so the file may hold other sections around it (the `.procfs`
-//! samples of `/work/shared/traces` hold buddyinfo, pagetypeinfo and
+//! samples of `../shared/traces` hold buddyinfo, pagetypeinfo and
 //! vmstat too, whose `Node 0, zone ...` lines carry numbers after the zone
 //! name and are not headers; [`crate::pagetypeinfo`] reads that section).
 

@@ -2,7 +2,7 @@
 //!
 //! Our allocator picks its own frames, so each policy keeps a map from the
 //! trace's pfn to the block it got for it. The rules follow the facts about
-//! real traces (see `/work/shared/traces/README.md` and docs/pagesim.md):
+//! real traces (see `../shared/traces/README.md` and docs/pagesim.md):
 //!
 //! * `mm_page_free` is the free; the `mm_page_free_batched` that follows a
 //!   batched free is the same free again and is only counted.
