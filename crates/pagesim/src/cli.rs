@@ -90,6 +90,10 @@ pub struct ReplayArgs {
     /// Skip and count malformed lines instead of failing on the first.
     #[arg(long)]
     pub lenient: bool,
+    /// Replay without compaction (by default a failing order > 0 request
+    /// compacts, and a proactive round runs at every census sample).
+    #[arg(long)]
+    pub no_compaction: bool,
     /// Census samples over the replay (time series resolution).
     #[arg(long, default_value_t = crate::DEFAULT_REPLAY_SAMPLES, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub samples: u32,

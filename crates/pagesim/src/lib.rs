@@ -219,6 +219,7 @@ pub fn replay_traces(args: &ReplayArgs, progress: &Progress) -> Result<ReplayRep
     let opts = replay::ReplayOptions {
         lenient: args.lenient,
         samples: args.samples,
+        compaction: !args.no_compaction,
         emit_trace: args.emit_trace.clone(),
         start,
         after,

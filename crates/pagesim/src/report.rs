@@ -100,6 +100,12 @@ pub struct EngineStats {
     pub cma_alloc_success: u64,
     /// `cma_alloc` calls that failed (`cma_alloc_fail`).
     pub cma_alloc_fail: u64,
+    /// Requests that compacted (`compact_stall`).
+    pub compact_stall: u64,
+    /// Of those, served after compaction (`compact_success`).
+    pub compact_success: u64,
+    /// Proactive compaction rounds that ran (`compact_daemon_wake`).
+    pub compact_daemon_wake: u64,
 }
 
 impl EngineStats {
@@ -122,6 +128,9 @@ impl EngineStats {
             contig_alloc_fail: s.contig_alloc_fail,
             cma_alloc_success: s.cma_alloc_success,
             cma_alloc_fail: s.cma_alloc_fail,
+            compact_stall: s.compact_stall,
+            compact_success: s.compact_success,
+            compact_daemon_wake: s.compact_daemon_wake,
         }
     }
 
@@ -158,6 +167,11 @@ impl EngineStats {
             contig_alloc_fail: now.contig_alloc_fail.saturating_sub(base.contig_alloc_fail),
             cma_alloc_success: now.cma_alloc_success.saturating_sub(base.cma_alloc_success),
             cma_alloc_fail: now.cma_alloc_fail.saturating_sub(base.cma_alloc_fail),
+            compact_stall: now.compact_stall.saturating_sub(base.compact_stall),
+            compact_success: now.compact_success.saturating_sub(base.compact_success),
+            compact_daemon_wake: now
+                .compact_daemon_wake
+                .saturating_sub(base.compact_daemon_wake),
         }
     }
 }

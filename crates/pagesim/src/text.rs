@@ -364,6 +364,22 @@ fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
         "fallback events (Linux, mm_page_alloc_extfrag)",
         col(&|p| p.linux_extfrag_events.to_string()),
     );
+    t.row(
+        "requests that compacted (compact_stall)",
+        col(&|p| p.engine.compact_stall.to_string()),
+    );
+    t.row(
+        "  served after compaction (compact_success)",
+        col(&|p| p.engine.compact_success.to_string()),
+    );
+    t.row(
+        "proactive compaction rounds (compact_daemon_wake)",
+        col(&|p| p.engine.compact_daemon_wake.to_string()),
+    );
+    t.row(
+        "pages migrated (pgmigrate_success)",
+        col(&|p| p.engine.pgmigrate_success.to_string()),
+    );
     let ends: Vec<MixedPageblocks> = policies.iter().map(|p| p.mixed_end).collect();
     mixed_rows(&mut t, "mixed pageblocks at the end", &ends);
     t.row(

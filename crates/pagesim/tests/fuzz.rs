@@ -1175,6 +1175,9 @@ fn check_trace_file(dir: &Path, path: &Path, settings: Settings) -> Result<(), T
         start: None,
         after: None,
         execution: Execution::Parallel,
+        // Emitted traces replay to the same run only without the moves
+        // compaction makes behind the trace's back.
+        compaction: false,
     };
     let result = replay(&opts, &Progress::hidden());
     note(
@@ -1222,6 +1225,7 @@ fn check_trace_file(dir: &Path, path: &Path, settings: Settings) -> Result<(), T
             start: None,
             after: None,
             execution: Execution::Sequential,
+            compaction: false,
         };
         let reread = replay(&again, &Progress::hidden());
         note(

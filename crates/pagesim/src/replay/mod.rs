@@ -88,6 +88,11 @@ pub struct ReplayOptions {
     pub after: Option<AfterState>,
     /// Policies on threads of their own, or one after the other.
     pub execution: Execution,
+    /// Compaction (on by default, as in Linux): an order > 0 request that
+    /// may wait compacts when it fails (direct compaction), and a
+    /// proactive round runs at every census sample (kcompactd); the
+    /// replay's own allocations are the blocks that move.
+    pub compaction: bool,
 }
 
 impl ReplayOptions {
@@ -108,6 +113,7 @@ impl ReplayOptions {
             start: None,
             after: None,
             execution: Execution::Parallel,
+            compaction: true,
         }
     }
 }
@@ -179,7 +185,9 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
         Execution::Sequential => (|| {
             let mut runs = setups
                 .into_iter()
-                .map(|(info, w)| PolicyRun::new(info, &opts.machine, opts.start.as_ref(), w))
+                .map(|(info, w)| {
+                    PolicyRun::new(info, &opts.machine, opts.start.as_ref(), w, opts.compaction)
+                })
                 .collect::<Result<Vec<_>>>()?;
             let inputs = decode_files(opts, progress, &mut decoder, &mut |batch: Batch| {
                 for run in &mut runs {
@@ -256,7 +264,13 @@ fn policy_thread(
     writer: Option<Arc<TraceWriter>>,
     batches: Receiver<Arc<Batch>>,
 ) -> Result<(PolicyReport, crate::machine::MachineInfo)> {
-    let mut run = PolicyRun::new(info, &opts.machine, opts.start.as_ref(), writer)?;
+    let mut run = PolicyRun::new(
+        info,
+        &opts.machine,
+        opts.start.as_ref(),
+        writer,
+        opts.compaction,
+    )?;
     for batch in batches {
         run.apply(&batch);
     }

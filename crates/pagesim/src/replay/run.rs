@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pagealloc::{AllocFlags, Allocator, BlockError, CpuId, MigrateType, Order, Pfn, VmStats};
+use pagealloc::{
+    AllocFlags, Allocator, BlockError, CpuId, MigrateRefusal, MigrateType, Migrator, Order, Pfn,
+    VmStats, DEFAULT_PROACTIVENESS,
+};
 use rustc_hash::FxHashMap;
 
 use super::decode::{bump, Batch, Op};
@@ -66,6 +69,50 @@ pub(crate) struct PolicyRun {
     cpu: CpuId,
     /// The `--emit-trace` writer, also installed as the allocator's sink.
     emit: Option<Arc<TraceWriter>>,
+    /// Compaction on (see [`crate::replay::ReplayOptions::compaction`]).
+    compaction: bool,
+    /// With compaction: our frame -> the trace pfn whose entry held it when
+    /// it was allocated. Entries are not removed on free; a migration
+    /// checks the entry still holds the frame (a stale one is dropped).
+    owners: FxHashMap<u64, u64>,
+}
+
+/// The replay as the engine's migrator: a block moves if the trace entry
+/// that holds it is a whole live allocation (an order-0 entry that is not
+/// a split piece, or a higher-order one not split); the entry then names
+/// the new frame, so the trace's later free frees it there.
+struct ReplayMigrator<'r> {
+    small: &'r mut FxHashMap<u64, u64>,
+    large: &'r mut BTreeMap<u64, Large>,
+    owners: &'r mut FxHashMap<u64, u64>,
+}
+
+impl Migrator for ReplayMigrator<'_> {
+    fn migrate(&mut self, from: Pfn, to: Pfn, order: Order) -> Result<(), MigrateRefusal> {
+        let Some(&key) = self.owners.get(&from.0) else {
+            return Err(MigrateRefusal::Busy);
+        };
+        let moved = if order == Order::ZERO && self.small.get(&key) == Some(&from.0) {
+            self.small.insert(key, to.0);
+            true
+        } else {
+            match self.large.get_mut(&key) {
+                Some(l)
+                    if l.ours == Some(from.0) && l.freed.is_none() && l.order == order.get() =>
+                {
+                    l.ours = Some(to.0);
+                    true
+                }
+                _ => false,
+            }
+        };
+        self.owners.remove(&from.0);
+        if !moved {
+            return Err(MigrateRefusal::Busy);
+        }
+        self.owners.insert(to.0, key);
+        Ok(())
+    }
 }
 
 impl PolicyRun {
@@ -76,6 +123,7 @@ impl PolicyRun {
         machine: &Machine,
         start: Option<&StartState>,
         emit: Option<Arc<TraceWriter>>,
+        compaction: bool,
     ) -> Result<PolicyRun> {
         let mut alloc = machine.allocator_with(info.configure)?;
         let (untraced, start) = match start {
@@ -111,6 +159,8 @@ impl PolicyRun {
             peak: None,
             cpu: CpuId(0),
             emit,
+            compaction,
+            owners: FxHashMap::default(),
         })
     }
 
@@ -280,13 +330,29 @@ impl PolicyRun {
 
     fn on_alloc(&mut self, pfn: u64, order: u8, flags: AllocFlags) {
         self.drop_stale(pfn, order);
+        let compacting = self.compaction && order > 0;
         let result = match Order::new(order) {
+            // Direct compaction: the engine compacts and retries when the
+            // first attempt fails (only requests that may wait).
+            Some(o) if compacting => {
+                let mut migrator = ReplayMigrator {
+                    small: &mut self.small,
+                    large: &mut self.large,
+                    owners: &mut self.owners,
+                };
+                self.alloc
+                    .alloc_compacting(self.cpu, o, flags, &mut migrator)
+                    .ok()
+            }
             Some(o) => self
                 .policy
                 .alloc_on_cpu(&mut self.alloc, self.cpu, o, flags)
                 .ok(),
             None => None,
         };
+        if let (true, Some(ours)) = (self.compaction, result) {
+            self.owners.insert(ours.0, pfn);
+        }
         let counts = match result {
             Some(_) => &mut self.counts.allocs,
             None => &mut self.counts.alloc_failures,
@@ -438,6 +504,16 @@ impl PolicyRun {
 
     /// Takes a census sample.
     pub fn sample(&mut self, at: u64, time_s: Option<f64>) {
+        if self.compaction {
+            // kcompactd's proactive round, once per sample.
+            let mut migrator = ReplayMigrator {
+                small: &mut self.small,
+                large: &mut self.large,
+                owners: &mut self.owners,
+            };
+            self.alloc
+                .proactive_compact(DEFAULT_PROACTIVENESS, &mut migrator);
+        }
         let c = census::take(&self.alloc, &mut self.scratch);
         let unusable_index = (0..c.free_blocks.len())
             .filter_map(|o| Order::new(o as u8))
