@@ -230,6 +230,7 @@ impl Decoder {
         self.push(Op::Sample { at, time_s }, None);
     }
 
+    #[inline(always)]
     fn push(&mut self, op: Op, ctx: Option<(&[u8], &[u8])>) {
         self.batch.ops.push(op);
         if !self.emit {
@@ -254,6 +255,7 @@ impl Decoder {
 
     /// Counts one parsed line and queues what the policies must do; returns
     /// its timestamp if it is an event.
+    #[inline(always)]
     pub fn line<'a>(&mut self, line: Line<'a>) -> Option<&'a [u8]> {
         let events = &mut self.events;
         let (task, cpu, timestamp, event) = match line {
