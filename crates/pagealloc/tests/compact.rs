@@ -205,6 +205,37 @@ fn an_unsuitable_zone_is_not_compacted() {
     assert_eq!(run.migrate_scanned, 0);
 }
 
+/// A small DMA32 zone under a large Normal one keeps all its pages as
+/// the lowmem reserve against requests that may use Normal: compacting it
+/// for such a request could not serve it, so it is skipped (Linux checks
+/// `lowmem_reserve[highest_zoneidx]` in `__compaction_suitable`), while a
+/// request limited to DMA32 finds it suitable.
+#[test]
+fn a_zone_inside_its_lowmem_reserve_is_not_compacted_for_higher_requests() {
+    let map = MemoryMap::contiguous(Pfn(0xffc00), PageCount(1024 + 262144)).unwrap();
+    let a = Allocator::new(map, Config::default()).unwrap();
+    let dma32 = a
+        .zones()
+        .iter()
+        .position(|z| z.zone_type() == pagealloc::ZoneType::Dma32)
+        .unwrap();
+    let never =
+        &mut |_: Pfn, _: Pfn, _: Order| -> Result<(), MigrateRefusal> { Err(MigrateRefusal::Busy) };
+    let high = a
+        .compact_zone_for(dma32, order(2), AllocFlags::HIGHUSER_MOVABLE, never)
+        .unwrap();
+    assert_eq!(high.result, CompactResult::Skipped);
+    let low = a
+        .compact_zone_for(
+            dma32,
+            order(2),
+            AllocFlags::DMA32 | AllocFlags::MOVABLE,
+            never,
+        )
+        .unwrap();
+    assert_eq!(low.result, CompactResult::Success);
+}
+
 #[test]
 fn proactive_compaction_brings_the_score_below_the_low_mark() {
     let a = machine(32768);

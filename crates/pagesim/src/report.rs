@@ -104,8 +104,16 @@ pub struct EngineStats {
     pub compact_stall: u64,
     /// Of those, served after compaction (`compact_success`).
     pub compact_success: u64,
+    /// Of those, still unserved after compacting (`compact_fail`).
+    pub compact_fail: u64,
     /// Proactive compaction rounds that ran (`compact_daemon_wake`).
     pub compact_daemon_wake: u64,
+    /// Pages the migrate scanners looked at (`compact_migrate_scanned`).
+    pub compact_migrate_scanned: u64,
+    /// Pages the free scanners looked at (`compact_free_scanned`).
+    pub compact_free_scanned: u64,
+    /// Pages compaction isolated for migration (`compact_isolated`).
+    pub compact_isolated: u64,
 }
 
 impl EngineStats {
@@ -130,7 +138,11 @@ impl EngineStats {
             cma_alloc_fail: s.cma_alloc_fail,
             compact_stall: s.compact_stall,
             compact_success: s.compact_success,
+            compact_fail: s.compact_fail,
             compact_daemon_wake: s.compact_daemon_wake,
+            compact_migrate_scanned: s.compact_migrate_scanned,
+            compact_free_scanned: s.compact_free_scanned,
+            compact_isolated: s.compact_isolated,
         }
     }
 
@@ -169,9 +181,17 @@ impl EngineStats {
             cma_alloc_fail: now.cma_alloc_fail.saturating_sub(base.cma_alloc_fail),
             compact_stall: now.compact_stall.saturating_sub(base.compact_stall),
             compact_success: now.compact_success.saturating_sub(base.compact_success),
+            compact_fail: now.compact_fail.saturating_sub(base.compact_fail),
             compact_daemon_wake: now
                 .compact_daemon_wake
                 .saturating_sub(base.compact_daemon_wake),
+            compact_migrate_scanned: now
+                .compact_migrate_scanned
+                .saturating_sub(base.compact_migrate_scanned),
+            compact_free_scanned: now
+                .compact_free_scanned
+                .saturating_sub(base.compact_free_scanned),
+            compact_isolated: now.compact_isolated.saturating_sub(base.compact_isolated),
         }
     }
 }

@@ -60,13 +60,21 @@ impl fmt::Display for Table {
                     .unwrap_or(MIN_COLUMN_WIDTH)
             })
             .collect();
-        write!(f, "{:LABEL_WIDTH$}", "")?;
+        // Labels line up at LABEL_WIDTH, or past the longest label.
+        let label_width = self
+            .rows
+            .iter()
+            .map(|(label, _)| label.chars().count())
+            .chain([LABEL_WIDTH])
+            .max()
+            .unwrap_or(LABEL_WIDTH);
+        write!(f, "{:label_width$}", "")?;
         for (c, w) in self.columns.iter().zip(&widths) {
             write!(f, " {c:>w$}")?;
         }
         writeln!(f)?;
         for (label, values) in &self.rows {
-            let mut line = format!("{label:LABEL_WIDTH$}");
+            let mut line = format!("{label:label_width$}");
             for (v, w) in values.iter().zip(&widths) {
                 let _ = write!(line, " {v:>w$}");
             }
@@ -373,8 +381,24 @@ fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
         col(&|p| p.engine.compact_success.to_string()),
     );
     t.row(
+        "  still unserved (compact_fail)",
+        col(&|p| p.engine.compact_fail.to_string()),
+    );
+    t.row(
         "proactive compaction rounds (compact_daemon_wake)",
         col(&|p| p.engine.compact_daemon_wake.to_string()),
+    );
+    t.row(
+        "pages scanned to migrate (compact_migrate_scanned)",
+        col(&|p| p.engine.compact_migrate_scanned.to_string()),
+    );
+    t.row(
+        "pages scanned for targets (compact_free_scanned)",
+        col(&|p| p.engine.compact_free_scanned.to_string()),
+    );
+    t.row(
+        "pages isolated to migrate (compact_isolated)",
+        col(&|p| p.engine.compact_isolated.to_string()),
     );
     t.row(
         "pages migrated (pgmigrate_success)",

@@ -90,7 +90,9 @@ impl<R: RawMutex> Allocator<R> {
             {
                 let mut guard = self.zones[zi].lock();
                 let mut ops = guard.ops();
-                if ops.compaction_deferred(order) || ops.compaction_suitable(order).is_err() {
+                if ops.compaction_deferred(order)
+                    || ops.compaction_suitable(order, request.highest).is_err()
+                {
                     continue;
                 }
                 if !stalled {
@@ -158,7 +160,7 @@ impl<R: RawMutex> Allocator<R> {
             if ops.compaction_deferred(order) {
                 return Some(refused(CompactResult::Deferred));
             }
-            if let Err(result) = ops.compaction_suitable(order) {
+            if let Err(result) = ops.compaction_suitable(order, flags.highest_zone()) {
                 return Some(refused(result));
             }
         }

@@ -4,7 +4,7 @@
 
 use crate::engine::zone::ZoneOps;
 use crate::observe::report::ContigInfo;
-use crate::units::{MigrateType, Order};
+use crate::units::{MigrateType, Order, ZoneType};
 
 /// Linux `PAGE_ALLOC_COSTLY_ORDER`: above it, compaction looks at the
 /// fragmentation index before it runs.
@@ -52,14 +52,21 @@ impl ZoneOps<'_> {
     /// above the costly order, low) watermark plus `2 << order` to migrate
     /// into, and, above the costly order, a fragmentation index above the
     /// threshold (the failure is fragmentation, not lack of memory).
-    pub(crate) fn compaction_suitable(&self, order: Order) -> Result<(), CompactResult> {
+    /// The lowmem reserve this zone keeps from requests whose highest zone
+    /// is `highest` counts as used, as in Linux: compacting a zone the
+    /// request may not dip into cannot serve it.
+    pub(crate) fn compaction_suitable(
+        &self,
+        order: Order,
+        highest: ZoneType,
+    ) -> Result<(), CompactResult> {
         let w = self.z.watermarks;
         let mark = if order.get() > PAGE_ALLOC_COSTLY_ORDER {
             w.low
         } else {
             w.min
         };
-        let gap = 2u64 << order.get();
+        let gap = (2u64 << order.get()) + self.z.lowmem_reserve[highest.idx()];
         if self.f.nr_free_pages < mark + gap {
             return Err(CompactResult::Skipped);
         }
