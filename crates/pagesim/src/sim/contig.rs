@@ -141,6 +141,21 @@ impl Migrator for SimMigrator<'_, '_> {
         }
         Ok(())
     }
+
+    /// No target could be allocated: with [`MigrationReclaim::Yes`] and
+    /// the variant's reclaim on, run the reclaim model once (Linux's
+    /// direct reclaim for `alloc_migration_target`) and have the target
+    /// tried again if it freed anything.
+    fn reclaim(&mut self, _order: Order) -> bool {
+        let sim = &mut *self.sim;
+        if self.reclaim == MigrationReclaim::No || !sim.variant.reclaim.enabled {
+            return false;
+        }
+        let before = sim.free_pages();
+        sim.run_reclaim();
+        self.reclaim_runs += 1;
+        sim.free_pages() > before
+    }
 }
 
 impl Sim<'_> {
