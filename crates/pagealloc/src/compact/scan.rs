@@ -179,21 +179,17 @@ impl<R: RawMutex> Allocator<R> {
                 match migrator.migrate(from, to, order) {
                     Ok(()) => {
                         let mut guard = zone.lock();
-                        if z.pages.replace(z.idx(from), meta, PageMeta::TAIL).is_ok() {
-                            let mut ops = guard.ops();
-                            ops.free_block(from, order, FreePlacement::Auto);
-                            ops.f.stats.count_free(order);
+                        let mut ops = guard.ops();
+                        if ops.free_if_unchanged(from, order, meta, FreePlacement::Auto) {
                             ops.f.stats.pgmigrate_success += nr;
                         }
                         out.migrated_pages += nr;
                     }
                     Err(_) => {
                         let mut guard = zone.lock();
+                        let mut ops = guard.ops();
                         let to_meta = PageMeta::allocated(order, MigrateType::Movable);
-                        if z.pages.replace(z.idx(to), to_meta, PageMeta::TAIL).is_ok() {
-                            let mut ops = guard.ops();
-                            ops.free_block(to, order, FreePlacement::Auto);
-                            ops.f.stats.count_free(order);
+                        if ops.free_if_unchanged(to, order, to_meta, FreePlacement::Auto) {
                             ops.f.stats.pgmigrate_fail += nr;
                         }
                         out.failed_pages += nr;

@@ -14,6 +14,7 @@ use lock_api::RawMutex;
 use crate::allocator::Allocator;
 use crate::engine::buddy::FreePlacement;
 use crate::engine::page::{PageMeta, PageState};
+use crate::engine::zone::ZoneOps;
 use crate::error::ContigError;
 use crate::units::{AllocFlags, Order, Pfn};
 
@@ -83,6 +84,32 @@ pub(crate) struct PassOutcome {
     pub refused_pages: u64,
 }
 
+impl ZoneOps<'_> {
+    /// Frees the block of `order` at `pfn` if its head record still reads
+    /// `expected`, claiming it with one compare-and-swap first, so a block
+    /// its owner freed (or a racing free took) meanwhile is left alone:
+    /// how a migration gives back the block it moved from, or the target
+    /// it could not use. Returns whether it freed the block.
+    pub(crate) fn free_if_unchanged(
+        &mut self,
+        pfn: Pfn,
+        order: Order,
+        expected: PageMeta,
+        placement: FreePlacement,
+    ) -> bool {
+        let claimed = self
+            .z
+            .pages
+            .replace(self.z.idx(pfn), expected, PageMeta::TAIL);
+        if claimed.is_err() {
+            return false;
+        }
+        self.free_block(pfn, order, placement);
+        self.f.stats.count_free(order);
+        true
+    }
+}
+
 impl<R: RawMutex> Allocator<R> {
     /// Moves every allocated block overlapping `start..end` of zone `zi`
     /// (whose pageblocks are isolated) out of the range through `migrator`:
@@ -136,10 +163,8 @@ impl<R: RawMutex> Allocator<R> {
                     // The owner holds `to` now; `from` is ours to free, if
                     // it is still the block we saw.
                     let mut guard = zone.lock();
-                    if z.pages.replace(z.idx(from), meta, PageMeta::TAIL).is_ok() {
-                        let mut ops = guard.ops();
-                        ops.free_block(from, order, FreePlacement::Tail);
-                        ops.f.stats.count_free(order);
+                    let mut ops = guard.ops();
+                    if ops.free_if_unchanged(from, order, meta, FreePlacement::Tail) {
                         ops.f.stats.pgmigrate_success += nr;
                     }
                     outcome.moved_blocks += 1;
