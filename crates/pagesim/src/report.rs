@@ -106,6 +106,12 @@ pub struct EngineStats {
     pub compact_success: u64,
     /// Proactive compaction rounds that ran (`compact_daemon_wake`).
     pub compact_daemon_wake: u64,
+    /// Confinement: free pageblocks claimed at the low end of a zone.
+    pub confined_claims: u64,
+    /// Confinement: pageblocks given back to movable as they emptied.
+    pub confined_releases: u64,
+    /// Confinement: requests served by Linux's fallback, the last resort.
+    pub confined_fallbacks: u64,
 }
 
 impl EngineStats {
@@ -131,6 +137,9 @@ impl EngineStats {
             compact_stall: s.compact_stall,
             compact_success: s.compact_success,
             compact_daemon_wake: s.compact_daemon_wake,
+            confined_claims: s.confined_claims,
+            confined_releases: s.confined_releases,
+            confined_fallbacks: s.confined_fallbacks,
         }
     }
 
@@ -172,6 +181,11 @@ impl EngineStats {
             compact_daemon_wake: now
                 .compact_daemon_wake
                 .saturating_sub(base.compact_daemon_wake),
+            confined_claims: now.confined_claims.saturating_sub(base.confined_claims),
+            confined_releases: now.confined_releases.saturating_sub(base.confined_releases),
+            confined_fallbacks: now
+                .confined_fallbacks
+                .saturating_sub(base.confined_fallbacks),
         }
     }
 }
