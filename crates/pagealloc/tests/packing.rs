@@ -405,7 +405,7 @@ fn fragmented_with(seed: u64, rounds: usize, packing: Packing) -> (Allocator, Ve
         if let Ok(p) = a.alloc(order, flags) {
             held.push((p, order));
         }
-        if r % 3 == 0 && !held.is_empty() {
+        if r.is_multiple_of(3) && !held.is_empty() {
             let (p, o) = held.swap_remove((r >> 20) as usize % held.len());
             a.free(p, o).unwrap();
         }
