@@ -29,7 +29,15 @@ fn policies() -> [(&'static str, Packing, Confinement); 4] {
 /// Normal (four), so zone fallback, `ALLOC_NOFRAGMENT` and every
 /// migratetype's fallback are reached within a few hundred steps.
 fn machine(packing: Packing, confinement: Confinement) -> Allocator {
+    machine_with(packing, confinement, 9)
+}
+
+/// [`machine`] with pageblocks of `pageblock_order` (small ones make
+/// requests of orders 1-3 larger than a pageblock: Linux's fallback then
+/// claims whole free blocks, which confinement must not leave confined).
+fn machine_with(packing: Packing, confinement: Confinement, pageblock_order: u8) -> Allocator {
     let config = Config {
+        pageblock_order,
         zone_bounds: ZoneBounds {
             dma_end_bytes: Some(2 << 20),
             dma32_end_bytes: Some(8 << 20),
@@ -86,8 +94,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// Runs `ops` under one policy, checking the invariants after every step.
-fn run(name: &str, packing: Packing, confinement: Confinement, ops: &[Op]) {
-    let a = machine(packing, confinement);
+fn run(name: &str, packing: Packing, confinement: Confinement, pageblock_order: u8, ops: &[Op]) {
+    let a = machine_with(packing, confinement, pageblock_order);
     let mut held: Vec<(Pfn, Order)> = Vec::new();
     for (step, op) in ops.iter().enumerate() {
         match *op {
@@ -150,7 +158,8 @@ proptest! {
         ops in prop::collection::vec(op(), 1..500),
     ) {
         for (name, packing, confinement) in policies() {
-            run(name, packing, confinement, &ops);
+            run(name, packing, confinement, 9, &ops);
+            run(name, packing, confinement, 1, &ops);
         }
     }
 }

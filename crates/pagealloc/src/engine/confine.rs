@@ -31,7 +31,10 @@
 //! Linux's fallback stays the last resort (a movable request into the
 //! area's pageblocks, or an unmovable one into a partly used movable
 //! pageblock when no pageblock is wholly free); the request path counts it
-//! as `confined_fallbacks`.
+//! as `confined_fallbacks`. A confined request larger than a pageblock
+//! also goes to Linux's fallback, which claims the largest free block
+//! wherever it lies; under confinement it retypes only the pageblocks the
+//! request takes (`try_claim_block`), never the free rest.
 
 use crate::engine::free_list::Placement;
 use crate::engine::page::PageState;
