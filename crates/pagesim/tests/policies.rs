@@ -3,6 +3,8 @@
 //! state: each replay ends with the engine's invariant walk
 //! (`check_invariants`, a failure is an error exit), frees nothing twice,
 //! and serves the same requests; the policies differ only in placement.
+//! Scenario variants naming an unknown confinement, or an unknown key, are
+//! input errors.
 
 mod common;
 
@@ -79,5 +81,26 @@ fn an_unknown_policy_is_a_usage_error_naming_the_three() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     for p in POLICIES {
         assert!(out.stderr.contains(p), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn a_variant_with_an_unknown_confinement_or_key_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(common::scenario_arg("thp-churn.toml")).unwrap();
+    for (bad, message) in [
+        (
+            "confinement = \"high-end\"",
+            "unknown variant `high-end`, expected `off` or `low-end`",
+        ),
+        ("confine = \"low-end\"", "unknown field `confine`"),
+    ] {
+        let text = base.replace("confinement = \"low-end\"", bad);
+        assert_ne!(text, base);
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = pagesim(&["run", &path.display().to_string(), "--scale", "0.01"]);
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        assert!(out.stderr.contains(message), "{}", out.stderr);
     }
 }
