@@ -8,8 +8,8 @@
 //! operations each. Configuration `c` is drawn from the seed and `c`: a
 //! memory map of 1 to 4 nodes with holes, 4, 16 or 64 KiB pages, 1 to 13
 //! orders and any pageblock order below, x86-64 or Normal-only zones,
-//! per-CPU lists on or off, every packing policy, CMA areas or none,
-//! free page reporting on or off (passes with a sink that refuses some
+//! per-CPU lists on or off, every packing policy, confinement on or off,
+//! CMA areas or none, free page reporting on or off (passes with a sink that refuses some
 //! batches). Contiguous runs (`alloc_contig_pages`, `cma_alloc`) are taken
 //! and freed among the other calls, each thread's migrator moving its own
 //! movable blocks and refusing the others'. `T`
@@ -39,8 +39,8 @@ use std::time::Instant;
 
 use pagealloc::{
     AllocError, AllocFlags, Allocator, BlockError, BulkFreeError, CmaArea, CmaSupport, Config,
-    ContigConstraints, ContigError, CpuId, HighAtomicReserve, LocalError, MemRange, MemoryMap,
-    MigrateRefusal, NodeId, Order, PackClaim, Packing, PageCount, PcpHigh, PcpMode, Pfn,
+    Confinement, ContigConstraints, ContigError, CpuId, HighAtomicReserve, LocalError, MemRange,
+    MemoryMap, MigrateRefusal, NodeId, Order, PackClaim, Packing, PageCount, PcpHigh, PcpMode, Pfn,
     ReportPassError, ReportSink, ReportedBlock, ReportingPolicy, ZoneBounds,
 };
 
@@ -208,7 +208,8 @@ fn draw_machine(seed: u64, index: u64, threads: u64, cma_pageblock_aligned: bool
         Packing::Off,
         Packing::Unmovable,
         Packing::UnmovableAndReclaimable,
-    ][(rng.next() % 3) as usize];
+        Packing::SmallOrders,
+    ][(rng.next() % 4) as usize];
     let nr_orders = range(&mut rng, 1, 13) as u8;
     let pageblock_order = if rng.next().is_multiple_of(2) {
         (nr_orders - 1).min(9)
@@ -312,6 +313,12 @@ fn draw_machine(seed: u64, index: u64, threads: u64, cma_pageblock_aligned: bool
         }),
         ..Config::default()
     };
+    // Confinement in half the configurations, drawn last so the draws
+    // above stay what they were.
+    let mut config = config;
+    if rng.next().is_multiple_of(2) {
+        config.confinement = Confinement::LowEnd;
+    }
     let map = MemoryMap::new(ranges).expect("drawn ranges are disjoint and ordered");
     Machine {
         map,

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use crate::engine::page::MAX_ZONE_PAGES;
 use crate::error::{ConfigError, ReportingProblem};
-use crate::policy::{Packing, ReportingPolicy, MAX_REPORT_CAPACITY};
+use crate::policy::{Confinement, Packing, ReportingPolicy, MAX_REPORT_CAPACITY};
 use crate::units::{Order, PageCount, Pfn, MAX_NR_ORDERS, NR_ZONE_TYPES};
 
 /// Bytes in a KiB, for `min_free_kbytes` arithmetic.
@@ -133,6 +133,10 @@ pub struct Config {
     /// Which order-0 allocations are packed into owned pageblocks (seed
     /// 001); Linux's placement is [`Packing::Off`].
     pub packing: Packing,
+    /// Whether unmovable and reclaimable memory is confined to the low end
+    /// of each zone (after Contiguitas); Linux's placement is
+    /// [`Confinement::Off`], the default.
+    pub confinement: Confinement,
     /// CMA areas (needs [`CmaSupport::Enabled`]): their pageblocks are CMA
     /// from construction on, as a kernel's reserved CMA ranges are.
     pub cma_areas: Vec<CmaArea>,
@@ -210,6 +214,7 @@ impl Default for Config {
             pcp: PcpMode::Enabled,
             pcp_high: PcpHigh::AutoTune,
             packing: Packing::Off,
+            confinement: Confinement::Off,
             cma_areas: Vec::new(),
             cma_reservations: Vec::new(),
             reporting: None,

@@ -137,7 +137,7 @@ pub use observe::report;
 pub use observe::report::{BuddyInfo, FragIndex, FragIndexKind, PageTypeInfo, ZoneInfo};
 pub use pcp::lists::PcpInfo;
 pub use pcp::local::LocalLists;
-pub use policy::{PackClaim, Packing, ReportingPolicy};
+pub use policy::{Confinement, PackClaim, Packing, ReportingPolicy, PACK_MAX_SMALL_ORDER};
 pub use reporting::api::{
     ReportPass, ReportPassError, ReportSink, ReportingInfo, ReportingState, ZoneReporting,
 };

@@ -3,7 +3,13 @@
 //! configuration and the services that carry them out, so neither imports
 //! the other.
 
-use crate::units::MigrateType;
+use crate::units::{MigrateType, Order};
+
+/// The largest order [`Packing::SmallOrders`] packs: Linux's
+/// `PAGE_ALLOC_COSTLY_ORDER`, the largest order the kernel treats as cheap
+/// (slab's order-1..3 pages, network buffers of order 3), and the largest the
+/// per-CPU lists cache per migratetype.
+pub const PACK_MAX_SMALL_ORDER: u8 = 3;
 
 /// Whether packed allocation may claim whole free pageblocks once the
 /// migratetype's own pageblocks have no small free blocks left.
@@ -17,7 +23,10 @@ pub enum PackClaim {
 }
 
 /// Which allocations the allocator packs on its own (a policy, compared
-/// against Linux's default side by side in `pagesim`).
+/// against Linux's default side by side in `pagesim`). A packed allocation
+/// takes its block from the free blocks of pageblocks its migratetype
+/// already owns, fullest pageblock first, before anything else; only when
+/// those have none does it claim a whole free pageblock.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Packing {
     /// Linux's placement.
@@ -26,6 +35,13 @@ pub enum Packing {
     Unmovable,
     /// Every unmovable and reclaimable order-0 allocation is packed first.
     UnmovableAndReclaimable,
+    /// Every unmovable and reclaimable allocation of order 0 up to
+    /// [`PACK_MAX_SMALL_ORDER`] is packed first: long-lived kernel memory
+    /// is often of order 1-3 (slab pages, network buffers), and leaving
+    /// those to Linux's placement spreads them as order-0 pages would be.
+    /// Their blocks also bypass the per-CPU lists (see
+    /// [`Packing::bypasses_pcp`]).
+    SmallOrders,
 }
 
 impl Packing {
@@ -34,10 +50,86 @@ impl Packing {
         match self {
             Packing::Off => false,
             Packing::Unmovable => mt == MigrateType::Unmovable,
-            Packing::UnmovableAndReclaimable => {
+            Packing::UnmovableAndReclaimable | Packing::SmallOrders => {
                 matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable)
             }
         }
+    }
+
+    /// The largest order packed (for the types [`Packing::packs`] names).
+    pub fn max_order(self) -> Order {
+        match self {
+            Packing::SmallOrders => Order::new(PACK_MAX_SMALL_ORDER).unwrap_or(Order::ZERO),
+            _ => Order::ZERO,
+        }
+    }
+
+    /// Whether allocations of `order` of `mt` are packed.
+    #[inline]
+    pub fn packs_order(self, mt: MigrateType, order: Order) -> bool {
+        order <= self.max_order() && self.packs(mt)
+    }
+
+    /// Whether blocks of `order` of `mt` (in pageblocks of that type) are
+    /// allocated and freed without the per-CPU lists, under the zone lock:
+    /// under [`Packing::SmallOrders`], the types and orders it packs. A
+    /// per-CPU list hides free pages from packing twice over: a refill
+    /// takes a batch the CPU may hold unused for long, and freed pages wait
+    /// on the freeing CPU's list, where neither another CPU's refill nor
+    /// the fullest-first choice sees them, so a refill finds the type's
+    /// pageblocks short and claims a new one. The cost is a zone-lock round
+    /// per such allocation and free (in the kernel traces, unmovable and
+    /// reclaimable allocations are about 5% of all). The order-0 variants
+    /// keep Linux's per-CPU lists, as seed 001 did.
+    #[inline]
+    pub fn bypasses_pcp(self, mt: MigrateType, order: Order) -> bool {
+        self == Packing::SmallOrders && self.packs_order(mt, order)
+    }
+}
+
+/// Whether unmovable and reclaimable memory is confined to the low end of
+/// each zone (after Contiguitas, Zhao et al., ISCA 2023): a policy compared
+/// against Linux's placement side by side in `pagesim`.
+///
+/// With [`Confinement::LowEnd`], the confined area is the set of unmovable
+/// and reclaimable pageblocks. When an unmovable or reclaimable request
+/// finds no free block on its own lists, it claims the *lowest* wholly free
+/// pageblock of the zone (found by a scan upward from the zone's start, only
+/// on a claim), next to the area, before Linux's fallback is allowed to
+/// claim or steal anywhere else; and a pageblock of the area that becomes
+/// wholly free goes back to movable at once, so the area shrinks as it
+/// empties. Movable requests that must break a whole free pageblock take
+/// the highest one, from its top, so movable memory grows down from the top
+/// of the zone and leaves the low pageblocks whole for the area. The rest
+/// is Linux's: small movable blocks come from the head of the movable lists
+/// wherever they lie, and Linux's fallback (a movable request into an
+/// unmovable or reclaimable pageblock, or the reverse) remains the last
+/// resort, counted as every fallback is. Confined types bypass the per-CPU
+/// lists, for the reasons given at [`Packing::bypasses_pcp`]: a page
+/// waiting on a CPU's list keeps its pageblock from emptying, and hides it
+/// from other CPUs' requests, which then claim another pageblock.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Confinement {
+    /// Linux's placement.
+    #[default]
+    Off,
+    /// Unmovable and reclaimable memory at the low end of each zone,
+    /// movable memory from the top.
+    LowEnd,
+}
+
+impl Confinement {
+    /// Whether allocations of `mt` are confined.
+    #[inline]
+    pub fn confines(self, mt: MigrateType) -> bool {
+        self == Confinement::LowEnd
+            && matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable)
+    }
+
+    /// Whether movable allocations keep away from the confined area.
+    #[inline]
+    pub fn steers_movable(self, mt: MigrateType) -> bool {
+        self == Confinement::LowEnd && mt == MigrateType::Movable
     }
 }
 
@@ -86,5 +178,25 @@ mod tests {
         assert!(!Packing::Unmovable.packs(MigrateType::Reclaimable));
         assert!(Packing::UnmovableAndReclaimable.packs(MigrateType::Reclaimable));
         assert!(!Packing::UnmovableAndReclaimable.packs(MigrateType::Movable));
+    }
+
+    #[test]
+    fn small_orders_cover_orders_up_to_costly() {
+        let three = Order::new(3).unwrap();
+        let four = Order::new(4).unwrap();
+        assert!(Packing::SmallOrders.packs_order(MigrateType::Reclaimable, three));
+        assert!(!Packing::SmallOrders.packs_order(MigrateType::Unmovable, four));
+        assert!(!Packing::SmallOrders.packs_order(MigrateType::Movable, Order::ZERO));
+        assert!(!Packing::Unmovable.packs_order(MigrateType::Unmovable, Order::new(1).unwrap()));
+        assert!(Packing::Unmovable.packs_order(MigrateType::Unmovable, Order::ZERO));
+    }
+
+    #[test]
+    fn confinement_selects_types() {
+        assert!(!Confinement::Off.confines(MigrateType::Unmovable));
+        assert!(Confinement::LowEnd.confines(MigrateType::Reclaimable));
+        assert!(!Confinement::LowEnd.confines(MigrateType::Movable));
+        assert!(Confinement::LowEnd.steers_movable(MigrateType::Movable));
+        assert!(!Confinement::Off.steers_movable(MigrateType::Movable));
     }
 }

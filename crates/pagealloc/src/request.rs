@@ -75,11 +75,17 @@ pub(crate) enum Source {
     /// Movable requests on a CMA kernel: CMA pageblocks first while they
     /// hold more than half of the zone's free pages (Linux's balancing).
     CmaFirst,
-    /// The packing policy (seed 001): order-0 pages of the types it covers
-    /// from the type's own pageblocks, fullest first.
+    /// The packing policy (seed 001): blocks of the types and orders it
+    /// covers from the type's own pageblocks, fullest first.
     Packed,
+    /// Confinement, movable requests: a whole free pageblock is broken
+    /// from the top of the highest one, away from the confined area.
+    MovableTop,
     /// The type's own lists, smallest block first.
     Own,
+    /// Confinement, unmovable and reclaimable requests: the lowest wholly
+    /// free pageblock is claimed (never with [`AllocMode::NO_FALLBACK`]).
+    Confined,
     /// Movable requests on a CMA kernel: CMA pageblocks after their own.
     CmaAfter,
     /// Other types' pageblocks, claimed or stolen (never with
@@ -90,11 +96,13 @@ pub(crate) enum Source {
 }
 
 /// The sources, in the order they are tried.
-const SOURCES: [Source; 7] = [
+const SOURCES: [Source; 9] = [
     Source::HighAtomicReserve,
     Source::CmaFirst,
     Source::Packed,
+    Source::MovableTop,
     Source::Own,
+    Source::Confined,
     Source::CmaAfter,
     Source::Fallback,
     Source::HighAtomicLast,
@@ -138,16 +146,29 @@ impl ZoneOps<'_> {
             {
                 self.rmqueue_smallest(order, MigrateType::Cma).map(plain)
             }
-            Source::Packed if order == Order::ZERO && self.z.packing.packs(mt) => {
-                self.rmqueue_packed_one(mt, mode)
+            Source::Packed if self.z.packing.packs_order(mt, order) => {
+                self.rmqueue_packed_one(order, mt, mode)
+            }
+            Source::MovableTop if self.z.confinement.steers_movable(mt) => {
+                self.rmqueue_movable_top(order).map(plain)
             }
             Source::Own => self.rmqueue_smallest(order, mt).map(plain),
+            Source::Confined
+                if self.z.confinement.confines(mt) && !mode.contains(AllocMode::NO_FALLBACK) =>
+            {
+                self.rmqueue_confined(order, mt)
+            }
             Source::CmaAfter if mode.contains(AllocMode::CMA) => {
                 self.rmqueue_smallest(order, MigrateType::Cma).map(plain)
             }
-            Source::Fallback if !mode.contains(AllocMode::NO_FALLBACK) => self
-                .rmqueue_fallback(order, mt, mode)
-                .map(|(idx, event)| (idx, Some(event))),
+            Source::Fallback if !mode.contains(AllocMode::NO_FALLBACK) => {
+                let (idx, event) = self.rmqueue_fallback(order, mt, mode)?;
+                if self.z.confinement.confines(mt) || self.z.confinement.steers_movable(mt) {
+                    // The last resort under confinement, counted apart.
+                    self.f.stats.confined_fallbacks += 1;
+                }
+                Some((idx, Some(event)))
+            }
             Source::HighAtomicLast if mode.contains(AllocMode::NON_BLOCK) => self
                 .rmqueue_smallest(order, MigrateType::HighAtomic)
                 .map(plain),
@@ -155,10 +176,11 @@ impl ZoneOps<'_> {
         }
     }
 
-    /// One packed order-0 page for `mt` (the packing policy's source); a
-    /// pageblock claimed on the way is returned as its event.
+    /// One packed block of `order` for `mt` (the packing policy's source);
+    /// a pageblock claimed on the way is returned as its event.
     fn rmqueue_packed_one(
         &mut self,
+        order: Order,
         mt: MigrateType,
         mode: AllocMode,
     ) -> Option<(u32, Option<FallbackEvent>)> {
@@ -166,6 +188,7 @@ impl ZoneOps<'_> {
         let mut event = None;
         self.rmqueue_packed(
             mt,
+            order,
             1,
             PackClaim::ClaimFreePageblocks,
             mode,
@@ -190,12 +213,13 @@ impl ZoneOps<'_> {
         cpu_stats: &mut VmStats,
     ) -> u64 {
         let mut got = 0;
-        if order == Order::ZERO && self.z.packing.packs(mt) {
+        if self.z.packing.packs_order(mt, order) {
             // One scan for candidate pageblocks serves the whole batch.
             let pages = self.z;
             let pb = self.z.geo.pageblock;
             got = self.rmqueue_packed(
                 mt,
+                order,
                 count as usize,
                 PackClaim::ClaimFreePageblocks,
                 mode,

@@ -76,6 +76,18 @@ pub struct VmStats {
     /// Proactive compaction runs, as kcompactd's wake-ups
     /// (`compact_daemon_wake`).
     pub compact_daemon_wake: u64,
+    /// Confinement (`Confinement::LowEnd`): wholly free pageblocks claimed
+    /// for unmovable or reclaimable memory at the low end of a zone (each
+    /// also a pageblock claim among the fallback events).
+    pub confined_claims: u64,
+    /// Pageblocks of the confined area given back to movable because they
+    /// became wholly free.
+    pub confined_releases: u64,
+    /// Allocations served by Linux's fallback while confinement is on, the
+    /// last resort: an unmovable or reclaimable one in a pageblock claimed
+    /// or stolen away from the low end, or a movable one in the confined
+    /// area (each also a fallback event).
+    pub confined_fallbacks: u64,
 }
 
 impl VmStats {
@@ -137,6 +149,9 @@ impl VmStats {
         self.compact_free_scanned += other.compact_free_scanned;
         self.compact_isolated += other.compact_isolated;
         self.compact_daemon_wake += other.compact_daemon_wake;
+        self.confined_claims += other.confined_claims;
+        self.confined_releases += other.confined_releases;
+        self.confined_fallbacks += other.confined_fallbacks;
     }
 
     /// Failed allocations, all orders.

@@ -317,3 +317,100 @@ fn the_packing_policy_is_never_worse_than_linux() {
     );
     assert_eq!(packed.1, 0, "packed spread {packed:?}, linux {linux:?}");
 }
+
+/// `Packing::SmallOrders`: an unmovable block of order 1 to 3 comes from
+/// the fullest unmovable pageblock that has a free block of exactly that
+/// order (orders below 3 also from order 2), before any larger one, and
+/// never from another type's pageblock while its own have one.
+#[test]
+fn small_orders_pack_blocks_of_orders_1_to_3_fullest_first() {
+    let mut checked = 0;
+    for seed in 1..=12u64 {
+        for order in 1..=3u8 {
+            let order = Order::new(order).unwrap();
+            let (a, _held) = fragmented_with(seed, 3000, Packing::SmallOrders);
+            // Per unmovable pageblock: free pages, and the orders of its
+            // free blocks.
+            let mut owned: BTreeMap<u64, (u64, BTreeSet<u8>)> = BTreeMap::new();
+            let mut listed = 0usize;
+            for zone in a.zones() {
+                for b in zone.blocks() {
+                    let block = b.pfn.0 / PAGEBLOCK_PAGES;
+                    if zone.block_migratetype(b.pfn) != Some(MigrateType::Unmovable)
+                        || b.state != PageState::FreeHead
+                    {
+                        continue;
+                    }
+                    let e = owned.entry(block).or_default();
+                    e.0 += b.order.nr_pages().0;
+                    e.1.insert(b.order.get());
+                    listed += 1;
+                }
+            }
+            // The policy looks at the first 64 entries of each list.
+            if listed > 64 {
+                continue;
+            }
+            let small = order.get().max(2);
+            let candidates: Vec<(u64, u64)> = owned
+                .iter()
+                .filter(|(_, (_, orders))| orders.iter().any(|&o| o >= order.get() && o <= small))
+                .map(|(&b, &(free, _))| (b, free))
+                .collect();
+            let p = a.alloc(order, AllocFlags::KERNEL).unwrap();
+            a.check_invariants().unwrap();
+            let block = p.0 / PAGEBLOCK_PAGES;
+            if let Some(fullest) = candidates.iter().map(|&(_, f)| f).min() {
+                checked += 1;
+                let got = candidates.iter().find(|&&(b, _)| b == block);
+                assert_eq!(
+                    got.map(|&(_, f)| f),
+                    Some(fullest),
+                    "seed {seed} {order}: took pageblock {block}, candidates {candidates:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        checked >= 12,
+        "only {checked} cases had candidates within the scan"
+    );
+}
+
+/// [`fragmented`] under a packing policy, drained.
+fn fragmented_with(seed: u64, rounds: usize, packing: Packing) -> (Allocator, Vec<(Pfn, Order)>) {
+    let config = Config {
+        zone_bounds: ZoneBounds::NORMAL_ONLY,
+        packing,
+        ..Config::default()
+    };
+    let a: Allocator = Allocator::new(
+        MemoryMap::contiguous(Pfn(0x10000), PageCount(16384)).unwrap(),
+        config,
+    )
+    .unwrap();
+    let mut rng = seed | 1;
+    let mut held = Vec::new();
+    for _ in 0..rounds {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let r = rng;
+        let flags = match r % 5 {
+            0 | 1 => AllocFlags::KERNEL,
+            2 => AllocFlags::KERNEL_RECLAIMABLE,
+            _ => AllocFlags::HIGHUSER_MOVABLE,
+        };
+        let order = Order::new([0, 0, 0, 1, 2, 3][(r >> 8) as usize % 6]).unwrap();
+        if let Ok(p) = a.alloc(order, flags) {
+            held.push((p, order));
+        }
+        if r.is_multiple_of(3) && !held.is_empty() {
+            let (p, o) = held.swap_remove((r >> 20) as usize % held.len());
+            a.free(p, o).unwrap();
+        }
+    }
+    a.drain_all();
+    a.check_invariants().unwrap();
+    (a, held)
+}

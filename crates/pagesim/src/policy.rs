@@ -7,7 +7,7 @@
 //! [`REGISTRY`].
 
 use pagealloc::{
-    AllocError, AllocFlags, Allocator, BlockError, Config, CpuId, Order, Packing, Pfn,
+    AllocError, AllocFlags, Allocator, BlockError, Config, Confinement, CpuId, Order, Packing, Pfn,
 };
 
 /// How requests are served.
@@ -118,10 +118,20 @@ pub const REGISTRY: &[PolicyInfo] = &[
     },
     PolicyInfo {
         name: "packed",
-        summary: "seed 001 for every unmovable order-0 allocation: packed into pageblocks \
-                  unmovable already owns, fullest first (Packing::Unmovable)",
+        summary: "every unmovable and reclaimable allocation of order 0-3 packed into \
+                  pageblocks its type already owns, fullest first, before a free pageblock \
+                  is claimed (Packing::SmallOrders)",
         build: || Box::new(LinuxPolicy),
-        configure: |c| c.packing = Packing::Unmovable,
+        configure: |c| c.packing = Packing::SmallOrders,
+    },
+    PolicyInfo {
+        name: "confined",
+        summary: "unmovable and reclaimable memory confined to the low end of each zone, \
+                  growing by the lowest free pageblock and shrinking as it empties; movable \
+                  memory breaks free pageblocks from the top (Confinement::LowEnd, after \
+                  Contiguitas)",
+        build: || Box::new(LinuxPolicy),
+        configure: |c| c.confinement = Confinement::LowEnd,
     },
 ];
 

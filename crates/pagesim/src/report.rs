@@ -114,6 +114,12 @@ pub struct EngineStats {
     pub compact_free_scanned: u64,
     /// Pages compaction isolated for migration (`compact_isolated`).
     pub compact_isolated: u64,
+    /// Confinement: free pageblocks claimed at the low end of a zone.
+    pub confined_claims: u64,
+    /// Confinement: pageblocks given back to movable as they emptied.
+    pub confined_releases: u64,
+    /// Confinement: requests served by Linux's fallback, the last resort.
+    pub confined_fallbacks: u64,
 }
 
 impl EngineStats {
@@ -143,6 +149,9 @@ impl EngineStats {
             compact_migrate_scanned: s.compact_migrate_scanned,
             compact_free_scanned: s.compact_free_scanned,
             compact_isolated: s.compact_isolated,
+            confined_claims: s.confined_claims,
+            confined_releases: s.confined_releases,
+            confined_fallbacks: s.confined_fallbacks,
         }
     }
 
@@ -192,6 +201,11 @@ impl EngineStats {
                 .compact_free_scanned
                 .saturating_sub(base.compact_free_scanned),
             compact_isolated: now.compact_isolated.saturating_sub(base.compact_isolated),
+            confined_claims: now.confined_claims.saturating_sub(base.confined_claims),
+            confined_releases: now.confined_releases.saturating_sub(base.confined_releases),
+            confined_fallbacks: now
+                .confined_fallbacks
+                .saturating_sub(base.confined_fallbacks),
         }
     }
 }

@@ -368,6 +368,14 @@ fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
         "  pageblock claims",
         col(&|p| p.engine.pageblock_claims.to_string()),
     );
+    if policies.iter().any(|p| p.engine.confined_claims > 0) {
+        confinement_rows(
+            &mut t,
+            &col(&|p| p.engine.confined_claims.to_string()),
+            &col(&|p| p.engine.confined_releases.to_string()),
+            &col(&|p| p.engine.confined_fallbacks.to_string()),
+        );
+    }
     t.row(
         "fallback events (Linux, mm_page_alloc_extfrag)",
         col(&|p| p.linux_extfrag_events.to_string()),
@@ -864,6 +872,14 @@ impl ScenarioReport {
             "  pageblock claims",
             col(&|v| v.engine.pageblock_claims.to_string()),
         );
+        if self.variants.iter().any(|v| v.engine.confined_claims > 0) {
+            confinement_rows(
+                &mut t,
+                &col(&|v| v.engine.confined_claims.to_string()),
+                &col(&|v| v.engine.confined_releases.to_string()),
+                &col(&|v| v.engine.confined_fallbacks.to_string()),
+            );
+        }
         t.row(
             "high-atomic pageblocks reserved",
             col(&|v| v.engine.highatomic_reserved.to_string()),
@@ -1199,4 +1215,20 @@ fn served(r: RequestRate) -> String {
         Some(rate) => format!("{}/{} ({:.1}%)", r.served, r.requests, 100.0 * rate),
         None => "-".to_owned(),
     }
+}
+
+/// The confinement counters (shown when some column confines).
+fn confinement_rows(t: &mut Table, claims: &[String], releases: &[String], fallbacks: &[String]) {
+    t.row(
+        "    of them confined claims at the low end",
+        claims.to_vec(),
+    );
+    t.row(
+        "  confined pageblocks given back (emptied)",
+        releases.to_vec(),
+    );
+    t.row(
+        "  confined: Linux's fallback, the last resort",
+        fallbacks.to_vec(),
+    );
 }

@@ -168,7 +168,7 @@ fn usage_errors_exit_2() {
     let trace = fixture_arg("handmade.trace");
     assert_input_error(
         &["replay", &trace, "--policy", "bogus"],
-        "unknown policy `bogus` (known: linux, packed)",
+        "unknown policy `bogus` (known: linux, packed, confined)",
     );
     assert_input_error(
         &["replay", &trace, "--mem", "lots"],

@@ -313,7 +313,9 @@ impl<R: RawMutex> Allocator<R> {
     ) -> Option<Pfn> {
         let zone = &self.zones[zi];
         let pb = zone.core.geo.pageblock;
-        if let (Some(lists), Some(index)) = (lists, pcp_index(req.order, req.mt, pb)) {
+        let cached =
+            pcp_index(req.order, req.mt, pb).filter(|_| zone.core.caches(req.mt, req.order));
+        if let (Some(lists), Some(index)) = (lists, cached) {
             let pcp = &mut lists.zones[zi];
             let cached = if mode.contains(AllocMode::NO_FALLBACK) {
                 // Only a block of the type's own pageblocks: the answer must

@@ -165,7 +165,10 @@ impl<R: RawMutex> Allocator<R> {
             if let Some((zi, meta)) = self.lookup_allocated(pfn, order, &mut 0) {
                 let zone = &self.zones[zi];
                 let z = &zone.core;
-                if let Some(index) = pcp_free_index(order, z.block_mt(pfn), z.geo.pageblock) {
+                let mt = z.block_mt(pfn);
+                if let Some(index) =
+                    pcp_free_index(order, mt, z.geo.pageblock).filter(|_| z.caches(mt, order))
+                {
                     return held.zones[zi]
                         .free(zone, z.idx(pfn), meta, order, index)
                         .map_err(|_| self.lost_race(pfn, order));
@@ -188,7 +191,10 @@ impl<R: RawMutex> Allocator<R> {
         let zone = &self.zones[zi];
         let z = &zone.core;
         if let Some(lists) = lists {
-            if let Some(index) = pcp_free_index(order, z.block_mt(pfn), z.geo.pageblock) {
+            let mt = z.block_mt(pfn);
+            if let Some(index) =
+                pcp_free_index(order, mt, z.geo.pageblock).filter(|_| z.caches(mt, order))
+            {
                 return lists.zones[zi]
                     .free(zone, z.idx(pfn), meta, order, index)
                     .map_err(|_| self.lost_race(pfn, order));

@@ -67,6 +67,8 @@ impl ZoneOps<'_> {
                 order = order.lower().unwrap_or(Order::ZERO);
             }
             let mt = self.z.block_mt(pfn);
+            // Onlined memory may bring back a confined pageblock, wholly free.
+            let mt = self.confine_release(pfn, order, mt);
             self.add_free(self.z.idx(pfn), order, mt, Placement::Tail);
             pfn.0 += order.nr_pages().0;
         }
@@ -134,7 +136,7 @@ impl ZoneOps<'_> {
         &mut self,
         mut pfn: Pfn,
         mut order: Order,
-        mt: MigrateType,
+        mut mt: MigrateType,
         placement: FreePlacement,
     ) {
         let max = self.z.geo.max_order;
@@ -144,6 +146,9 @@ impl ZoneOps<'_> {
         // lists of types that share the counters (ordinary ones), so the
         // accounting is done once, as Linux does.
         self.account_free(self.z.idx(pfn), order, mt, true);
+        // A confined pageblock that is wholly free leaves the area, before
+        // it merges across pageblocks (so only it is counted).
+        mt = self.confine_release(pfn, order, mt);
         let len = self.z.pages.len() as u64;
         while order < max {
             let buddy = pfn.buddy(order);
@@ -169,6 +174,9 @@ impl ZoneOps<'_> {
             }
             pfn = Pfn(pfn.0 & buddy.0);
             order = order.higher();
+            if order == pb {
+                mt = self.confine_release(pfn, order, mt);
+            }
         }
         let idx = self.z.idx(pfn);
         let to_tail = match placement {

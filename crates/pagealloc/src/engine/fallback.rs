@@ -119,8 +119,18 @@ impl ZoneOps<'_> {
         if current >= pb {
             let reported = self.unlink_free(idx, current, block_type);
             self.count_reported_reuse(reported, current);
-            self.set_range_migratetype(pfn, current, start);
-            self.expand(idx, order, current, start);
+            // Linux claims the whole block. Under confinement only the
+            // pageblocks the allocation takes change type: the free rest
+            // stays the other type's, as no wholly free pageblock may be
+            // confined (`engine::confine`).
+            let claimed = if self.z.confinement.confines(start) {
+                order.max(pb)
+            } else {
+                current
+            };
+            self.expand(idx, claimed, current, block_type);
+            self.set_range_migratetype(pfn, claimed, start);
+            self.expand(idx, order, claimed, start);
             self.account_free(idx, order, start, false);
             return Some(idx);
         }

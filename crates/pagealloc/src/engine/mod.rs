@@ -4,6 +4,7 @@
 //! of per-CPU lists, services or the allocator facade above it.
 
 pub(crate) mod buddy;
+pub(crate) mod confine;
 pub(crate) mod fallback;
 pub(crate) mod free_area;
 pub(crate) mod free_list;

@@ -22,7 +22,7 @@ use crate::engine::page::{PageMeta, PageState, PageTable};
 use crate::engine::pageblock::BlockTable;
 use crate::events::{DrainEvent, EventSink, FallbackEvent};
 use crate::layout::ZoneSpan;
-use crate::policy::Packing;
+use crate::policy::{Confinement, Packing};
 use crate::sync::DefaultLock;
 use crate::units::{
     MigrateType, NodeId, Order, PageCount, Pfn, ZoneType, NR_MIGRATE_TYPES, NR_ZONE_TYPES,
@@ -84,6 +84,9 @@ pub(crate) struct ZoneCore {
     pub(crate) geo: Geometry,
     /// Which order-0 allocations are packed (a policy from the config).
     pub(crate) packing: Packing,
+    /// Whether unmovable and reclaimable memory is confined to the zone's
+    /// low end (a policy from the config).
+    pub(crate) confinement: Confinement,
     pub(crate) pages: PageTable,
     pub(crate) blocks: BlockTable,
     pub(crate) watermarks: Watermarks,
@@ -121,6 +124,7 @@ impl Clone for ZoneCore {
             nr_offline: self.nr_offline,
             geo: self.geo,
             packing: self.packing,
+            confinement: self.confinement,
             pages: self.pages.clone(),
             blocks: self.blocks.clone(),
             watermarks: self.watermarks,
@@ -215,6 +219,7 @@ impl ZoneCore {
             present: span.present.clone(),
             geo,
             packing: config.packing,
+            confinement: config.confinement,
             pages: PageTable::new(span.nr_spanned() as usize),
             blocks: BlockTable::new(span.start, span.end, geo.pageblock, MigrateType::Movable),
             watermarks: Watermarks::default(),
@@ -273,6 +278,16 @@ impl ZoneCore {
 
     pub(crate) fn set_below_high(&self, below: bool) {
         self.below_high.store(below, Ordering::Relaxed)
+    }
+
+    /// Whether blocks of `order` of `mt` go through per-CPU lists (Linux's
+    /// rule), or are allocated and freed under the zone lock, where the
+    /// placement policy sees every free block: small-order packing and
+    /// confinement keep their types off the per-CPU lists
+    /// ([`Packing::bypasses_pcp`]).
+    #[inline]
+    pub(crate) fn caches(&self, mt: MigrateType, order: Order) -> bool {
+        !(self.packing.bypasses_pcp(mt, order) || self.confinement.confines(mt))
     }
 
     /// Whether the zone spans `pfn`.

@@ -20,6 +20,7 @@ use crate::engine::page::PageState;
 use crate::engine::zone::ZoneCore;
 use crate::error::InvariantViolation;
 use crate::pcp::lists::Pcp;
+use crate::policy::Confinement;
 use crate::stats::VmStats;
 use crate::units::{MigrateType, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
 
@@ -46,7 +47,13 @@ impl<R: RawMutex> Allocator<R> {
     /// 7. contiguous allocation (seed 003): the isolated pageblocks and
     ///    offline pages are what the zone counts, an isolated free block
     ///    lies inside one pageblock, and a contiguous page in a CMA area
-    ///    has its bitmap bit set.
+    ///    has its bitmap bit set;
+    /// 8. confinement ([`Confinement::LowEnd`](crate::Confinement)): no free
+    ///    block of pageblock order or more is on an unmovable or reclaimable
+    ///    list (a confined pageblock that became wholly free went back to
+    ///    movable); the confinement counters are zero in zones without the
+    ///    policy, and its claims and fallbacks are among the fallback events
+    ///    counted.
     ///
     /// It holds every lock at once (per-CPU lists first, then zones, the
     /// order the allocation path uses) for the whole walk, and no call
@@ -71,6 +78,7 @@ impl<R: RawMutex> Allocator<R> {
                 .map(|(c, b)| (c.area, &**b))
                 .collect();
             allocated += check_zone(&zone.core, free, &zone_pcps, &cma)?;
+            check_confinement(&zone.core, free)?;
             stats.merge(&free.stats);
         }
         for cpu in &held.cpus {
@@ -80,6 +88,21 @@ impl<R: RawMutex> Allocator<R> {
         }
         drop(bitmaps);
         drop(held);
+        if stats.confined_claims > stats.pageblock_claims
+            || stats.confined_fallbacks > stats.extfrag_events
+        {
+            return Err(InvariantViolation {
+                invariant: 8,
+                detail: format!(
+                    "{} confined claims and {} confined fallbacks, but {} pageblock claims \
+                     and {} fallback events",
+                    stats.confined_claims,
+                    stats.confined_fallbacks,
+                    stats.pageblock_claims,
+                    stats.extfrag_events
+                ),
+            });
+        }
         let outstanding = stats.pgalloc.wrapping_sub(stats.pgfree);
         if outstanding != allocated {
             return Err(InvariantViolation {
@@ -91,6 +114,41 @@ impl<R: RawMutex> Allocator<R> {
         }
         Ok(())
     }
+}
+
+/// Invariant 8 for one zone: the confined area holds no wholly free
+/// pageblock, and a zone without the policy has counted nothing of it.
+fn check_confinement(zone: &ZoneCore, free: &FreeAreas) -> Result<(), InvariantViolation> {
+    let s = &free.stats;
+    if zone.confinement == Confinement::Off {
+        if (s.confined_claims, s.confined_releases, s.confined_fallbacks) != (0, 0, 0) {
+            return Err(violation(
+                8,
+                zone,
+                format!(
+                    "confinement is off, but counts {} claims, {} releases, {} fallbacks",
+                    s.confined_claims, s.confined_releases, s.confined_fallbacks
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    for order in zone.geo.orders().filter(|o| *o >= zone.geo.pageblock) {
+        for mt in [MigrateType::Unmovable, MigrateType::Reclaimable] {
+            if let Some(idx) = free.areas[order.idx()].lists[mt.idx()].first() {
+                return Err(violation(
+                    8,
+                    zone,
+                    format!(
+                        "free block {} of {order} is on the {mt} list: a wholly free \
+                         confined pageblock",
+                        zone.pfn(idx)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks one zone; returns the pages it found allocated.

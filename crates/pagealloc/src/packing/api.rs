@@ -75,6 +75,7 @@ impl<R: RawMutex> Allocator<R> {
             let mut events = Vec::new();
             ops.rmqueue_packed(
                 mt,
+                Order::ZERO,
                 want,
                 claim,
                 request.mode,

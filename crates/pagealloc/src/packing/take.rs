@@ -1,4 +1,5 @@
-//! Packed order-0 allocation (seed 001, `alloc_pages_compact`).
+//! Packed allocation (seed 001, `alloc_pages_compact`), of order 0 and, for
+//! the packing policy's small orders, up to order 3.
 //!
 //! A driver that holds hundreds of MB of unmovable order-0 pages for days
 //! leaves a few pinned pages in every pageblock, and no order-3 block can be
@@ -13,6 +14,14 @@
 //!
 //! "Fullest" is measured by the per-pageblock free-page count the zone keeps
 //! (see `engine::pageblock`).
+//!
+//! Blocks of order 1 to 3 ([`Packing::SmallOrders`](crate::Packing)) follow
+//! the same rule one order up: the candidates are the type's free blocks
+//! of the request's order up to order 2 (or just the request's order, for
+//! order 3), fullest pageblock first, then its larger ones below a
+//! pageblock, then a claimed free pageblock. Under confinement
+//! ([`Confinement::LowEnd`](crate::Confinement)) the pageblock claimed is
+//! the zone's lowest wholly free one, exactly one pageblock.
 //!
 //! Cost. Every free block of an owned pageblock is on that type's lists
 //! (freelist hygiene), so the candidates are the list entries themselves:
@@ -40,10 +49,10 @@ use crate::units::{MigrateType, Order};
 const PACK_MAX_ORDER: u8 = 2;
 
 impl ZoneOps<'_> {
-    /// Takes up to `want` order-0 pages of `mt`, packed, handing each to
-    /// `take` as a plain tail for it to label (allocated, or linked on a
-    /// per-CPU list). Returns how many it took, and the
-    /// claims of other types' pageblocks it made (as fallback events).
+    /// Takes up to `want` blocks of `order` of `mt`, packed, handing each
+    /// head to `take` as a plain tail for it to label (allocated, or linked
+    /// on a per-CPU list). Returns how many it took, and the claims of
+    /// other types' pageblocks it made (as fallback events).
     /// `scan_limit` bounds how many entries of each free list are examined
     /// for candidate blocks. `mode` is the request's: with
     /// [`AllocMode::NO_FALLBACK`] only free pageblocks of `mt` itself may be
@@ -52,6 +61,7 @@ impl ZoneOps<'_> {
     pub(crate) fn rmqueue_packed(
         &mut self,
         mt: MigrateType,
+        order: Order,
         want: usize,
         claim: PackClaim,
         mode: AllocMode,
@@ -60,25 +70,44 @@ impl ZoneOps<'_> {
         claims: &mut dyn FnMut(FallbackEvent),
     ) -> usize {
         let pb = self.z.geo.pageblock;
+        if order >= pb {
+            return 0;
+        }
         // The small free blocks of pageblocks `mt` owns, fullest first.
-        let mut got = self.take_listed(mt, 0..=PACK_MAX_ORDER, scan_limit, want, take);
+        let small = order.get().max(PACK_MAX_ORDER);
+        let mut got = self.take_listed(mt, order, order.get()..=small, scan_limit, want, take);
         if got == want || claim == PackClaim::OwnedOnly {
             return got;
         }
         // Before claiming anything new, finish the pageblocks the type owns:
         // their larger free blocks too, fullest pageblock first.
-        let larger = PACK_MAX_ORDER + 1..=pb.get().saturating_sub(1);
-        got += self.take_listed(mt, larger, scan_limit, want - got, take);
+        let larger = small + 1..=pb.get().saturating_sub(1);
+        got += self.take_listed(mt, order, larger, scan_limit, want - got, take);
         while got < want {
-            let Some((idx, order, from)) = self.free_pageblock_to_claim(mt, mode) else {
+            if self.z.confinement.confines(mt) {
+                // Confined: the lowest free pageblock, exactly one.
+                if mode.contains(AllocMode::NO_FALLBACK) {
+                    break;
+                }
+                let Some((idx, event)) = self.claim_lowest_pageblock(order, mt) else {
+                    break;
+                };
+                if let Some(event) = event {
+                    claims(event);
+                }
+                self.link_free(idx, pb, mt, Placement::Head);
+                got += self.take_block(idx, pb, order, mt, mt, want - got, take);
+                continue;
+            }
+            let Some((idx, found, from)) = self.free_pageblock_to_claim(mt, mode) else {
                 break;
             };
             let pfn = self.z.pfn(idx);
             if from != mt {
                 let event = FallbackEvent {
                     pfn,
-                    alloc_order: Order::ZERO,
-                    fallback_order: order,
+                    alloc_order: order,
+                    fallback_order: found,
                     alloc_migratetype: mt,
                     fallback_migratetype: from,
                     change_ownership: true,
@@ -87,16 +116,16 @@ impl ZoneOps<'_> {
                 claims(event);
             }
             // Claimed whole: the pieces left after taking go to `mt`'s lists.
-            self.set_range_migratetype(pfn, order, mt);
-            got += self.take_block(idx, order, from, mt, want - got, take);
+            self.set_range_migratetype(pfn, found, mt);
+            got += self.take_block(idx, found, order, from, mt, want - got, take);
         }
         got
     }
 
-    /// Takes up to `want` order-0 pages from the free blocks of `orders` on
-    /// `mt`'s lists (the first `scan_limit` of each list), fullest pageblock
-    /// first, in address order within a pageblock. Each block is taken whole
-    /// while `want` allows, the last one split.
+    /// Takes up to `want` blocks of `unit` from the free blocks of `orders`
+    /// (all at least `unit`) on `mt`'s lists (the first `scan_limit` of each
+    /// list), fullest pageblock first, in address order within a pageblock.
+    /// Each block is taken whole while `want` allows, the last one split.
     ///
     /// One list walk per call; the `u64` keys (`free pages << 32 | index`)
     /// live in a buffer kept under the zone lock, heapified in linear time,
@@ -104,6 +133,7 @@ impl ZoneOps<'_> {
     fn take_listed(
         &mut self,
         mt: MigrateType,
+        unit: Order,
         orders: core::ops::RangeInclusive<u8>,
         scan_limit: usize,
         want: usize,
@@ -139,36 +169,40 @@ impl ZoneOps<'_> {
             // list changes while others are taken (allocation never merges).
             let idx = !key as u32;
             let order = self.z.pages.get(idx).order();
-            got += self.take_block(idx, order, mt, mt, want - got, take);
+            got += self.take_block(idx, order, unit, mt, mt, want - got, take);
         }
         self.f.pack_scratch = heap.into_vec();
         got
     }
 
-    /// Takes the first `min(want, 2^order)` pages of the free block at `idx`
-    /// on `from`'s list as order-0 allocations of `mt`, and gives the rest
-    /// back as aligned blocks at the head of `mt`'s lists (as `expand` would
-    /// have split it; the caller has retyped the pageblocks if `from` is
-    /// another type). Returns how many it took.
+    /// Takes the first `min(want, 2^(order - unit))` blocks of `unit` of the
+    /// free block at `idx` on `from`'s list as allocations of `mt`, and
+    /// gives the rest back as aligned blocks at the head of `mt`'s lists (as
+    /// `expand` would have split it; the caller has retyped the pageblocks
+    /// if `from` is another type). Returns how many it took.
+    #[allow(clippy::too_many_arguments)]
     fn take_block(
         &mut self,
         idx: u32,
         order: Order,
+        unit: Order,
         from: MigrateType,
         mt: MigrateType,
         want: usize,
         take: &mut dyn FnMut(u32),
     ) -> usize {
         let nr = order.nr_pages().0 as u32;
-        let n = nr.min(u32::try_from(want).unwrap_or(u32::MAX));
+        let step = unit.nr_pages().0 as u32;
+        let blocks = (nr / step).min(u32::try_from(want).unwrap_or(u32::MAX));
+        let n = blocks * step;
         // The pages go to `take` as plain tails, and the caller writes their
         // final records (allocated, or linked on a per-CPU list). No page is
         // ever an allocated head in between: a free racing against this
         // call must fail its compare-and-swap, not take the page over.
         let reported = self.del_free(idx, order, from);
         self.count_reported_reuse(reported, order);
-        for page in idx..idx + n {
-            take(page);
+        for block in (idx..idx + n).step_by(step as usize) {
+            take(block);
         }
         let mut pos = n;
         while pos < nr {
@@ -178,7 +212,7 @@ impl ZoneOps<'_> {
             self.add_free(idx + pos, piece, mt, Placement::Head);
             pos += piece.nr_pages().0 as u32;
         }
-        n as usize
+        blocks as usize
     }
 
     /// A whole free pageblock (a free block of at least pageblock order) to

@@ -167,7 +167,10 @@ impl<R: RawMutex> Allocator<R> {
                     let zone = &self.zones[zi];
                     let z = &zone.core;
                     let idx = z.idx(pfn);
-                    match pcp_free_index(Order::ZERO, z.block_mt(pfn), z.geo.pageblock) {
+                    let mt = z.block_mt(pfn);
+                    let cached = pcp_free_index(Order::ZERO, mt, z.geo.pageblock)
+                        .filter(|_| z.caches(mt, Order::ZERO));
+                    match cached {
                         // The high mark and drains move page by page,
                         // exactly as single frees would move them.
                         Some(index) => held.zones[zi].free_owned(zone, idx, index),

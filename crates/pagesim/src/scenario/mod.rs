@@ -14,8 +14,8 @@ mod spec;
 use std::path::PathBuf;
 
 use pagealloc::{
-    AllocFlags, CmaArea, CmaReservation, CmaSupport, Config, ContigConstraints, Order, Packing,
-    PageCount, Pfn, ReportingPolicy,
+    AllocFlags, CmaArea, CmaReservation, CmaSupport, Config, Confinement, ContigConstraints, Order,
+    Packing, PageCount, Pfn, ReportingPolicy,
 };
 
 use crate::machine::Machine;
@@ -204,6 +204,9 @@ pub struct Variant {
     /// The engine's packing policy (`packing = "unmovable"` in the file;
     /// off unless given).
     pub packing: Packing,
+    /// The engine's confinement policy (`confinement = "low-end"` in the
+    /// file; off unless given).
+    pub confinement: Confinement,
     /// Free page reporting (`reporting = { ... }` in the file; off unless
     /// given).
     pub reporting: Option<Reporting>,
@@ -216,11 +219,12 @@ pub struct Variant {
 
 impl Variant {
     /// Applies the variant's engine settings to a machine's configuration:
-    /// packing, reporting and CMA areas. `cma` says whether the kernel has
+    /// packing, confinement, reporting and CMA areas. `cma` says whether the kernel has
     /// CMA at all (every variant of a scenario where one has an area: the
     /// same kernel, booted with `cma=0` in the others).
     pub fn configure(&self, config: &mut Config, cma: CmaSupport) {
         config.packing = self.packing;
+        config.confinement = self.confinement;
         config.reporting = self.reporting.map(|r| r.policy);
         CmaDecl::configure(&self.cma, config, cma);
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use pagealloc::{AllocFlags, Packing, ZoneType};
+use pagealloc::{AllocFlags, Confinement, Packing, ZoneType};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -136,6 +136,9 @@ pub enum PackingName {
     Unmovable,
     /// Every unmovable and reclaimable order-0 allocation is packed first.
     UnmovableAndReclaimable,
+    /// Every unmovable and reclaimable allocation of order 0 to 3 is packed
+    /// first.
+    SmallOrders,
 }
 
 impl PackingName {
@@ -145,6 +148,28 @@ impl PackingName {
             PackingName::Off => Packing::Off,
             PackingName::Unmovable => Packing::Unmovable,
             PackingName::UnmovableAndReclaimable => Packing::UnmovableAndReclaimable,
+            PackingName::SmallOrders => Packing::SmallOrders,
+        }
+    }
+}
+
+/// The engine's confinement policy in a variant (`pagealloc::Confinement`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfinementName {
+    /// Linux's placement.
+    #[default]
+    Off,
+    /// Unmovable and reclaimable memory at the low end of each zone.
+    LowEnd,
+}
+
+impl ConfinementName {
+    /// The engine's policy.
+    pub fn confinement(self) -> Confinement {
+        match self {
+            ConfinementName::Off => Confinement::Off,
+            ConfinementName::LowEnd => Confinement::LowEnd,
         }
     }
 }
@@ -399,6 +424,7 @@ pub(super) struct VariantSpec {
     pub(super) actor: BTreeMap<String, Spanned<ActorSpec>>,
     pub(super) reclaim: Option<ReclaimSpec>,
     pub(super) packing: Option<PackingName>,
+    pub(super) confinement: Option<ConfinementName>,
     pub(super) reporting: Option<Spanned<ReportingSpec>>,
     pub(super) cma: Option<Spanned<Vec<Spanned<CmaSpec>>>>,
     pub(super) compaction: Option<Spanned<CompactionSpec>>,

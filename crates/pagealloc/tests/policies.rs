@@ -1,0 +1,318 @@
+//! The placement policies side by side: Linux's, packing of small orders
+//! (`Packing::SmallOrders`), confinement (`Confinement::LowEnd`) and both
+//! together. Each keeps every invariant after every step of a random run
+//! of allocations and frees of orders 0-3 of every migratetype, on two
+//! CPUs, with per-CPU drains between; and confinement does what it says on
+//! a deterministic workload.
+
+use std::collections::BTreeSet;
+
+use pagealloc::{
+    AllocFlags, Allocator, Config, Confinement, CpuId, MemRange, MemoryMap, MigrateType, NodeId,
+    Order, Packing, PageCount, PageState, Pfn, ZoneBounds,
+};
+use proptest::prelude::*;
+
+const PAGEBLOCK_PAGES: u64 = 512;
+
+/// The policies compared, by name.
+fn policies() -> [(&'static str, Packing, Confinement); 4] {
+    [
+        ("linux", Packing::Off, Confinement::Off),
+        ("small-orders", Packing::SmallOrders, Confinement::Off),
+        ("confined", Packing::Off, Confinement::LowEnd),
+        ("confined+packed", Packing::SmallOrders, Confinement::LowEnd),
+    ]
+}
+
+/// 16 MiB from frame 0 on two CPUs: DMA (one pageblock), DMA32 (three) and
+/// Normal (four), so zone fallback, `ALLOC_NOFRAGMENT` and every
+/// migratetype's fallback are reached within a few hundred steps.
+fn machine(packing: Packing, confinement: Confinement) -> Allocator {
+    machine_with(packing, confinement, 9)
+}
+
+/// [`machine`] with pageblocks of `pageblock_order` (small ones make
+/// requests of orders 1-3 larger than a pageblock: Linux's fallback then
+/// claims whole free blocks, which confinement must not leave confined).
+fn machine_with(packing: Packing, confinement: Confinement, pageblock_order: u8) -> Allocator {
+    let config = Config {
+        pageblock_order,
+        zone_bounds: ZoneBounds {
+            dma_end_bytes: Some(2 << 20),
+            dma32_end_bytes: Some(8 << 20),
+            movable_start_bytes: None,
+        },
+        nr_cpus: 2,
+        packing,
+        confinement,
+        ..Config::default()
+    };
+    let map = MemoryMap::new(vec![MemRange {
+        node: NodeId(0),
+        start: Pfn(0),
+        end: Pfn(4096),
+    }])
+    .unwrap();
+    Allocator::new(map, config).unwrap()
+}
+
+/// The flags of each kind of request the run makes.
+const KINDS: [AllocFlags; 7] = [
+    AllocFlags::KERNEL,
+    AllocFlags::KERNEL_RECLAIMABLE,
+    AllocFlags::HIGHUSER_MOVABLE,
+    AllocFlags::GFP_ATOMIC,
+    AllocFlags::DMA,
+    AllocFlags::MOVABLE.union(AllocFlags::NO_FALLBACK),
+    AllocFlags::RECLAIMABLE.union(AllocFlags::ATOMIC),
+];
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Allocate a block of `order` of kind `kind` on `cpu`.
+    Alloc { cpu: u16, order: u8, kind: usize },
+    /// Allocate `n` movable order-0 pages on `cpu` (fills memory fast).
+    Fill { cpu: u16, n: usize },
+    /// Free the held block at `pick` (modulo how many are held) on `cpu`.
+    Free { cpu: u16, pick: usize },
+    /// Free every `stride`-th held block.
+    FreeMany { stride: usize },
+    /// Drain `cpu`'s lists, or every CPU's.
+    Drain { cpu: Option<u16> },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u16..2, 0u8..=3, 0usize..KINDS.len())
+            .prop_map(|(cpu, order, kind)| Op::Alloc { cpu, order, kind }),
+        1 => (0u16..2, 1usize..200).prop_map(|(cpu, n)| Op::Fill { cpu, n }),
+        5 => (0u16..2, any::<usize>()).prop_map(|(cpu, pick)| Op::Free { cpu, pick }),
+        1 => (2usize..5).prop_map(|stride| Op::FreeMany { stride }),
+        1 => prop::option::of(0u16..2).prop_map(|cpu| Op::Drain { cpu }),
+    ]
+}
+
+/// Runs `ops` under one policy, checking the invariants after every step.
+fn run(name: &str, packing: Packing, confinement: Confinement, pageblock_order: u8, ops: &[Op]) {
+    let a = machine_with(packing, confinement, pageblock_order);
+    let mut held: Vec<(Pfn, Order)> = Vec::new();
+    for (step, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Alloc { cpu, order, kind } => {
+                let order = Order::new(order).unwrap();
+                if let Ok(pfn) = a.alloc_on_cpu(CpuId(cpu), order, KINDS[kind]) {
+                    held.push((pfn, order));
+                }
+            }
+            Op::Fill { cpu, n } => {
+                for _ in 0..n {
+                    match a.alloc_on_cpu(CpuId(cpu), Order::ZERO, AllocFlags::HIGHUSER_MOVABLE) {
+                        Ok(pfn) => held.push((pfn, Order::ZERO)),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Op::Free { cpu, pick } => {
+                if !held.is_empty() {
+                    let (pfn, order) = held.swap_remove(pick % held.len());
+                    a.free_on_cpu(CpuId(cpu), pfn, order).unwrap();
+                }
+            }
+            Op::FreeMany { stride } => {
+                let mut k = 0;
+                held.retain(|&(pfn, order)| {
+                    k += 1;
+                    if k % stride == 0 {
+                        a.free(pfn, order).unwrap();
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            Op::Drain { cpu: Some(cpu) } => {
+                a.drain_local(CpuId(cpu)).unwrap();
+            }
+            Op::Drain { cpu: None } => {
+                a.drain_all();
+            }
+        }
+        if let Err(e) = a.check_invariants() {
+            panic!("{name}, step {step} ({op:?}): {e}");
+        }
+    }
+    for (pfn, order) in held {
+        a.free(pfn, order).unwrap();
+    }
+    a.drain_all();
+    a.check_invariants().unwrap();
+    assert_eq!(a.nr_allocated_pages(), 0, "{name}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn every_policy_keeps_the_invariants_after_every_step(
+        ops in prop::collection::vec(op(), 1..500),
+    ) {
+        for (name, packing, confinement) in policies() {
+            run(name, packing, confinement, 9, &ops);
+            run(name, packing, confinement, 1, &ops);
+        }
+    }
+}
+
+/// Per pageblock (its index from frame 0): whether it holds allocated
+/// unmovable or reclaimable pages, and its type.
+fn pageblocks(a: &Allocator) -> (BTreeSet<u64>, Vec<(u64, MigrateType)>) {
+    let mut holding = BTreeSet::new();
+    let mut types = Vec::new();
+    for zone in a.zones() {
+        for b in zone.blocks() {
+            let unmovable = matches!(
+                b.alloc_migratetype,
+                Some(MigrateType::Unmovable | MigrateType::Reclaimable)
+            );
+            if b.state == PageState::AllocHead && unmovable {
+                holding.insert(b.pfn.0 / PAGEBLOCK_PAGES);
+            }
+        }
+        let mut pfn = zone.start_pfn().0;
+        while pfn < zone.end_pfn().0 {
+            if let Some(mt) = zone.block_migratetype(Pfn(pfn)) {
+                types.push((pfn / PAGEBLOCK_PAGES, mt));
+            }
+            pfn += PAGEBLOCK_PAGES;
+        }
+    }
+    (holding, types)
+}
+
+/// One Normal zone of 64 MiB (128 pageblocks) under `confinement`:
+/// movable memory churns at about 60% of memory while unmovable and
+/// reclaimable blocks of orders 0-3 come and go, a third kept.
+fn churn(packing: Packing, confinement: Confinement) -> Allocator {
+    let config = Config {
+        zone_bounds: ZoneBounds::NORMAL_ONLY,
+        packing,
+        confinement,
+        ..Config::default()
+    };
+    let a: Allocator = Allocator::new(
+        MemoryMap::contiguous(Pfn(0), PageCount(128 * PAGEBLOCK_PAGES)).unwrap(),
+        config,
+    )
+    .unwrap();
+    let mut movable: Vec<Pfn> = Vec::new();
+    let mut kernel: Vec<(Pfn, Order)> = Vec::new();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..60_000u64 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let used = a.nr_allocated_pages() * 100 / (128 * PAGEBLOCK_PAGES);
+        match rng % 10 {
+            0..=3 if used < 60 => {
+                if let Ok(p) = a.alloc(Order::ZERO, AllocFlags::HIGHUSER_MOVABLE) {
+                    movable.push(p);
+                }
+            }
+            0..=4 if !movable.is_empty() => {
+                let p = movable.swap_remove((rng >> 16) as usize % movable.len());
+                a.free(p, Order::ZERO).unwrap();
+            }
+            5 | 6 => {
+                let order = Order::new([0, 0, 0, 1, 2, 3][(rng >> 24) as usize % 6]).unwrap();
+                let flags = if rng & (1 << 40) == 0 {
+                    AllocFlags::KERNEL
+                } else {
+                    AllocFlags::KERNEL_RECLAIMABLE
+                };
+                if let Ok(p) = a.alloc(order, flags) {
+                    kernel.push((p, order));
+                }
+            }
+            _ if kernel.len() > 600 => {
+                // The first 300 stay for good; the others come and go.
+                let k = 300 + (rng >> 16) as usize % (kernel.len() - 300);
+                let (p, o) = kernel.swap_remove(k);
+                a.free(p, o).unwrap();
+            }
+            _ => {}
+        }
+        if i % 10_000 == 0 {
+            a.check_invariants().unwrap();
+        }
+    }
+    a.drain_all();
+    a.check_invariants().unwrap();
+    a
+}
+
+/// With memory to spare, confinement keeps every unmovable and reclaimable
+/// pageblock in the lowest part of the zone: the highest pageblock holding
+/// such pages is below the number of confined pageblocks plus the few the
+/// area gave back below its top, and Linux's placement spreads them
+/// further. No fallback was needed.
+#[test]
+fn confinement_keeps_unmovable_memory_at_the_low_end() {
+    let linux = churn(Packing::Off, Confinement::Off);
+    let confined = churn(Packing::Off, Confinement::LowEnd);
+    let (linux_holding, _) = pageblocks(&linux);
+    let (holding, types) = pageblocks(&confined);
+    let top = *holding.last().unwrap();
+    let linux_top = *linux_holding.last().unwrap();
+    let confined_blocks = types
+        .iter()
+        .filter(|(_, mt)| matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable))
+        .count() as u64;
+    let stats = confined.stats();
+    eprintln!(
+        "highest pageblock holding unmovable pages: confined {top} (of {} holding, {confined_blocks} \
+         confined), linux {linux_top} (of {} holding); {stats:?}",
+        holding.len(),
+        linux_holding.len()
+    );
+    // Every confined pageblock lies at or below the top.
+    assert!(types
+        .iter()
+        .filter(|(_, mt)| matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable))
+        .all(|&(b, _)| b <= top));
+    // The area is dense: at most a quarter of the pageblocks below its top
+    // are not the area's.
+    assert!(
+        (top + 1) * 3 <= confined_blocks * 4,
+        "top {top}, {confined_blocks} confined pageblocks"
+    );
+    assert!(top <= linux_top, "confined top {top}, linux {linux_top}");
+    assert!(holding.len() <= linux_holding.len());
+    assert_eq!(stats.confined_fallbacks, 0);
+    assert!(stats.confined_claims > 0);
+}
+
+/// Movable memory grows down from the top: on an empty zone the first
+/// movable page comes from the last pageblock, and the first unmovable one
+/// from the first.
+#[test]
+fn confinement_puts_movable_at_the_top_and_unmovable_at_the_bottom() {
+    let a = machine(Packing::Off, Confinement::LowEnd);
+    let normal = a
+        .zones()
+        .iter()
+        .find(|z| z.zone_type() == pagealloc::ZoneType::Normal)
+        .unwrap();
+    let (start, end) = (normal.start_pfn(), normal.end_pfn());
+    let movable = a.alloc(Order::ZERO, AllocFlags::HIGHUSER_MOVABLE).unwrap();
+    let kernel = a.alloc(Order::new(3).unwrap(), AllocFlags::KERNEL).unwrap();
+    assert!(movable.0 >= end.0 - PAGEBLOCK_PAGES, "{movable}");
+    assert!(kernel.0 < start.0 + PAGEBLOCK_PAGES, "{kernel}");
+    a.check_invariants().unwrap();
+    // Freed and drained, the unmovable pageblock goes back to movable.
+    a.free(kernel, Order::new(3).unwrap()).unwrap();
+    a.drain_all();
+    assert_eq!(normal.block_migratetype(kernel), Some(MigrateType::Movable));
+    assert_eq!(a.stats().confined_releases, 1);
+    a.check_invariants().unwrap();
+}
