@@ -75,6 +75,30 @@ pub const REPORT_BUDGET_FRACTION: u16 = 16;
 /// slice, and its memory is the allocator's (kept across passes).
 pub const MAX_REPORT_CAPACITY: u16 = 1024;
 
+/// Memory regions (seed 000): the zone is cut into fixed, aligned regions;
+/// the free lists prefer the lowest region and a region whose every page is
+/// free leaves them for the region allocator until it is needed again
+/// (docs/regions.md).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RegionPolicy {
+    /// Bytes per region: a power of two and at least the largest buddy
+    /// block (so every block lies in one region). Regions are aligned to
+    /// their size in physical memory; a zone edge inside one makes a
+    /// partial region.
+    pub size_bytes: u64,
+}
+
+/// The series' region size: 512 MiB.
+pub const DEFAULT_REGION_BYTES: u64 = 512 << 20;
+
+impl Default for RegionPolicy {
+    fn default() -> RegionPolicy {
+        RegionPolicy {
+            size_bytes: DEFAULT_REGION_BYTES,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

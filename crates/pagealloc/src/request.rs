@@ -82,6 +82,11 @@ pub(crate) enum Source {
     Own,
     /// Movable requests on a CMA kernel: CMA pageblocks after their own.
     CmaAfter,
+    /// Memory regions (seed 000): the lowest region the region allocator
+    /// holds comes back as the type's own, then the type's lists again.
+    /// Before any fallback, so types keep to their own regions while any
+    /// region is held.
+    Region,
     /// Other types' pageblocks, claimed or stolen (never with
     /// [`AllocMode::NO_FALLBACK`]).
     Fallback,
@@ -90,12 +95,13 @@ pub(crate) enum Source {
 }
 
 /// The sources, in the order they are tried.
-const SOURCES: [Source; 7] = [
+const SOURCES: [Source; 8] = [
     Source::HighAtomicReserve,
     Source::CmaFirst,
     Source::Packed,
     Source::Own,
     Source::CmaAfter,
+    Source::Region,
     Source::Fallback,
     Source::HighAtomicLast,
 ];
@@ -144,6 +150,12 @@ impl ZoneOps<'_> {
             Source::Own => self.rmqueue_smallest(order, mt).map(plain),
             Source::CmaAfter if mode.contains(AllocMode::CMA) => {
                 self.rmqueue_smallest(order, MigrateType::Cma).map(plain)
+            }
+            Source::Region if self.f.regions.is_some() && mt.is_mergeable() => {
+                if !self.draw_region(order, mt) {
+                    return None;
+                }
+                self.rmqueue_smallest(order, mt).map(plain)
             }
             Source::Fallback if !mode.contains(AllocMode::NO_FALLBACK) => self
                 .rmqueue_fallback(order, mt, mode)

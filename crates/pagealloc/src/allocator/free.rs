@@ -106,14 +106,18 @@ impl<R: RawMutex> Allocator<R> {
                 order,
                 allocated: meta.order(),
             }),
-            PageState::FreeHead | PageState::PcpHead | PageState::ReportingHead => {
-                Err(BlockError::AlreadyFree { pfn })
-            }
+            PageState::FreeHead
+            | PageState::PcpHead
+            | PageState::ReportingHead
+            | PageState::HeldHead => Err(BlockError::AlreadyFree { pfn }),
             PageState::OfflineHead => Err(BlockError::NotAllocated { pfn }),
             PageState::Tail => match z.containing_head(pfn).map(|(_, m)| m.state()) {
-                Some(PageState::FreeHead | PageState::PcpHead | PageState::ReportingHead) => {
-                    Err(BlockError::AlreadyFree { pfn })
-                }
+                Some(
+                    PageState::FreeHead
+                    | PageState::PcpHead
+                    | PageState::ReportingHead
+                    | PageState::HeldHead,
+                ) => Err(BlockError::AlreadyFree { pfn }),
                 _ => Err(BlockError::NotAllocated { pfn }),
             },
         }

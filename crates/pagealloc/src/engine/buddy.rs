@@ -174,10 +174,12 @@ impl ZoneOps<'_> {
         let to_tail = match placement {
             FreePlacement::Reported if (pfn, order) == (start, start_order) => {
                 self.link_reported(idx, order, mt);
+                self.region_after_free(idx);
                 return;
             }
             FreePlacement::Reported => {
                 self.link_free(idx, order, mt, Placement::Tail);
+                self.region_after_free(idx);
                 return;
             }
             FreePlacement::Tail => true,
@@ -194,6 +196,8 @@ impl ZoneOps<'_> {
         if self.z.report_order.is_some_and(|t| order >= t) {
             self.z.report_requested.store(true, Ordering::Relaxed);
         }
+        // Seed 000: a region whose last page came back leaves the lists.
+        self.region_after_free(idx);
     }
 
     /// Whether the block one order up from `pfn`/`order` has a free buddy,

@@ -23,6 +23,9 @@ use crate::engine::pageblock::BlockTable;
 use crate::events::{DrainEvent, EventSink, FallbackEvent};
 use crate::layout::ZoneSpan;
 use crate::policy::Packing;
+use crate::region::book::Regions;
+use crate::region::map::RegionMap;
+use crate::region::power::RegionPower;
 use crate::sync::DefaultLock;
 use crate::units::{
     MigrateType, NodeId, Order, PageCount, Pfn, ZoneType, NR_MIGRATE_TYPES, NR_ZONE_TYPES,
@@ -106,6 +109,13 @@ pub(crate) struct ZoneCore {
     /// Free memory fell below the high watermark (Linux `ZONE_BELOW_HIGH`):
     /// per-CPU lists shrink their high marks while it is set.
     pub(crate) below_high: AtomicBool,
+    /// Where the zone's regions lie (seed 000), if regions are on.
+    pub(crate) regions: Option<RegionMap>,
+    /// The client's power hooks for regions, if any.
+    pub(crate) region_power: Option<Arc<dyn RegionPower>>,
+    /// The caller's clock for region idle time (its last
+    /// `set_region_time`).
+    pub(crate) region_now: AtomicU64,
 }
 
 impl Clone for ZoneCore {
@@ -136,6 +146,9 @@ impl Clone for ZoneCore {
             report_order: self.report_order,
             report_requested: AtomicBool::new(self.report_requested.load(Ordering::Relaxed)),
             below_high: AtomicBool::new(self.is_below_high()),
+            regions: self.regions.clone(),
+            region_power: self.region_power.clone(),
+            region_now: copy64(&self.region_now),
         }
     }
 }
@@ -228,6 +241,11 @@ impl ZoneCore {
             // Everything starts free and unreported: a pass is wanted.
             report_requested: AtomicBool::new(config.report_order().is_some()),
             below_high: AtomicBool::new(false),
+            regions: config
+                .region_shift()
+                .map(|shift| RegionMap::new(span.start, span.end, &span.present, shift)),
+            region_power: None,
+            region_now: AtomicU64::new(0),
         }
     }
 
@@ -239,8 +257,19 @@ impl ZoneCore {
             .store(f.nr_free_cma, Ordering::Relaxed);
         self.published_free_highatomic
             .store(f.nr_free_highatomic, Ordering::Relaxed);
-        for (slot, bits) in self.published_nonempty.iter().zip(f.nonempty) {
-            slot.store(bits, Ordering::Relaxed);
+        // A held region is free memory one draw away: for the watermark
+        // test's "a block of the order exists", it is a largest block.
+        let held = match &f.regions {
+            Some(r) if r.nr_held > 0 => 1 << self.geo.max_order.get(),
+            _ => 0,
+        };
+        for (mt, (slot, bits)) in self.published_nonempty.iter().zip(f.nonempty).enumerate() {
+            let extra = if mt == MigrateType::Movable.idx() {
+                held
+            } else {
+                0
+            };
+            slot.store(bits | extra, Ordering::Relaxed);
         }
     }
 
@@ -422,7 +451,11 @@ impl<R: RawMutex> Zone<R> {
     pub(crate) fn new(span: &ZoneSpan, config: &Config) -> Zone<R> {
         Zone {
             core: ZoneCore::new(span, config),
-            free: Mutex::new(FreeAreas::new()),
+            free: Mutex::new(FreeAreas::new(config.region_shift().map(|shift| {
+                let map = RegionMap::new(span.start, span.end, &span.present, shift);
+                let nr_lists = config.nr_orders as usize * NR_MIGRATE_TYPES;
+                alloc::boxed::Box::new(Regions::new(nr_lists, map.len()))
+            }))),
         }
     }
 

@@ -1,0 +1,219 @@
+//! The region allocator behind the buddy lists (seed 000: "the page
+//! allocator is free cash, the region allocator the bank"). A region whose
+//! every present page is free, in free blocks of ordinary pageblocks, leaves
+//! the lists: its blocks become held heads (`PageState::HeldHead`) on no
+//! list. When a request finds nothing on its own lists, the lowest held
+//! region comes back, retyped to the request's migratetype, so each
+//! drawn region serves one type and movable and unmovable allocations keep
+//! to different regions while the region allocator has any.
+//!
+//! Held pages stay free and managed: `nr_free_pages`, the watermarks,
+//! lowmem reserves and per-CPU sizing see no change when a region comes or
+//! goes (docs/regions.md says why).
+
+use crate::sync::atomic::Ordering;
+
+use crate::engine::free_list::Placement;
+use crate::engine::page::{PageMeta, PageState};
+use crate::engine::zone::{ZoneCore, ZoneOps};
+use crate::region::power::RegionId;
+use crate::units::{MigrateType, Order, Pfn};
+
+impl ZoneCore {
+    /// The name of region `r` for hooks and reports.
+    pub(crate) fn region_id(&self, r: usize) -> RegionId {
+        let start = self.regions.as_ref().map_or(self.start, |m| m.span(r).0);
+        RegionId {
+            node: self.node,
+            zone: self.zone_type,
+            index: r as u32,
+            start,
+        }
+    }
+
+    /// The caller's clock.
+    pub(crate) fn region_time(&self) -> u64 {
+        self.region_now.load(Ordering::Relaxed)
+    }
+}
+
+impl ZoneOps<'_> {
+    /// After a free block joined the lists at `idx`: hands its region to
+    /// the region allocator if every present page of it is now free.
+    #[inline]
+    pub(crate) fn region_after_free(&mut self, idx: u32) {
+        let z = self.z;
+        let (Some(rg), Some(map)) = (self.f.regions.as_deref(), &z.regions) else {
+            return;
+        };
+        let r = map.of_idx(idx);
+        if rg.free[r] == map.present[r] && !rg.is_held(r) {
+            self.return_region(r);
+        }
+    }
+
+    /// Hands every entirely free region to the region allocator (after
+    /// construction).
+    pub(crate) fn return_free_regions(&mut self) {
+        let Some(n) = self.z.regions.as_ref().map(|m| m.len()) else {
+            return;
+        };
+        for r in 0..n {
+            let full = match (self.f.regions.as_deref(), &self.z.regions) {
+                (Some(rg), Some(map)) => {
+                    map.present[r] > 0 && rg.free[r] == map.present[r] && !rg.is_held(r)
+                }
+                _ => false,
+            };
+            if full {
+                self.return_region(r);
+            }
+        }
+    }
+
+    /// Takes region `r`, all of whose present pages are free, off the
+    /// lists into the region allocator, unless one of its free blocks is
+    /// isolated or of a special type (CMA, high-atomic), which stay in
+    /// service. Returns whether it went.
+    fn return_region(&mut self, r: usize) -> bool {
+        let z = self.z;
+        let Some(map) = &z.regions else {
+            return false;
+        };
+        if map.present[r] == 0 {
+            return false;
+        }
+        let (start, end) = map.span(r);
+        let mut ok = true;
+        self.z.for_each_head(start, end, |pfn, meta| {
+            let mt = self.z.block_mt(pfn);
+            ok &= meta.state() == PageState::FreeHead && mt.is_mergeable();
+        });
+        if !ok {
+            return false;
+        }
+        let mut pfn = start;
+        while pfn < end {
+            let meta = self.z.meta(pfn);
+            if meta.state() != PageState::FreeHead {
+                pfn.0 += 1; // a hole
+                continue;
+            }
+            let order = meta.order();
+            let idx = self.z.idx(pfn);
+            // Off the list without leaving the free counters: held pages
+            // are free pages.
+            self.unlink_free(idx, order, self.z.block_mt(pfn));
+            self.z
+                .pages
+                .set(idx, PageMeta::head(PageState::HeldHead, order));
+            pfn.0 += order.nr_pages().0;
+        }
+        let now = self.z.region_time();
+        let present = map.present[r];
+        if let Some(rg) = self.f.regions.as_deref_mut() {
+            rg.set_held(r, true);
+            rg.nr_held += 1;
+            rg.nr_held_pages += present;
+            let rec = &mut rg.records[r];
+            rec.held_since = now;
+            rec.returns += 1;
+        }
+        if let Some(power) = &self.z.region_power {
+            power.power_down(self.z.region_id(r), now);
+        }
+        true
+    }
+
+    /// Brings the lowest held region with a block of at least `order`
+    /// back into service for `mt` (an ordinary type): every pageblock of it
+    /// becomes `mt`'s, its blocks go on `mt`'s lists. Returns whether there
+    /// was one. Whole regions always qualify; a partial one (at a zone
+    /// edge or around a hole) may hold only smaller blocks.
+    pub(crate) fn draw_region(&mut self, order: Order, mt: MigrateType) -> bool {
+        let z = self.z;
+        let Some(map) = &z.regions else {
+            return false;
+        };
+        let mut from = 0;
+        loop {
+            let Some(r) = self
+                .f
+                .regions
+                .as_deref()
+                .and_then(|rg| rg.lowest_held_from(from))
+            else {
+                return false;
+            };
+            let fits = map.present[r] == map.region_pages() || {
+                let (start, end) = map.span(r);
+                let mut fits = false;
+                z.for_each_head(start, end, |_, meta| fits |= meta.order() >= order);
+                fits
+            };
+            if fits {
+                self.draw(r, Some(mt));
+                return true;
+            }
+            from = r + 1;
+        }
+    }
+
+    /// Brings every held region overlapping `start..end` back into service
+    /// with its pageblocks' types as they are: what isolation needs before
+    /// it looks at the range's free blocks.
+    pub(crate) fn draw_regions_in(&mut self, start: Pfn, end: Pfn) {
+        let z = self.z;
+        let Some(map) = &z.regions else {
+            return;
+        };
+        for r in map.overlapping(start, end) {
+            if self.f.regions.as_deref().is_some_and(|rg| rg.is_held(r)) {
+                self.draw(r, None);
+            }
+        }
+    }
+
+    /// Brings held region `r` back, retyped to `mt` if given.
+    fn draw(&mut self, r: usize, mt: Option<MigrateType>) {
+        let z = self.z;
+        let Some(map) = &z.regions else {
+            return;
+        };
+        let now = self.z.region_time();
+        if let Some(power) = &self.z.region_power {
+            power.power_up(self.z.region_id(r), now);
+        }
+        let (start, end) = map.span(r);
+        let mut pfn = start;
+        while pfn < end {
+            let meta = self.z.meta(pfn);
+            if meta.state() != PageState::HeldHead {
+                pfn.0 += 1; // a hole
+                continue;
+            }
+            let order = meta.order();
+            let idx = self.z.idx(pfn);
+            self.z.pages.set(idx, PageMeta::TAIL);
+            let to = match mt {
+                Some(mt) => {
+                    self.set_range_migratetype(pfn, order, mt);
+                    mt
+                }
+                None => self.z.block_mt(pfn),
+            };
+            // Address order inside the region's segment.
+            self.link_free(idx, order, to, Placement::Tail);
+            pfn.0 += order.nr_pages().0;
+        }
+        let present = map.present[r];
+        if let Some(rg) = self.f.regions.as_deref_mut() {
+            rg.set_held(r, false);
+            rg.nr_held -= 1;
+            rg.nr_held_pages -= present;
+            let rec = &mut rg.records[r];
+            rec.idle_ticks += now.saturating_sub(rec.held_since);
+            rec.draws += 1;
+        }
+    }
+}
