@@ -407,7 +407,8 @@ mod tests {
         );
         assert_eq!(
             bad(|c| c.regions = Some(RegionPolicy {
-                size_bytes: 2 << 20
+                size_bytes: 2 << 20,
+                ..Default::default()
             })),
             ConfigError::RegionSize {
                 bytes: 2 << 20,
@@ -416,7 +417,8 @@ mod tests {
         );
         assert_eq!(
             bad(|c| c.regions = Some(RegionPolicy {
-                size_bytes: 96 << 20
+                size_bytes: 96 << 20,
+                ..Default::default()
             })),
             ConfigError::RegionSize {
                 bytes: 96 << 20,

@@ -138,7 +138,9 @@ pub use observe::report;
 pub use observe::report::{BuddyInfo, FragIndex, FragIndexKind, PageTypeInfo, ZoneInfo};
 pub use pcp::lists::PcpInfo;
 pub use pcp::local::LocalLists;
-pub use policy::{PackClaim, Packing, RegionPolicy, ReportingPolicy, DEFAULT_REGION_BYTES};
+pub use policy::{
+    PackClaim, Packing, RegionMixing, RegionPolicy, ReportingPolicy, DEFAULT_REGION_BYTES,
+};
 pub use region::api::{RegionInfo, RegionReport, RegionState, ZoneRegions};
 pub use region::power::{RegionId, RegionPower};
 pub use reporting::api::{

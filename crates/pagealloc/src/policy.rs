@@ -86,6 +86,32 @@ pub struct RegionPolicy {
     /// their size in physical memory; a zone edge inside one makes a
     /// partial region.
     pub size_bytes: u64,
+    /// Whether a request may take a wholly free pageblock of another type
+    /// from a lower region than its own type's free blocks.
+    pub mixing: RegionMixing,
+}
+
+/// When a request's own free blocks lie in a higher region than a wholly
+/// free pageblock of another type (or it has none), whether it takes that
+/// pageblock (retyping it, which costs no fragmentation: the pageblock is
+/// empty) before its own blocks or a held region. The trade between
+/// packing live memory into the fewest regions and keeping types in
+/// different regions (the series' aim: a region holding unmovable pages
+/// cannot be emptied by migration). Either way a type whose lists are
+/// empty draws a held region of its own before any fallback.
+/// docs/regions.md has the figures of both.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum RegionMixing {
+    /// Every request takes such pageblocks of any ordinary type: the
+    /// fewest regions in use, at the price of unmovable pages in regions
+    /// that also hold movable ones.
+    #[default]
+    Packed,
+    /// Movable requests take such pageblocks of any ordinary type;
+    /// unmovable and reclaimable requests only each other's, never a
+    /// movable pageblock: they keep out of the regions movable memory
+    /// uses, and draw regions of their own instead.
+    Segregated,
 }
 
 /// The series' region size: 512 MiB.
@@ -95,6 +121,7 @@ impl Default for RegionPolicy {
     fn default() -> RegionPolicy {
         RegionPolicy {
             size_bytes: DEFAULT_REGION_BYTES,
+            mixing: RegionMixing::Packed,
         }
     }
 }

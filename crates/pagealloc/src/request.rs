@@ -155,7 +155,8 @@ impl ZoneOps<'_> {
                 if !self.draw_region(order, mt) {
                     return None;
                 }
-                self.rmqueue_smallest(order, mt).map(plain)
+                // From the drawn region: the lists had nothing lower.
+                self.rmqueue_own(order, mt).map(plain)
             }
             Source::Fallback if !mode.contains(AllocMode::NO_FALLBACK) => self
                 .rmqueue_fallback(order, mt, mode)

@@ -170,9 +170,11 @@ impl<R: RawMutex> Allocator<R> {
                 let zone = &self.zones[zi];
                 let z = &zone.core;
                 if let Some(index) = pcp_free_index(order, z.block_mt(pfn), z.geo.pageblock) {
-                    return held.zones[zi]
-                        .free(zone, z.idx(pfn), meta, order, index)
-                        .map_err(|_| self.lost_race(pfn, order));
+                    if !held.zones[zi].declines(z, index, z.idx(pfn)) {
+                        return held.zones[zi]
+                            .free(zone, z.idx(pfn), meta, order, index)
+                            .map_err(|_| self.lost_race(pfn, order));
+                    }
                 }
             }
         }
@@ -193,9 +195,11 @@ impl<R: RawMutex> Allocator<R> {
         let z = &zone.core;
         if let Some(lists) = lists {
             if let Some(index) = pcp_free_index(order, z.block_mt(pfn), z.geo.pageblock) {
-                return lists.zones[zi]
-                    .free(zone, z.idx(pfn), meta, order, index)
-                    .map_err(|_| self.lost_race(pfn, order));
+                if !lists.zones[zi].declines(z, index, z.idx(pfn)) {
+                    return lists.zones[zi]
+                        .free(zone, z.idx(pfn), meta, order, index)
+                        .map_err(|_| self.lost_race(pfn, order));
+                }
             }
         }
         self.free_to_buddy(zi, pfn, order, meta)

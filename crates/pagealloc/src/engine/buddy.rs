@@ -91,13 +91,40 @@ impl ZoneOps<'_> {
     /// Takes the first block of the smallest order `>= order` from the list
     /// of `mt` and splits it down to `order` (Linux `__rmqueue_smallest`).
     /// Returns the zone-relative index of the block's head.
+    ///
+    /// With memory regions (seed 000) the lowest region comes first, then
+    /// the smallest order, and a wholly free pageblock of another type in a
+    /// lower region than the type's own blocks (or anywhere, when the type
+    /// has none) is taken before them (`claim_lower_free_pageblock`).
     #[inline]
     pub(crate) fn rmqueue_smallest(&mut self, order: Order, mt: MigrateType) -> Option<u32> {
+        let mask = self.f.nonempty[mt.idx()] >> order.get();
+        if self.f.regions.is_some() {
+            let below = if mask == 0 {
+                usize::MAX
+            } else {
+                let smallest = Order::new(order.get() + mask.trailing_zeros() as u8)?;
+                self.lowest_region_order(smallest, mask << order.get(), mt)
+                    .0
+            };
+            if let Some(idx) = self.claim_lower_free_pageblock(order, mt, below) {
+                return Some(idx);
+            }
+        }
+        self.rmqueue_own(order, mt)
+    }
+
+    /// [`ZoneOps::rmqueue_smallest`] from the type's own lists only.
+    #[inline]
+    pub(crate) fn rmqueue_own(&mut self, order: Order, mt: MigrateType) -> Option<u32> {
         let mask = self.f.nonempty[mt.idx()] >> order.get();
         if mask == 0 {
             return None;
         }
-        let found = Order::new(order.get() + mask.trailing_zeros() as u8)?;
+        let mut found = Order::new(order.get() + mask.trailing_zeros() as u8)?;
+        if self.f.regions.is_some() {
+            found = self.lowest_region_order(found, mask << order.get(), mt).1;
+        }
         let idx = self.first_free(found, mt)?;
         self.take_and_expand(idx, order, found, mt, mt);
         Some(idx)

@@ -77,7 +77,7 @@ impl ZoneOps<'_> {
             // region's segment, reported or not.
             let l = list_number(order, mt);
             rg.sorted
-                .link(&self.z.pages, map, list, l, idx, head, placement);
+                .link(&self.z.pages, map, list, l, (idx, head), placement);
         } else if placement == Placement::Head {
             list.insert(&self.z.pages, idx, head, Placement::Head);
         } else {
@@ -104,7 +104,7 @@ impl ZoneOps<'_> {
             // not the list: no list-wide run is kept (docs/regions.md).
             let l = list_number(order, mt);
             rg.sorted
-                .link(&self.z.pages, map, list, l, idx, head, Placement::Tail);
+                .link(&self.z.pages, map, list, l, (idx, head), Placement::Tail);
         } else {
             list.insert(&self.z.pages, idx, head, Placement::Tail);
         }

@@ -241,9 +241,9 @@ impl ZoneCore {
             // Everything starts free and unreported: a pass is wanted.
             report_requested: AtomicBool::new(config.report_order().is_some()),
             below_high: AtomicBool::new(false),
-            regions: config
-                .region_shift()
-                .map(|shift| RegionMap::new(span.start, span.end, &span.present, shift)),
+            regions: config.regions.zip(config.region_shift()).map(|(r, shift)| {
+                RegionMap::new(span.start, span.end, &span.present, shift, r.mixing)
+            }),
             region_power: None,
             region_now: AtomicU64::new(0),
         }
@@ -451,11 +451,13 @@ impl<R: RawMutex> Zone<R> {
     pub(crate) fn new(span: &ZoneSpan, config: &Config) -> Zone<R> {
         Zone {
             core: ZoneCore::new(span, config),
-            free: Mutex::new(FreeAreas::new(config.region_shift().map(|shift| {
-                let map = RegionMap::new(span.start, span.end, &span.present, shift);
-                let nr_lists = config.nr_orders as usize * NR_MIGRATE_TYPES;
-                alloc::boxed::Box::new(Regions::new(nr_lists, map.len()))
-            }))),
+            free: Mutex::new(FreeAreas::new(
+                config.regions.zip(config.region_shift()).map(|(r, shift)| {
+                    let map = RegionMap::new(span.start, span.end, &span.present, shift, r.mixing);
+                    let nr_lists = config.nr_orders as usize * NR_MIGRATE_TYPES;
+                    alloc::boxed::Box::new(Regions::new(nr_lists, map.len()))
+                }),
+            )),
         }
     }
 

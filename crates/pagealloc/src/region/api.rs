@@ -53,6 +53,10 @@ pub struct ZoneRegions {
     pub zone: ZoneType,
     /// Pages in a whole region.
     pub region_pages: PageCount,
+    /// Wholly free pageblocks of one type taken for another because they
+    /// lay in a lower region than the requesting type's own free blocks
+    /// (a cost of regions beside Linux's fallbacks).
+    pub free_pageblock_claims: u64,
     /// Every region of the zone, lowest first.
     pub regions: Vec<RegionInfo>,
 }
@@ -74,6 +78,11 @@ impl RegionReport {
             .count() as u64
     }
 
+    /// Wholly free pageblocks retyped for a lower region, all zones.
+    pub fn free_pageblock_claims(&self) -> u64 {
+        self.zones.iter().map(|z| z.free_pageblock_claims).sum()
+    }
+
     /// Regions the region allocator holds.
     pub fn held(&self) -> u64 {
         self.regions()
@@ -88,7 +97,7 @@ impl RegionReport {
 
     /// The report as one JSON object (no dependency: the engine is
     /// `no_std`): `{"now":..,"zones":[{"node":..,"zone":"Normal",
-    /// "region_pages":..,"regions":[{"index":..,"start_pfn":..,"present":..,
+    /// "region_pages":..,"free_pageblock_claims":..,"regions":[{"index":..,"start_pfn":..,"present":..,
     /// "free":..,"state":"held","idle_ticks":..,"returns":..,"draws":..}]}]}`.
     pub fn to_json(&self) -> String {
         let mut s = String::new();
@@ -99,8 +108,8 @@ impl RegionReport {
             }
             let _ = write!(
                 s,
-                "{{\"node\":{},\"zone\":\"{}\",\"region_pages\":{},\"regions\":[",
-                z.node.0, z.zone, z.region_pages.0
+                "{{\"node\":{},\"zone\":\"{}\",\"region_pages\":{},\"free_pageblock_claims\":{},\"regions\":[",
+                z.node.0, z.zone, z.region_pages.0, z.free_pageblock_claims
             );
             for (j, r) in z.regions.iter().enumerate() {
                 if j > 0 {
@@ -146,12 +155,13 @@ impl fmt::Display for RegionReport {
                 .count();
             writeln!(
                 f,
-                "Node {}, zone {:>8}: {} regions of {} pages, {} held, now {}",
+                "Node {}, zone {:>8}: {} regions of {} pages, {} held, {} free pageblocks claimed, now {}",
                 z.node.0,
                 z.zone,
                 z.regions.len(),
                 z.region_pages.0,
                 held,
+                z.free_pageblock_claims,
                 self.now
             )?;
             for r in &z.regions {
@@ -235,11 +245,13 @@ impl<R: RawMutex> Allocator<R> {
                     }
                 })
                 .collect();
+            let free_pageblock_claims = rg.free_pageblock_claims;
             drop(guard);
             zones.push(ZoneRegions {
                 node: z.node,
                 zone: z.zone_type,
                 region_pages: PageCount(map.region_pages()),
+                free_pageblock_claims,
                 regions,
             });
         }

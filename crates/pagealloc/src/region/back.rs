@@ -13,11 +13,22 @@
 
 use crate::sync::atomic::Ordering;
 
+use crate::engine::fallback::fallbacks_of;
 use crate::engine::free_list::Placement;
 use crate::engine::page::{PageMeta, PageState};
 use crate::engine::zone::{ZoneCore, ZoneOps};
+use crate::policy::RegionMixing;
 use crate::region::power::RegionId;
 use crate::units::{MigrateType, Order, Pfn};
+
+/// Whether a request of `mt` may take a wholly free pageblock of `other`
+/// from a lower region (see [`ZoneOps::claim_lower_free_pageblock`]).
+fn claimable(mixing: RegionMixing, mt: MigrateType, other: MigrateType) -> bool {
+    other.is_mergeable()
+        && (mixing == RegionMixing::Packed
+            || mt == MigrateType::Movable
+            || other != MigrateType::Movable)
+}
 
 impl ZoneCore {
     /// The name of region `r` for hooks and reports.
@@ -38,6 +49,82 @@ impl ZoneCore {
 }
 
 impl ZoneOps<'_> {
+    /// Of the orders in `mask` (bit per order, `smallest` the lowest set),
+    /// the one whose list of `mt` starts in the lowest region, the
+    /// smallest order among equals: with regions an allocation takes the
+    /// lowest region's block even if a higher region has a smaller one
+    /// (one look at each non-empty list's first entry, whose region is its
+    /// lowest).
+    #[inline]
+    pub(crate) fn lowest_region_order(
+        &self,
+        smallest: Order,
+        mask: u16,
+        mt: MigrateType,
+    ) -> (usize, Order) {
+        let Some(map) = &self.z.regions else {
+            return (usize::MAX, smallest);
+        };
+        let mut best = (usize::MAX, smallest);
+        let mut bits = mask;
+        while bits != 0 {
+            let o = bits.trailing_zeros() as u8;
+            bits &= bits - 1;
+            let Some(order) = Order::new(o) else { break };
+            if let Some(first) = self.first_free(order, mt) {
+                let r = map.of_idx(first);
+                if r < best.0 {
+                    best = (r, order);
+                }
+            }
+        }
+        best
+    }
+
+    /// A free block of at least a pageblock (so its pageblocks are
+    /// entirely free) of another ordinary type, in a region below `below`:
+    /// taken for `mt` and split down to `order`, its pageblocks retyped. A
+    /// wholly free pageblock changes type at no fragmentation cost (Linux
+    /// claims such blocks on any fallback); doing it before using the
+    /// type's own block in a higher region keeps live memory in the lowest
+    /// regions when the types' shares shift. With
+    /// [`RegionMixing::Segregated`] unmovable and reclaimable requests
+    /// never take a movable pageblock this way (they would pin a region
+    /// that holds movable memory); movable ones may take any. Counted as a
+    /// region claim.
+    pub(crate) fn claim_lower_free_pageblock(
+        &mut self,
+        order: Order,
+        mt: MigrateType,
+        below: usize,
+    ) -> Option<u32> {
+        let z = self.z;
+        let map = z.regions.as_ref()?;
+        if !mt.is_mergeable() || below == 0 {
+            return None;
+        }
+        let mut best: Option<(usize, u32, Order, MigrateType)> = None;
+        let from = order.max(z.geo.pageblock);
+        for o in z.geo.orders().filter(|o| *o >= from) {
+            for other in fallbacks_of(mt).filter(|&t| claimable(map.mixing, mt, t)) {
+                let Some(idx) = self.first_free(o, other) else {
+                    continue;
+                };
+                let r = map.of_idx(idx);
+                if r < below && best.is_none_or(|b| r < b.0) {
+                    best = Some((r, idx, o, other));
+                }
+            }
+        }
+        let (_, idx, o, other) = best?;
+        self.set_range_migratetype(z.pfn(idx), o, mt);
+        self.take_and_expand(idx, order, o, other, mt);
+        if let Some(rg) = self.f.regions.as_deref_mut() {
+            rg.free_pageblock_claims += 1;
+        }
+        Some(idx)
+    }
+
     /// After a free block joined the lists at `idx`: hands its region to
     /// the region allocator if every present page of it is now free.
     #[inline]

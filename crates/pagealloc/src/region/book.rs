@@ -37,6 +37,9 @@ pub(crate) struct Regions {
     pub(crate) nr_held_pages: u64,
     /// Regions held.
     pub(crate) nr_held: u64,
+    /// Wholly free pageblocks of one type taken for another because they
+    /// lay in a lower region than the type's own free blocks.
+    pub(crate) free_pageblock_claims: u64,
 }
 
 impl Regions {
@@ -50,6 +53,7 @@ impl Regions {
             records: vec![RegionRecord::default(); nr_regions],
             nr_held_pages: 0,
             nr_held: 0,
+            free_pageblock_claims: 0,
         }
     }
 

@@ -6,6 +6,7 @@
 
 use alloc::vec::Vec;
 
+use crate::policy::RegionMixing;
 use crate::units::Pfn;
 
 /// The regions of one zone. Immutable after construction, so it lives in
@@ -23,12 +24,20 @@ pub(crate) struct RegionMap {
     zone_end: Pfn,
     /// Present pages per region (holes and zone edges excluded).
     pub(crate) present: Vec<u64>,
+    /// The configuration's mixing policy.
+    pub(crate) mixing: RegionMixing,
 }
 
 impl RegionMap {
     /// The regions over the zone `start..end` with the usable ranges
     /// `present`, of `2^shift` pages each.
-    pub(crate) fn new(start: Pfn, end: Pfn, present: &[(Pfn, Pfn)], shift: u32) -> RegionMap {
+    pub(crate) fn new(
+        start: Pfn,
+        end: Pfn,
+        present: &[(Pfn, Pfn)],
+        shift: u32,
+        mixing: RegionMixing,
+    ) -> RegionMap {
         let first = start.0 >> shift;
         let last = (end.0 - 1) >> shift;
         let mut counts = alloc::vec![0u64; (last - first + 1) as usize];
@@ -48,6 +57,7 @@ impl RegionMap {
             zone_start: start,
             zone_end: end,
             present: counts,
+            mixing,
         }
     }
 
@@ -103,6 +113,7 @@ mod tests {
             Pfn(50),
             &[(Pfn(10), Pfn(20)), (Pfn(30), Pfn(50))],
             4,
+            RegionMixing::Packed,
         );
         assert_eq!(m.len(), 4);
         assert_eq!(m.present, [6, 6, 16, 2]);

@@ -86,7 +86,7 @@ impl SortedLists {
         }
     }
 
-    /// Links `idx` (record `meta`) onto `list` (number `l`) in its region's
+    /// Links block `idx` (record `meta`) onto `list` (number `l`) in its region's
     /// segment: first of the segment for [`Placement::Head`], last for
     /// [`Placement::Tail`].
     #[inline]
@@ -96,8 +96,7 @@ impl SortedLists {
         map: &RegionMap,
         list: &mut ListHead,
         l: usize,
-        idx: u32,
-        meta: PageMeta,
+        (idx, meta): (u32, PageMeta),
         placement: Placement,
     ) {
         let r = map.of_idx(idx);
@@ -137,7 +136,13 @@ mod tests {
     #[test]
     fn lists_stay_sorted_by_region() {
         // 4 regions of 16 pages; blocks are order-0 pages.
-        let map = RegionMap::new(Pfn(0), Pfn(64), &[(Pfn(0), Pfn(64))], 4);
+        let map = RegionMap::new(
+            Pfn(0),
+            Pfn(64),
+            &[(Pfn(0), Pfn(64))],
+            4,
+            crate::policy::RegionMixing::Segregated,
+        );
         let pages = PageTable::new(64);
         let mut s = SortedLists::new(1, 4);
         let mut list = ListHead::EMPTY;
@@ -151,7 +156,7 @@ mod tests {
             (60, Placement::Head),
             (21, Placement::Tail),
         ] {
-            s.link(&pages, &map, &mut list, 0, idx, m, p);
+            s.link(&pages, &map, &mut list, 0, (idx, m), p);
         }
         let order: Vec<u32> = list.iter(&pages).collect();
         assert_eq!(order, [5, 3, 20, 21, 40, 41, 60]);
@@ -164,7 +169,7 @@ mod tests {
         }
         assert_eq!(s.entry(0, 1), NIL);
         assert!(!s.has_segment(0, 1));
-        s.link(&pages, &map, &mut list, 0, 30, m, Placement::Tail);
+        s.link(&pages, &map, &mut list, 0, (30, m), Placement::Tail);
         let order: Vec<u32> = list.iter(&pages).collect();
         assert_eq!(order, [5, 3, 30, 40, 41, 60]);
     }
