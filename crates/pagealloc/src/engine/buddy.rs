@@ -92,39 +92,25 @@ impl ZoneOps<'_> {
     /// of `mt` and splits it down to `order` (Linux `__rmqueue_smallest`).
     /// Returns the zone-relative index of the block's head.
     ///
-    /// With memory regions (seed 000) the lowest region comes first, then
-    /// the smallest order, and a wholly free pageblock of another type in a
-    /// lower region than the type's own blocks (or anywhere, when the type
-    /// has none) is taken before them (`claim_lower_free_pageblock`).
+    /// With memory regions (seed 000) the lowest region comes first
+    /// ([`ZoneOps::rmqueue_by_region`]).
     #[inline]
     pub(crate) fn rmqueue_smallest(&mut self, order: Order, mt: MigrateType) -> Option<u32> {
-        let mask = self.f.nonempty[mt.idx()] >> order.get();
         if self.f.regions.is_some() {
-            let below = if mask == 0 {
-                usize::MAX
-            } else {
-                let smallest = Order::new(order.get() + mask.trailing_zeros() as u8)?;
-                self.lowest_region_order(smallest, mask << order.get(), mt)
-                    .0
-            };
-            if let Some(idx) = self.claim_lower_free_pageblock(order, mt, below) {
-                return Some(idx);
-            }
+            return self.rmqueue_by_region(order, mt);
         }
         self.rmqueue_own(order, mt)
     }
 
-    /// [`ZoneOps::rmqueue_smallest`] from the type's own lists only.
+    /// [`ZoneOps::rmqueue_smallest`] as Linux does it: the smallest order,
+    /// that list's first block.
     #[inline]
     pub(crate) fn rmqueue_own(&mut self, order: Order, mt: MigrateType) -> Option<u32> {
         let mask = self.f.nonempty[mt.idx()] >> order.get();
         if mask == 0 {
             return None;
         }
-        let mut found = Order::new(order.get() + mask.trailing_zeros() as u8)?;
-        if self.f.regions.is_some() {
-            found = self.lowest_region_order(found, mask << order.get(), mt).1;
-        }
+        let found = Order::new(order.get() + mask.trailing_zeros() as u8)?;
         let idx = self.first_free(found, mt)?;
         self.take_and_expand(idx, order, found, mt, mt);
         Some(idx)

@@ -49,36 +49,36 @@ impl ZoneCore {
 }
 
 impl ZoneOps<'_> {
-    /// Of the orders in `mask` (bit per order, `smallest` the lowest set),
-    /// the one whose list of `mt` starts in the lowest region, the
-    /// smallest order among equals: with regions an allocation takes the
-    /// lowest region's block even if a higher region has a smaller one
-    /// (one look at each non-empty list's first entry, whose region is its
-    /// lowest).
-    #[inline]
-    pub(crate) fn lowest_region_order(
-        &self,
-        smallest: Order,
-        mask: u16,
-        mt: MigrateType,
-    ) -> (usize, Order) {
-        let Some(map) = &self.z.regions else {
-            return (usize::MAX, smallest);
-        };
-        let mut best = (usize::MAX, smallest);
-        let mut bits = mask;
+    /// `__rmqueue_smallest` with regions: the lowest region first, then
+    /// the smallest order in it (one look at each non-empty list's first
+    /// entry, whose region is that list's lowest); and a wholly free
+    /// pageblock of another type in a lower region than the type's own
+    /// blocks (or anywhere, when it has none) before them
+    /// ([`ZoneOps::claim_lower_free_pageblock`]).
+    #[inline(never)]
+    pub(crate) fn rmqueue_by_region(&mut self, order: Order, mt: MigrateType) -> Option<u32> {
+        let z = self.z;
+        let map = z.regions.as_ref()?;
+        let mut bits = self.f.nonempty[mt.idx()] & (!0u16 << order.get());
+        let mut best: Option<(usize, Order, u32)> = None;
         while bits != 0 {
             let o = bits.trailing_zeros() as u8;
             bits &= bits - 1;
-            let Some(order) = Order::new(o) else { break };
-            if let Some(first) = self.first_free(order, mt) {
+            let Some(o) = Order::new(o) else { break };
+            if let Some(first) = self.first_free(o, mt) {
                 let r = map.of_idx(first);
-                if r < best.0 {
-                    best = (r, order);
+                if best.is_none_or(|b| r < b.0) {
+                    best = Some((r, o, first));
                 }
             }
         }
-        best
+        let below = best.map_or(usize::MAX, |b| b.0);
+        if let Some(idx) = self.claim_lower_free_pageblock(order, mt, below) {
+            return Some(idx);
+        }
+        let (_, found, idx) = best?;
+        self.take_and_expand(idx, order, found, mt, mt);
+        Some(idx)
     }
 
     /// A free block of at least a pageblock (so its pageblocks are
@@ -105,8 +105,12 @@ impl ZoneOps<'_> {
         }
         let mut best: Option<(usize, u32, Order, MigrateType)> = None;
         let from = order.max(z.geo.pageblock);
-        for o in z.geo.orders().filter(|o| *o >= from) {
-            for other in fallbacks_of(mt).filter(|&t| claimable(map.mixing, mt, t)) {
+        for other in fallbacks_of(mt).filter(|&t| claimable(map.mixing, mt, t)) {
+            let mut bits = self.f.nonempty[other.idx()] & (!0u16 << from.get());
+            while bits != 0 {
+                let o = bits.trailing_zeros() as u8;
+                bits &= bits - 1;
+                let Some(o) = Order::new(o) else { break };
                 let Some(idx) = self.first_free(o, other) else {
                     continue;
                 };
