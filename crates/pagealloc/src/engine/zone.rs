@@ -520,7 +520,8 @@ impl<R: RawMutex> Zone<R> {
             .then(|| self.core.blocks.is_isolated(pfn))
     }
 
-    /// Free pages on the buddy lists, isolated ones excepted.
+    /// Free pages on the buddy lists, isolated ones excepted, and in regions
+    /// the region allocator holds (seed 000).
     pub fn nr_free(&self) -> PageCount {
         PageCount(self.free.lock().nr_free_pages)
     }
