@@ -181,6 +181,18 @@ pub fn replay_command(args: &ReplayArgs, out: &OutputArgs, progress: &Progress) 
             report.machine.nr_orders as usize,
             &[3, pb],
         )?;
+        let regions: Vec<Series<'_, report::RegionSample>> = report
+            .policies
+            .iter()
+            .filter_map(|p| {
+                let r = p.regions.as_ref()?;
+                Some(Series {
+                    name: &p.name,
+                    samples: &r.samples,
+                })
+            })
+            .collect();
+        plot::write_regions(dir, "pagesim replay", XAxis::TraceSeconds, &regions)?;
     }
     Ok(if out.json {
         json::to_string(&report)
