@@ -41,7 +41,8 @@ use pagealloc::{
     AllocError, AllocFlags, Allocator, BlockError, BulkFreeError, CmaArea, CmaSupport, Config,
     Confinement, ContigConstraints, ContigError, CpuId, HighAtomicReserve, LocalError, MemRange,
     MemoryMap, MigrateRefusal, NodeId, Order, PackClaim, Packing, PageCount, PcpHigh, PcpMode, Pfn,
-    ReportPassError, ReportSink, ReportedBlock, ReportingPolicy, ZoneBounds,
+    RegionMixing, RegionPolicy, ReportPassError, ReportSink, ReportedBlock, ReportingPolicy,
+    ZoneBounds,
 };
 
 #[path = "common/mod.rs"]
@@ -77,13 +78,18 @@ struct Args {
     /// Draw CMA areas aligned to pageblocks only (Linux's rule, the
     /// default), not to the largest order (`--cma-max-order-aligned`).
     cma_pageblock_aligned: bool,
+    /// Memory regions (seed 000) on in every configuration (`--regions`):
+    /// a size of 1-8 largest blocks and a mixing policy drawn from a
+    /// stream of their own, so the rest of each configuration is as
+    /// without the flag.
+    regions: bool,
 }
 
 /// Prints `msg` and the usage, and exits with status 2.
 fn usage(msg: &str) -> ! {
     eprintln!("soak: {msg}");
     eprintln!(
-        "usage: soak --ops N --seed S --threads T [--check-every K] [--cma-max-order-aligned]"
+        "usage: soak --ops N --seed S --threads T [--check-every K] [--cma-max-order-aligned] [--regions]"
     );
     eprintln!(
         "  N >= 1, S any u64, T in 1..={MAX_THREADS}, K >= 1 (default {DEFAULT_CHECK_EVERY})"
@@ -95,11 +101,16 @@ fn usage(msg: &str) -> ! {
 fn parse_args() -> Args {
     let (mut ops, mut seed, mut threads, mut check_every) = (None, None, None, None);
     let mut cma_pageblock_aligned = true;
+    let mut regions = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let slot = match flag.as_str() {
             "--cma-max-order-aligned" => {
                 cma_pageblock_aligned = false;
+                continue;
+            }
+            "--regions" => {
+                regions = true;
                 continue;
             }
             "--ops" => &mut ops,
@@ -138,6 +149,7 @@ fn parse_args() -> Args {
         threads,
         check_every,
         cma_pageblock_aligned,
+        regions,
     }
 }
 
@@ -878,7 +890,19 @@ fn run_config(args: &Args, index: u64, first: u64, ops: u64) -> u64 {
         threads: args.threads,
         cma_pageblock_aligned: args.cma_pageblock_aligned,
     };
-    let m = draw_machine(args.seed, index, args.threads, args.cma_pageblock_aligned);
+    let mut m = draw_machine(args.seed, index, args.threads, args.cma_pageblock_aligned);
+    if args.regions {
+        let mut rng = XorShift((args.seed ^ index.wrapping_mul(0x2545_f491_4f6c_dd1d)) | 1);
+        let largest = m.config.page_size_bytes << m.config.max_order().get();
+        m.config.regions = Some(RegionPolicy {
+            size_bytes: largest << (rng.next() % 4),
+            mixing: if rng.next().is_multiple_of(2) {
+                RegionMixing::Packed
+            } else {
+                RegionMixing::Segregated
+            },
+        });
+    }
     // CMA areas without CMA support must be refused.
     if !m.config.cma_areas.is_empty() {
         let mut refused = m.config.clone();

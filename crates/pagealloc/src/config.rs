@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use crate::engine::page::MAX_ZONE_PAGES;
 use crate::error::{ConfigError, ReportingProblem};
-use crate::policy::{Confinement, Packing, ReportingPolicy, MAX_REPORT_CAPACITY};
+use crate::policy::{Confinement, Packing, RegionPolicy, ReportingPolicy, MAX_REPORT_CAPACITY};
 use crate::units::{Order, PageCount, Pfn, MAX_NR_ORDERS, NR_ZONE_TYPES};
 
 /// Bytes in a KiB, for `min_free_kbytes` arithmetic.
@@ -146,6 +146,9 @@ pub struct Config {
     /// Free page reporting (seed 002): `None` reports nothing (and keeps
     /// no page marked); see [`crate::Allocator::report_pass`].
     pub reporting: Option<ReportingPolicy>,
+    /// Memory regions and the region allocator (seed 000): `None` (the
+    /// default) keeps Linux's free lists exactly as they are.
+    pub regions: Option<RegionPolicy>,
 }
 
 /// A range of whole pageblocks set aside for CMA at construction: movable
@@ -218,6 +221,7 @@ impl Default for Config {
             cma_areas: Vec::new(),
             cma_reservations: Vec::new(),
             reporting: None,
+            regions: None,
         }
     }
 }
@@ -294,7 +298,22 @@ impl Config {
                 return Err(ConfigError::Reporting(ReportingProblem::BudgetFraction));
             }
         }
+        if let Some(r) = self.regions {
+            let min = self.page_size_bytes << self.max_order().get();
+            if !r.size_bytes.is_power_of_two() || r.size_bytes < min {
+                return Err(ConfigError::RegionSize {
+                    bytes: r.size_bytes,
+                    min,
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// `log2` of the pages in a region, if regions are on (valid configs).
+    pub(crate) fn region_shift(&self) -> Option<u32> {
+        let r = self.regions?;
+        Some(r.size_bytes.trailing_zeros() - self.page_shift())
     }
 
     /// The largest order (Linux `MAX_PAGE_ORDER`).
@@ -390,6 +409,26 @@ mod tests {
         assert_eq!(
             bad(|c| c.zone_bounds.dma_end_bytes = Some(8 << 30)),
             ConfigError::ZoneBounds { bytes: 4 << 30 }
+        );
+        assert_eq!(
+            bad(|c| c.regions = Some(RegionPolicy {
+                size_bytes: 2 << 20,
+                ..Default::default()
+            })),
+            ConfigError::RegionSize {
+                bytes: 2 << 20,
+                min: 4 << 20
+            }
+        );
+        assert_eq!(
+            bad(|c| c.regions = Some(RegionPolicy {
+                size_bytes: 96 << 20,
+                ..Default::default()
+            })),
+            ConfigError::RegionSize {
+                bytes: 96 << 20,
+                min: 4 << 20
+            }
         );
     }
 }

@@ -47,6 +47,14 @@ pub enum ConfigError {
     EmptyMap,
     /// The free page reporting policy cannot be used.
     Reporting(ReportingProblem),
+    /// The region size (seed 000) is not a power of two of at least the
+    /// largest buddy block.
+    RegionSize {
+        /// The size given, in bytes.
+        bytes: u64,
+        /// The smallest size allowed: the largest buddy block, in bytes.
+        min: u64,
+    },
     /// A CMA area cannot be set up.
     CmaArea {
         /// Its first frame.
@@ -115,6 +123,10 @@ impl fmt::Display for ConfigError {
             ConfigError::NrCpus { nr_cpus } => write!(f, "{nr_cpus} CPUs requested; 1 to 4096 are supported"),
             ConfigError::EmptyMap => f.write_str("the memory map has no usable range"),
             ConfigError::Reporting(p) => write!(f, "free page reporting: {p}"),
+            ConfigError::RegionSize { bytes, min } => write!(
+                f,
+                "region size {bytes} is not a power of two of at least the largest block ({min} bytes)"
+            ),
             ConfigError::CmaArea {
                 start,
                 nr_pages,

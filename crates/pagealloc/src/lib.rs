@@ -104,6 +104,7 @@ mod observe;
 mod packing;
 mod pcp;
 pub mod policy;
+mod region;
 mod reporting;
 mod request;
 pub mod stats;
@@ -137,7 +138,12 @@ pub use observe::report;
 pub use observe::report::{BuddyInfo, FragIndex, FragIndexKind, PageTypeInfo, ZoneInfo};
 pub use pcp::lists::PcpInfo;
 pub use pcp::local::LocalLists;
-pub use policy::{Confinement, PackClaim, Packing, ReportingPolicy, PACK_MAX_SMALL_ORDER};
+pub use policy::{
+    Confinement, PackClaim, Packing, RegionMixing, RegionPolicy, ReportingPolicy,
+    DEFAULT_REGION_BYTES, PACK_MAX_SMALL_ORDER,
+};
+pub use region::api::{RegionInfo, RegionReport, RegionState, ZoneRegions};
+pub use region::power::{RegionId, RegionPower};
 pub use reporting::api::{
     ReportPass, ReportPassError, ReportSink, ReportingInfo, ReportingState, ZoneReporting,
 };

@@ -167,6 +167,57 @@ pub const REPORT_BUDGET_FRACTION: u16 = 16;
 /// slice, and its memory is the allocator's (kept across passes).
 pub const MAX_REPORT_CAPACITY: u16 = 1024;
 
+/// Memory regions (seed 000): the zone is cut into fixed, aligned regions;
+/// the free lists prefer the lowest region and a region whose every page is
+/// free leaves them for the region allocator until it is needed again
+/// (docs/regions.md).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RegionPolicy {
+    /// Bytes per region: a power of two and at least the largest buddy
+    /// block (so every block lies in one region). Regions are aligned to
+    /// their size in physical memory; a zone edge inside one makes a
+    /// partial region.
+    pub size_bytes: u64,
+    /// Whether a request may take a wholly free pageblock of another type
+    /// from a lower region than its own type's free blocks.
+    pub mixing: RegionMixing,
+}
+
+/// When a request's own free blocks lie in a higher region than a wholly
+/// free pageblock of another type (or it has none), whether it takes that
+/// pageblock (retyping it, which costs no fragmentation: the pageblock is
+/// empty) before its own blocks or a held region. The trade between
+/// packing live memory into the fewest regions and keeping types in
+/// different regions (the series' aim: a region holding unmovable pages
+/// cannot be emptied by migration). Either way a type whose lists are
+/// empty draws a held region of its own before any fallback.
+/// docs/regions.md has the figures of both.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum RegionMixing {
+    /// Every request takes such pageblocks of any ordinary type: the
+    /// fewest regions in use, at the price of unmovable pages in regions
+    /// that also hold movable ones.
+    #[default]
+    Packed,
+    /// Movable requests take such pageblocks of any ordinary type;
+    /// unmovable and reclaimable requests only each other's, never a
+    /// movable pageblock: they keep out of the regions movable memory
+    /// uses, and draw regions of their own instead.
+    Segregated,
+}
+
+/// The series' region size: 512 MiB.
+pub const DEFAULT_REGION_BYTES: u64 = 512 << 20;
+
+impl Default for RegionPolicy {
+    fn default() -> RegionPolicy {
+        RegionPolicy {
+            size_bytes: DEFAULT_REGION_BYTES,
+            mixing: RegionMixing::Packed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

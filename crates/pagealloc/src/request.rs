@@ -88,6 +88,11 @@ pub(crate) enum Source {
     Confined,
     /// Movable requests on a CMA kernel: CMA pageblocks after their own.
     CmaAfter,
+    /// Memory regions (seed 000): the lowest region the region allocator
+    /// holds comes back as the type's own, then the type's lists again.
+    /// Before any fallback, so types keep to their own regions while any
+    /// region is held.
+    Region,
     /// Other types' pageblocks, claimed or stolen (never with
     /// [`AllocMode::NO_FALLBACK`]).
     Fallback,
@@ -96,7 +101,7 @@ pub(crate) enum Source {
 }
 
 /// The sources, in the order they are tried.
-const SOURCES: [Source; 9] = [
+const SOURCES: [Source; 10] = [
     Source::HighAtomicReserve,
     Source::CmaFirst,
     Source::Packed,
@@ -104,6 +109,7 @@ const SOURCES: [Source; 9] = [
     Source::Own,
     Source::Confined,
     Source::CmaAfter,
+    Source::Region,
     Source::Fallback,
     Source::HighAtomicLast,
 ];
@@ -160,6 +166,13 @@ impl ZoneOps<'_> {
             }
             Source::CmaAfter if mode.contains(AllocMode::CMA) => {
                 self.rmqueue_smallest(order, MigrateType::Cma).map(plain)
+            }
+            Source::Region if self.f.regions.is_some() && mt.is_mergeable() => {
+                if !self.draw_region(order, mt) {
+                    return None;
+                }
+                // From the drawn region: the lists had nothing lower.
+                self.rmqueue_own(order, mt).map(plain)
             }
             Source::Fallback if !mode.contains(AllocMode::NO_FALLBACK) => {
                 let (idx, event) = self.rmqueue_fallback(order, mt, mode)?;

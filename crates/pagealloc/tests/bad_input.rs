@@ -62,6 +62,7 @@ fn config_needles(err: &ConfigError) -> Vec<String> {
         } => vec![start.to_string(), nr_pages.0.to_string()],
         // Its problems are covered in tests/reporting.rs.
         ConfigError::Reporting(_) => vec![],
+        ConfigError::RegionSize { bytes, min } => vec![bytes.to_string(), min.to_string()],
     }
 }
 
@@ -161,6 +162,16 @@ fn every_config_error() {
             c.page_size_bytes = 65536;
             c.zone_bounds = bounds(Some(MIB), Some(8 * MIB + 4096), None)
         }), CE::ZoneBounds { bytes: 8 * MIB + 4096 }),
+        ("region below the largest block", with(&|c| c.regions = Some(pagealloc::RegionPolicy { size_bytes: 2 * MIB, ..Default::default() })),
+            CE::RegionSize { bytes: 2 * MIB, min: 4 * MIB }),
+        ("region not a power of two", with(&|c| c.regions = Some(pagealloc::RegionPolicy { size_bytes: 24 * MIB, ..Default::default() })),
+            CE::RegionSize { bytes: 24 * MIB, min: 4 * MIB }),
+        ("region of 0 bytes", with(&|c| c.regions = Some(pagealloc::RegionPolicy { size_bytes: 0, ..Default::default() })),
+            CE::RegionSize { bytes: 0, min: 4 * MIB }),
+        ("region at 64 KiB pages below 64 MiB", with(&|c| {
+            c.page_size_bytes = 65536;
+            c.regions = Some(pagealloc::RegionPolicy { size_bytes: 32 * MIB, ..Default::default() })
+        }), CE::RegionSize { bytes: 32 * MIB, min: 64 * MIB }),
     ];
     let map = MemoryMap::contiguous(Pfn(0x1000), PageCount(1024)).unwrap();
     for (name, config, want) in configs {

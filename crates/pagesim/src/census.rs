@@ -114,6 +114,38 @@ const UNMOVABLE: u8 = 1 << MigrateType::Unmovable as u8;
 const MOVABLE: u8 = 1 << MigrateType::Movable as u8;
 const RECLAIMABLE: u8 = 1 << MigrateType::Reclaimable as u8;
 
+/// Regions of `region_pages` pages (aligned in frame numbers, across
+/// zones) whose every present page is free, on the buddy lists or held by
+/// the region allocator (seed 000), and the regions with any present page.
+/// Pages on per-CPU lists are not free here. Read without the locks:
+/// exact when the allocator is quiescent, as between replay batches.
+pub fn fully_free_regions(allocator: &Allocator, region_pages: u64) -> (u64, u64) {
+    let mut regions: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+    for z in allocator.zones() {
+        for b in z.blocks() {
+            let nr = b.order.nr_pages().0;
+            let free = matches!(b.state, PageState::FreeHead | PageState::HeldHead);
+            // A block never crosses a region of at least its size; count
+            // page by page only in the rare case it does (tiny regions).
+            let mut pfn = b.pfn.0;
+            let end = pfn + nr;
+            while pfn < end {
+                let r = pfn / region_pages;
+                let upto = ((r + 1) * region_pages).min(end);
+                let e = regions.entry(r).or_default();
+                e.1 += upto - pfn;
+                if free {
+                    e.0 += upto - pfn;
+                }
+                pfn = upto;
+            }
+        }
+    }
+    let total = regions.len() as u64;
+    let free = regions.values().filter(|(f, p)| f == p).count() as u64;
+    (free, total)
+}
+
 /// Takes a census of `allocator`.
 pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
     let pb = allocator.config().pageblock();

@@ -107,4 +107,13 @@ pub struct ReplayArgs {
     /// `.POLICY` before its extension.
     #[arg(long, value_name = "FILE")]
     pub emit_trace: Option<PathBuf>,
+    /// Memory regions (seed 000) of this size (e.g. 64M) in every policy's
+    /// allocator: free lists sorted by region and the region allocator
+    /// behind them; the report counts fully free regions of this size.
+    #[arg(long, value_name = "SIZE", conflicts_with = "count_regions")]
+    pub regions: Option<String>,
+    /// Count fully free regions of this size without turning regions on
+    /// (the baseline for --regions).
+    #[arg(long, value_name = "SIZE")]
+    pub count_regions: Option<String>,
 }

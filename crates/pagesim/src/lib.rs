@@ -181,6 +181,18 @@ pub fn replay_command(args: &ReplayArgs, out: &OutputArgs, progress: &Progress) 
             report.machine.nr_orders as usize,
             &[3, pb],
         )?;
+        let regions: Vec<Series<'_, report::RegionSample>> = report
+            .policies
+            .iter()
+            .filter_map(|p| {
+                let r = p.regions.as_ref()?;
+                Some(Series {
+                    name: &p.name,
+                    samples: &r.samples,
+                })
+            })
+            .collect();
+        plot::write_regions(dir, "pagesim replay", XAxis::TraceSeconds, &regions)?;
     }
     Ok(if out.json {
         json::to_string(&report)
@@ -216,7 +228,32 @@ pub fn replay_traces(args: &ReplayArgs, progress: &Progress) -> Result<ReplayRep
         .clone()
         .or_else(|| args.procfs.as_deref().and_then(after_sibling));
     let after = after_path.map(|p| after_state(&p)).transpose()?;
+    let mut region_census = None;
+    for (flag, text, enable) in [
+        ("--regions", &args.regions, true),
+        ("--count-regions", &args.count_regions, false),
+    ] {
+        let Some(text) = text else { continue };
+        let size: size::ByteSize = text
+            .parse()
+            .map_err(|e: size::SizeError| Error::Usage(format!("{flag}: {e}")))?;
+        let policy = pagealloc::RegionPolicy {
+            size_bytes: size.0,
+            ..Default::default()
+        };
+        // The engine's own check, so a bad size is a usage error here too.
+        let mut check = machine.config.clone();
+        check.regions = Some(policy);
+        check
+            .validate()
+            .map_err(|e| Error::Usage(format!("{flag}: {e}")))?;
+        if enable {
+            machine.config.regions = Some(policy);
+        }
+        region_census = Some(size.0 / machine.config.page_size_bytes);
+    }
     let opts = replay::ReplayOptions {
+        region_census,
         lenient: args.lenient,
         samples: args.samples,
         compaction: !args.no_compaction,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::report::{ReportingPoint, Sample};
+use crate::report::{RegionSample, ReportingPoint, Sample};
 
 /// One line: a name and its samples.
 pub struct Series<'a, T = Sample> {
@@ -50,6 +50,15 @@ impl Point for ReportingPoint {
     }
     fn time_s(&self) -> Option<f64> {
         None
+    }
+}
+
+impl Point for RegionSample {
+    fn at(&self) -> u64 {
+        self.at
+    }
+    fn time_s(&self) -> Option<f64> {
+        self.time_s
     }
 }
 
@@ -187,6 +196,36 @@ pub fn write_reporting(
             path: path.clone(),
             detail,
         }
+    })?;
+    Ok(Some(path))
+}
+
+/// Writes `fully-free-regions.svg` into `dir` (created if needed): fully
+/// free memory regions (seed 000) at every sample, one line per policy in
+/// `series` (those with `--regions` or `--count-regions`); `None` without
+/// any.
+pub fn write_regions(
+    dir: &Path,
+    title: &str,
+    x: XAxis,
+    series: &[Series<'_, RegionSample>],
+) -> Result<Option<PathBuf>> {
+    if series.is_empty() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let panels: Vec<Panel<'_, RegionSample>> = vec![Panel {
+        title: "fully free regions".to_owned(),
+        value: Box::new(|p: &RegionSample| p.fully_free as f64),
+        decimals: 0,
+    }];
+    let path = dir.join("fully-free-regions.svg");
+    draw(&path, title, x, series, &panels, (900, 500)).map_err(|detail| Error::Plot {
+        path: path.clone(),
+        detail,
     })?;
     Ok(Some(path))
 }

@@ -426,6 +426,46 @@ pub struct MixedPeak {
     pub time_s: Option<f64>,
 }
 
+/// Fully free regions over a replay (seed 000).
+#[derive(Clone, Debug, Serialize)]
+pub struct RegionOutcome {
+    /// Pages per region.
+    pub region_pages: u64,
+    /// Whether the allocator had regions on (`--regions`) or they were
+    /// only counted (`--count-regions`).
+    pub enabled: bool,
+    /// Regions with any present page.
+    pub regions: u64,
+    /// Of them, fully free at the end (every present page free on the
+    /// buddy lists or held; per-CPU pages count as in use).
+    pub fully_free_end: u64,
+    /// The ideal at the end: regions not needed by the live pages.
+    pub ideal_end: u64,
+    /// The fewest fully free regions in any sample.
+    pub fully_free_min: u64,
+    /// Regions the region allocator holds at the end.
+    pub held_end: u64,
+    /// Times a region went to the region allocator.
+    pub returns: u64,
+    /// Times one was drawn back into service (its power-up).
+    pub draws: u64,
+    /// Wholly free pageblocks retyped for a lower region.
+    pub free_pageblock_claims: u64,
+    /// Fully free regions at every census sample.
+    pub samples: Vec<RegionSample>,
+}
+
+/// Fully free regions at one census sample.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RegionSample {
+    /// Trace bytes read.
+    pub at: u64,
+    /// Trace time, if the trace has timestamps.
+    pub time_s: Option<f64>,
+    /// Fully free regions.
+    pub fully_free: u64,
+}
+
 /// One policy's replay.
 #[derive(Clone, Debug, Serialize)]
 pub struct PolicyReport {
@@ -462,6 +502,10 @@ pub struct PolicyReport {
     pub free_pageblocks_min: u64,
     /// The time series.
     pub samples: Vec<Sample>,
+    /// Fully free regions (seed 000), with `--regions` or
+    /// `--count-regions`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<RegionOutcome>,
     /// `/proc/buddyinfo` at the end.
     #[serde(serialize_with = "crate::json::buddyinfo")]
     pub buddyinfo: BuddyInfo,

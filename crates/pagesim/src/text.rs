@@ -453,6 +453,37 @@ fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
         "pages still allocated at the end",
         col(&|p| p.counts.live_pages_end.to_string()),
     );
+    if policies.iter().any(|p| p.regions.is_some()) {
+        let region = |f: &dyn Fn(&crate::report::RegionOutcome) -> String| {
+            col(&move |p| p.regions.as_ref().map_or_else(|| "-".to_owned(), f))
+        };
+        t.row(
+            "regions (seed 000): pages per region",
+            region(&|r| {
+                format!(
+                    "{} ({})",
+                    r.region_pages,
+                    if r.enabled { "on" } else { "counted" }
+                )
+            }),
+        );
+        t.row(
+            "  fully free at the end / ideal / regions",
+            region(&|r| format!("{} / {} / {}", r.fully_free_end, r.ideal_end, r.regions)),
+        );
+        t.row(
+            "  fully free: fewest in a sample",
+            region(&|r| r.fully_free_min.to_string()),
+        );
+        t.row(
+            "  held at the end; returns; draws",
+            region(&|r| format!("{}; {}; {}", r.held_end, r.returns, r.draws)),
+        );
+        t.row(
+            "  free pageblocks claimed for a lower region",
+            region(&|r| r.free_pageblock_claims.to_string()),
+        );
+    }
     if policies.iter().any(|p| p.start.is_some()) {
         t.row(
             "  of them untraced (allocated before)",

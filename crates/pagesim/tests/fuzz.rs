@@ -1178,6 +1178,7 @@ fn check_trace_file(dir: &Path, path: &Path, settings: Settings) -> Result<(), T
         // Emitted traces replay to the same run only without the moves
         // compaction makes behind the trace's back.
         compaction: false,
+        region_census: None,
     };
     let result = replay(&opts, &Progress::hidden());
     note(
@@ -1226,6 +1227,7 @@ fn check_trace_file(dir: &Path, path: &Path, settings: Settings) -> Result<(), T
             after: None,
             execution: Execution::Sequential,
             compaction: false,
+            region_census: None,
         };
         let reread = replay(&again, &Progress::hidden());
         note(

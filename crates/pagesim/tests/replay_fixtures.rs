@@ -270,3 +270,40 @@ fn policies_machines_and_text_report() {
     assert!(text.stdout.contains("Node 0, zone   Normal"));
     assert!(text.stdout.contains("Number of blocks type"));
 }
+
+/// `--regions SIZE` turns memory regions (seed 000) on in the replay and
+/// reports them; `--count-regions SIZE` counts the same regions with them
+/// off; the same trace replays with the same live pages either way, the
+/// counts add up, and a bad size is a usage error.
+#[test]
+fn regions_are_counted_with_and_without_the_region_allocator() {
+    let trace = fixture_arg("cargo-build-excerpt.trace.zst");
+    let on = pagesim_json(&["replay", &trace, "--mem", "256M", "--regions", "16M"]);
+    let off = pagesim_json(&["replay", &trace, "--mem", "256M", "--count-regions", "16M"]);
+    let (r_on, r_off) = (
+        &on["policies"][0]["regions"],
+        &off["policies"][0]["regions"],
+    );
+    assert_eq!(r_on["enabled"], true);
+    assert_eq!(r_off["enabled"], false);
+    assert_eq!(u(&r_on["region_pages"]), 4096);
+    assert_eq!(u(&r_on["regions"]), 16);
+    assert_eq!(r_on["regions"], r_off["regions"]);
+    for r in [r_on, r_off] {
+        assert!(u(&r["fully_free_end"]) <= u(&r["ideal_end"]), "{r}");
+        assert!(u(&r["fully_free_min"]) <= u(&r["regions"]), "{r}");
+        assert!(!r["samples"].as_array().unwrap().is_empty());
+    }
+    assert!(u(&r_on["returns"]) >= u(&r_on["held_end"]));
+    assert_eq!(u(&r_off["draws"]), 0);
+    assert_eq!(
+        on["policies"][0]["counts"]["live_pages_end"],
+        off["policies"][0]["counts"]["live_pages_end"]
+    );
+    // Without either flag the report has no regions field at all.
+    let plain = pagesim_json(&["replay", &trace, "--mem", "256M"]);
+    assert!(plain["policies"][0].get("regions").is_none());
+    let bad = pagesim(&["replay", &trace, "--regions", "3M"]);
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("--regions"), "{}", bad.stderr);
+}

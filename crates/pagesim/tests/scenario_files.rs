@@ -520,3 +520,19 @@ fn out_of_bounds_values_name_file_line_and_key() {
     });
     pagesim::scenario::parse(&eight, "s.toml", None).unwrap();
 }
+
+/// `regions = "SIZE"` turns memory regions (seed 000) on for one variant:
+/// the run completes (the engine's invariants hold at its end) and a bad
+/// size is an error naming the key, its line and the size.
+#[test]
+fn regions_key_sets_regions_per_variant() {
+    let variants =
+        "[[variant]]\nname = \"linux\"\n\n[[variant]]\nname = \"regions\"\nregions = \"8M\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), &format!("{SMALL}\n{variants}"));
+    let doc = pagesim_json(&["run", &f]);
+    let vs = doc["variants"].as_array().unwrap();
+    assert_eq!(vs.len(), 2);
+    let bad = format!("{SMALL}\n[[variant]]\nname = \"x\"\nregions = \"3M\"\n");
+    assert_scenario_error(&bad, &["s.toml:", "`regions`", "3145728", "power of two"]);
+}

@@ -106,14 +106,18 @@ impl<R: RawMutex> Allocator<R> {
                 order,
                 allocated: meta.order(),
             }),
-            PageState::FreeHead | PageState::PcpHead | PageState::ReportingHead => {
-                Err(BlockError::AlreadyFree { pfn })
-            }
+            PageState::FreeHead
+            | PageState::PcpHead
+            | PageState::ReportingHead
+            | PageState::HeldHead => Err(BlockError::AlreadyFree { pfn }),
             PageState::OfflineHead => Err(BlockError::NotAllocated { pfn }),
             PageState::Tail => match z.containing_head(pfn).map(|(_, m)| m.state()) {
-                Some(PageState::FreeHead | PageState::PcpHead | PageState::ReportingHead) => {
-                    Err(BlockError::AlreadyFree { pfn })
-                }
+                Some(
+                    PageState::FreeHead
+                    | PageState::PcpHead
+                    | PageState::ReportingHead
+                    | PageState::HeldHead,
+                ) => Err(BlockError::AlreadyFree { pfn }),
                 _ => Err(BlockError::NotAllocated { pfn }),
             },
         }
@@ -169,9 +173,11 @@ impl<R: RawMutex> Allocator<R> {
                 if let Some(index) =
                     pcp_free_index(order, mt, z.geo.pageblock).filter(|_| z.caches(mt, order))
                 {
-                    return held.zones[zi]
-                        .free(zone, z.idx(pfn), meta, order, index)
-                        .map_err(|_| self.lost_race(pfn, order));
+                    if !held.zones[zi].declines(z, index, z.idx(pfn)) {
+                        return held.zones[zi]
+                            .free(zone, z.idx(pfn), meta, order, index)
+                            .map_err(|_| self.lost_race(pfn, order));
+                    }
                 }
             }
         }
@@ -195,9 +201,11 @@ impl<R: RawMutex> Allocator<R> {
             if let Some(index) =
                 pcp_free_index(order, mt, z.geo.pageblock).filter(|_| z.caches(mt, order))
             {
-                return lists.zones[zi]
-                    .free(zone, z.idx(pfn), meta, order, index)
-                    .map_err(|_| self.lost_race(pfn, order));
+                if !lists.zones[zi].declines(z, index, z.idx(pfn)) {
+                    return lists.zones[zi]
+                        .free(zone, z.idx(pfn), meta, order, index)
+                        .map_err(|_| self.lost_race(pfn, order));
+                }
             }
         }
         self.free_to_buddy(zi, pfn, order, meta)

@@ -41,7 +41,8 @@ impl<R: RawMutex> Allocator<R> {
         }
     }
 
-    /// Free pages on the buddy lists of all zones (isolated ones excepted).
+    /// Free pages on the buddy lists of all zones (isolated ones excepted),
+    /// and in regions the region allocator holds (seed 000).
     pub fn nr_free_pages(&self) -> u64 {
         self.zones.iter().map(|z| z.free.lock().nr_free_pages).sum()
     }

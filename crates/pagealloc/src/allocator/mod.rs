@@ -146,6 +146,8 @@ impl<R: RawMutex> Allocator<R> {
             for (start, end) in present {
                 ops.populate(start, end);
             }
+            // Seed 000: every entirely free region starts held.
+            ops.return_free_regions();
         }
         setup_zone_watermarks(&mut zones, &config);
         let zonelists = build_zonelists(&zones);

@@ -90,6 +90,9 @@ impl ZoneOps<'_> {
     /// blocks larger than a pageblock are split into pageblocks first, then
     /// every free block moves to the `Isolate` lists and the mark is set.
     pub(crate) fn isolate(&mut self, start: Pfn, end: Pfn) {
+        // Held regions (seed 000) come back first, so their free blocks
+        // are on the lists to be isolated.
+        self.draw_regions_in(start, end);
         let pb = self.z.geo.pageblock;
         for block in pageblocks(start, end, pb) {
             self.split_free_above_pageblock(block);

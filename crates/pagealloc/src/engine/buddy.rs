@@ -93,8 +93,21 @@ impl ZoneOps<'_> {
     /// Takes the first block of the smallest order `>= order` from the list
     /// of `mt` and splits it down to `order` (Linux `__rmqueue_smallest`).
     /// Returns the zone-relative index of the block's head.
+    ///
+    /// With memory regions (seed 000) the lowest region comes first
+    /// ([`ZoneOps::rmqueue_by_region`]).
     #[inline]
     pub(crate) fn rmqueue_smallest(&mut self, order: Order, mt: MigrateType) -> Option<u32> {
+        if self.f.regions.is_some() {
+            return self.rmqueue_by_region(order, mt);
+        }
+        self.rmqueue_own(order, mt)
+    }
+
+    /// [`ZoneOps::rmqueue_smallest`] as Linux does it: the smallest order,
+    /// that list's first block.
+    #[inline]
+    pub(crate) fn rmqueue_own(&mut self, order: Order, mt: MigrateType) -> Option<u32> {
         let mask = self.f.nonempty[mt.idx()] >> order.get();
         if mask == 0 {
             return None;
@@ -182,10 +195,12 @@ impl ZoneOps<'_> {
         let to_tail = match placement {
             FreePlacement::Reported if (pfn, order) == (start, start_order) => {
                 self.link_reported(idx, order, mt);
+                self.region_after_free(idx);
                 return;
             }
             FreePlacement::Reported => {
                 self.link_free(idx, order, mt, Placement::Tail);
+                self.region_after_free(idx);
                 return;
             }
             FreePlacement::Tail => true,
@@ -202,6 +217,8 @@ impl ZoneOps<'_> {
         if self.z.report_order.is_some_and(|t| order >= t) {
             self.z.report_requested.store(true, Ordering::Relaxed);
         }
+        // Seed 000: a region whose last page came back leaves the lists.
+        self.region_after_free(idx);
     }
 
     /// Whether the block one order up from `pfn`/`order` has a free buddy,

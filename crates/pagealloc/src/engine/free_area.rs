@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use crate::engine::free_list::ListHead;
 use crate::engine::page::NIL;
+use crate::region::book::Regions;
 use crate::stats::VmStats;
 use crate::units::{MigrateType, Order, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES};
 
@@ -70,10 +71,13 @@ pub(crate) struct FreeAreas {
     /// keys, so a packed call allocates no memory for them once this has
     /// grown (`compact.rs`).
     pub(crate) pack_scratch: Vec<u64>,
+    /// Memory regions (seed 000), if on: the lists' per-region entry
+    /// points and the region allocator's book.
+    pub(crate) regions: Option<alloc::boxed::Box<Regions>>,
 }
 
 impl FreeAreas {
-    pub(crate) fn new() -> FreeAreas {
+    pub(crate) fn new(regions: Option<alloc::boxed::Box<Regions>>) -> FreeAreas {
         FreeAreas {
             areas: [FreeArea::default(); MAX_NR_ORDERS],
             nonempty: [0; NR_MIGRATE_TYPES],
@@ -90,13 +94,20 @@ impl FreeAreas {
             compact_cached: None,
             stats: VmStats::default(),
             pack_scratch: Vec::new(),
+            regions,
         }
     }
 
     /// Free pages anywhere in the zone: on all lists (isolated ones
-    /// included) and out on a report.
+    /// included), out on a report, and held by the region allocator.
     pub(crate) fn nr_free_all(&self) -> u64 {
-        self.nr_listed() + self.nr_reporting_pages
+        self.nr_listed() + self.nr_reporting_pages + self.nr_held_pages()
+    }
+
+    /// Free pages held by the region allocator (seed 000): counted in
+    /// `nr_free_pages`, on no list.
+    pub(crate) fn nr_held_pages(&self) -> u64 {
+        self.regions.as_ref().map_or(0, |r| r.nr_held_pages)
     }
 
     /// Free pages on all lists, isolated ones included.

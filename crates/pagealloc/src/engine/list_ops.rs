@@ -5,7 +5,14 @@
 use crate::engine::free_list::Placement;
 use crate::engine::page::{PageMeta, PageState, NIL};
 use crate::engine::zone::ZoneOps;
-use crate::units::{MigrateType, Order, Pfn};
+use crate::units::{MigrateType, Order, Pfn, NR_MIGRATE_TYPES};
+
+/// The number of the free list of `order` and `mt` in a zone's
+/// per-region entry points (seed 000).
+#[inline(always)]
+pub(crate) fn list_number(order: Order, mt: MigrateType) -> usize {
+    order.idx() * NR_MIGRATE_TYPES + mt.idx()
+}
 
 impl ZoneOps<'_> {
     /// Adjusts the free-page counters for the block `idx`/`order` joining or
@@ -24,6 +31,14 @@ impl ZoneOps<'_> {
                 self.z
                     .blocks
                     .account(Pfn(self.z.pfn(idx).0 + k * step), step as u32, joining);
+            }
+        }
+        if let (Some(rg), Some(map)) = (self.f.regions.as_deref_mut(), &self.z.regions) {
+            let free = &mut rg.free[map.of_idx(idx)];
+            if joining {
+                *free += nr
+            } else {
+                *free -= nr
             }
         }
         let apply = |v: &mut u64| {
@@ -57,7 +72,13 @@ impl ZoneOps<'_> {
         let area = &mut self.f.areas[order.idx()];
         let head = PageMeta::head(PageState::FreeHead, order);
         let list = &mut area.lists[mt.idx()];
-        if placement == Placement::Head {
+        if let (Some(rg), Some(map)) = (self.f.regions.as_deref_mut(), &self.z.regions) {
+            // Sorted by region (seed 000): "tail" is the tail of the
+            // region's segment, reported or not.
+            let l = list_number(order, mt);
+            rg.sorted
+                .link(&self.z.pages, map, list, l, (idx, head), placement);
+        } else if placement == Placement::Head {
             list.insert(&self.z.pages, idx, head, Placement::Head);
         } else {
             // The tail of the unreported part: just before the reported run.
@@ -77,8 +98,17 @@ impl ZoneOps<'_> {
         let area = &mut self.f.areas[order.idx()];
         let mut head = PageMeta::head(PageState::FreeHead, order);
         head.set_flag(true);
-        area.lists[mt.idx()].insert(&self.z.pages, idx, head, Placement::Tail);
-        if area.first_reported[mt.idx()] == NIL {
+        let list = &mut area.lists[mt.idx()];
+        if let (Some(rg), Some(map)) = (self.f.regions.as_deref_mut(), &self.z.regions) {
+            // With regions the reported blocks end each region's segment,
+            // not the list: no list-wide run is kept (docs/regions.md).
+            let l = list_number(order, mt);
+            rg.sorted
+                .link(&self.z.pages, map, list, l, (idx, head), Placement::Tail);
+        } else {
+            list.insert(&self.z.pages, idx, head, Placement::Tail);
+        }
+        if self.f.regions.is_none() && area.first_reported[mt.idx()] == NIL {
             area.first_reported[mt.idx()] = idx;
         }
         area.nr_free += 1;
@@ -102,6 +132,10 @@ impl ZoneOps<'_> {
                 area.first_reported[mt.idx()] = meta.next();
             }
             self.f.nr_reported_pages -= order.nr_pages().0;
+        }
+        if let (Some(rg), Some(map)) = (self.f.regions.as_deref_mut(), &self.z.regions) {
+            rg.sorted
+                .unlink(map, list_number(order, mt), idx, meta.next());
         }
         list.remove(&self.z.pages, idx);
         if list.is_empty() {

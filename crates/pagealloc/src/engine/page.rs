@@ -69,14 +69,17 @@ pub enum PageState {
     AllocHead = 2,
     /// First page of a block on a per-CPU list.
     PcpHead = 3,
-    /// First page of a block taken out of service (offline or held by a
-    /// service such as the region allocator).
+    /// First page of a block taken out of service (offline).
     OfflineHead = 4,
     /// First page of a free block taken off its list to be reported to the
     /// host (seed 002): in flight between the zone lock being dropped for
     /// the report and the block being put back. Nobody may allocate it,
     /// and it does not merge.
     ReportingHead = 5,
+    /// First page of a free block held by the region allocator (seed
+    /// 000): its whole region is free and out of the buddy lists until a
+    /// request draws it back. On no list; it does not merge.
+    HeldHead = 6,
 }
 
 impl PageState {
@@ -87,6 +90,7 @@ impl PageState {
             3 => PageState::PcpHead,
             4 => PageState::OfflineHead,
             5 => PageState::ReportingHead,
+            6 => PageState::HeldHead,
             _ => PageState::Tail,
         }
     }

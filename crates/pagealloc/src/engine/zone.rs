@@ -23,6 +23,9 @@ use crate::engine::pageblock::BlockTable;
 use crate::events::{DrainEvent, EventSink, FallbackEvent};
 use crate::layout::ZoneSpan;
 use crate::policy::{Confinement, Packing};
+use crate::region::book::Regions;
+use crate::region::map::RegionMap;
+use crate::region::power::RegionPower;
 use crate::sync::DefaultLock;
 use crate::units::{
     MigrateType, NodeId, Order, PageCount, Pfn, ZoneType, NR_MIGRATE_TYPES, NR_ZONE_TYPES,
@@ -109,6 +112,13 @@ pub(crate) struct ZoneCore {
     /// Free memory fell below the high watermark (Linux `ZONE_BELOW_HIGH`):
     /// per-CPU lists shrink their high marks while it is set.
     pub(crate) below_high: AtomicBool,
+    /// Where the zone's regions lie (seed 000), if regions are on.
+    pub(crate) regions: Option<RegionMap>,
+    /// The client's power hooks for regions, if any.
+    pub(crate) region_power: Option<Arc<dyn RegionPower>>,
+    /// The caller's clock for region idle time (its last
+    /// `set_region_time`).
+    pub(crate) region_now: AtomicU64,
 }
 
 impl Clone for ZoneCore {
@@ -140,6 +150,9 @@ impl Clone for ZoneCore {
             report_order: self.report_order,
             report_requested: AtomicBool::new(self.report_requested.load(Ordering::Relaxed)),
             below_high: AtomicBool::new(self.is_below_high()),
+            regions: self.regions.clone(),
+            region_power: self.region_power.clone(),
+            region_now: copy64(&self.region_now),
         }
     }
 }
@@ -233,6 +246,11 @@ impl ZoneCore {
             // Everything starts free and unreported: a pass is wanted.
             report_requested: AtomicBool::new(config.report_order().is_some()),
             below_high: AtomicBool::new(false),
+            regions: config.regions.zip(config.region_shift()).map(|(r, shift)| {
+                RegionMap::new(span.start, span.end, &span.present, shift, r.mixing)
+            }),
+            region_power: None,
+            region_now: AtomicU64::new(0),
         }
     }
 
@@ -244,8 +262,19 @@ impl ZoneCore {
             .store(f.nr_free_cma, Ordering::Relaxed);
         self.published_free_highatomic
             .store(f.nr_free_highatomic, Ordering::Relaxed);
-        for (slot, bits) in self.published_nonempty.iter().zip(f.nonempty) {
-            slot.store(bits, Ordering::Relaxed);
+        // A held region is free memory one draw away: for the watermark
+        // test's "a block of the order exists", it is a largest block.
+        let held = match &f.regions {
+            Some(r) if r.nr_held > 0 => 1 << self.geo.max_order.get(),
+            _ => 0,
+        };
+        for (mt, (slot, bits)) in self.published_nonempty.iter().zip(f.nonempty).enumerate() {
+            let extra = if mt == MigrateType::Movable.idx() {
+                held
+            } else {
+                0
+            };
+            slot.store(bits | extra, Ordering::Relaxed);
         }
     }
 
@@ -437,7 +466,13 @@ impl<R: RawMutex> Zone<R> {
     pub(crate) fn new(span: &ZoneSpan, config: &Config) -> Zone<R> {
         Zone {
             core: ZoneCore::new(span, config),
-            free: Mutex::new(FreeAreas::new()),
+            free: Mutex::new(FreeAreas::new(
+                config.regions.zip(config.region_shift()).map(|(r, shift)| {
+                    let map = RegionMap::new(span.start, span.end, &span.present, shift, r.mixing);
+                    let nr_lists = config.nr_orders as usize * NR_MIGRATE_TYPES;
+                    alloc::boxed::Box::new(Regions::new(nr_lists, map.len()))
+                }),
+            )),
         }
     }
 
@@ -500,7 +535,8 @@ impl<R: RawMutex> Zone<R> {
             .then(|| self.core.blocks.is_isolated(pfn))
     }
 
-    /// Free pages on the buddy lists, isolated ones excepted.
+    /// Free pages on the buddy lists, isolated ones excepted, and in regions
+    /// the region allocator holds (seed 000).
     pub fn nr_free(&self) -> PageCount {
         PageCount(self.free.lock().nr_free_pages)
     }

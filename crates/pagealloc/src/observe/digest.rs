@@ -61,6 +61,16 @@ impl<R: RawMutex> Allocator<R> {
             ] {
                 h.word(w);
             }
+            if let Some(rg) = f.regions.as_deref() {
+                // Seed 000: which regions are held (their pages' records
+                // say so too) and what each region counts.
+                for &w in rg.held_words() {
+                    h.word(w);
+                }
+                for &w in &rg.free {
+                    h.word(w);
+                }
+            }
         }
         for lists in &held.cpus {
             for info in lists.info() {

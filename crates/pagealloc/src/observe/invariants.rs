@@ -54,6 +54,11 @@ impl<R: RawMutex> Allocator<R> {
     ///    movable); the confinement counters are zero in zones without the
     ///    policy, and its claims and fallbacks are among the fallback events
     ///    counted.
+    /// 9. memory regions (seed 000): every region counter (present, free,
+    ///    held pages; regions held) equals the walk, a held region has
+    ///    every present page in held blocks and so none on any free or
+    ///    per-CPU list, and every free list is sorted by region with
+    ///    exact entry points and bitmap.
     ///
     /// It holds every lock at once (per-CPU lists first, then zones, the
     /// order the allocation path uses) for the whole walk, and no call
@@ -168,6 +173,13 @@ fn check_zone(
     let mut cached = 0u64;
     let mut covered = 0u64;
     let (mut reported, mut reporting, mut offline) = (0u64, 0u64, 0u64);
+    // Seed 000, per region: pages in blocks, free pages (listed or held),
+    // held pages.
+    let nr_regions = zone.regions.as_ref().map_or(0, |m| m.len());
+    let mut region_pages = vec![0u64; nr_regions];
+    let mut region_free = vec![0u64; nr_regions];
+    let mut region_held = vec![0u64; nr_regions];
+    let mut held = 0u64;
     let mut pfn = zone.start;
     while pfn < zone.end {
         let meta = zone.meta(pfn);
@@ -216,6 +228,18 @@ fn check_zone(
             }
         }
         covered += nr;
+        let region = zone.regions.as_ref().map(|m| m.of_pfn(pfn));
+        if let Some(r) = region {
+            region_pages[r] += nr;
+            match meta.state() {
+                PageState::FreeHead => region_free[r] += nr,
+                PageState::HeldHead => {
+                    region_free[r] += nr;
+                    region_held[r] += nr;
+                }
+                _ => {}
+            }
+        }
         if meta.flag() && meta.state() != PageState::FreeHead && !meta.is_contig() {
             return Err(violation(
                 6,
@@ -276,6 +300,20 @@ fn check_zone(
                 }
             }
             PageState::ReportingHead => reporting += nr,
+            PageState::HeldHead => {
+                if region.is_none() {
+                    return Err(violation(
+                        9,
+                        zone,
+                        format!("{pfn} is held by a region allocator, but regions are off"),
+                    ));
+                }
+                for k in 0..nr {
+                    let block = ((pfn.0 + k) >> geo.pageblock.get()) - first_block;
+                    free_per_block[block as usize] += 1;
+                }
+                held += nr;
+            }
             PageState::AllocHead => allocated += nr,
             PageState::PcpHead => cached += nr,
             PageState::OfflineHead => offline += nr,
@@ -358,6 +396,9 @@ fn check_zone(
                 // allocation from the head takes every unreported block of
                 // the list first.
                 match (meta.flag(), run_start) {
+                    // With regions (seed 000) reported blocks end their
+                    // region's segment, not the list.
+                    _ if free.regions.is_some() => {}
                     (true, None) => run_start = Some(idx),
                     (false, Some(_)) => {
                         return Err(violation(
@@ -463,8 +504,9 @@ fn check_zone(
             ));
         }
     }
+    check_regions(zone, free, &region_pages, &region_free, &region_held, held)?;
     let counters = [
-        ("nr_free_pages", free_pages, free.nr_free_pages),
+        ("nr_free_pages", free_pages + held, free.nr_free_pages),
         ("nr_free_cma", cma, free.nr_free_cma),
         ("nr_free_highatomic", highatomic, free.nr_free_highatomic),
         ("nr_reported_pages", reported, free.nr_reported_pages),
@@ -522,6 +564,110 @@ fn check_zone(
         ));
     }
     Ok(allocated)
+}
+
+/// Invariant 9 (seed 000): the region counters equal what the walk found
+/// (present, free and held pages per region), a held region is held whole
+/// (every present page in a held block, so none is on a free or per-CPU
+/// list, whose entries the list walks require to be free or per-CPU
+/// heads), and every free list is sorted by region with the right entry
+/// points and bitmap.
+fn check_regions(
+    zone: &ZoneCore,
+    free: &FreeAreas,
+    pages: &[u64],
+    free_pages: &[u64],
+    held_pages: &[u64],
+    held: u64,
+) -> Result<(), InvariantViolation> {
+    let (Some(map), Some(rg)) = (&zone.regions, free.regions.as_deref()) else {
+        if free.regions.is_some() || zone.regions.is_some() {
+            return Err(violation(9, zone, "regions half set up".into()));
+        }
+        return Ok(());
+    };
+    let mut nr_held = 0;
+    for r in 0..map.len() {
+        let is_held = rg.is_held(r);
+        nr_held += u64::from(is_held);
+        let checks = [
+            ("present pages", pages[r], map.present[r]),
+            ("free pages", free_pages[r], rg.free[r]),
+            (
+                "held pages",
+                held_pages[r],
+                if is_held { map.present[r] } else { 0 },
+            ),
+        ];
+        for (name, walked, counted) in checks {
+            if walked != counted {
+                return Err(violation(
+                    9,
+                    zone,
+                    format!(
+                        "region {r} ({}): {name} {counted} counted, {walked} found",
+                        if is_held { "held" } else { "in service" }
+                    ),
+                ));
+            }
+        }
+    }
+    if nr_held != rg.nr_held || held != rg.nr_held_pages {
+        return Err(violation(
+            9,
+            zone,
+            format!(
+                "{nr_held} regions and {held} pages held, the book says {} and {}",
+                rg.nr_held, rg.nr_held_pages
+            ),
+        ));
+    }
+    for order in zone.geo.orders() {
+        let area = &free.areas[order.idx()];
+        for mt in MigrateType::ALL {
+            let l = crate::engine::list_ops::list_number(order, mt);
+            if area.first_reported[mt.idx()] != crate::engine::page::NIL {
+                return Err(violation(
+                    9,
+                    zone,
+                    format!("the {mt} list of {order} records a reported run"),
+                ));
+            }
+            let mut expected = vec![crate::engine::page::NIL; map.len()];
+            let mut last = 0;
+            for idx in area.lists[mt.idx()].iter(&zone.pages) {
+                let r = map.of_idx(idx);
+                if r < last {
+                    return Err(violation(
+                        9,
+                        zone,
+                        format!(
+                            "the {mt} list of {order}: {} of region {r} after region {last}",
+                            zone.pfn(idx)
+                        ),
+                    ));
+                }
+                if expected[r] == crate::engine::page::NIL {
+                    expected[r] = idx;
+                }
+                last = r;
+            }
+            for (r, &want) in expected.iter().enumerate() {
+                let got = rg.sorted.entry(l, r);
+                let bit = rg.sorted.has_segment(l, r);
+                if got != want || bit != (want != crate::engine::page::NIL) {
+                    return Err(violation(
+                        9,
+                        zone,
+                        format!(
+                            "the {mt} list of {order}: region {r} starts at {want}, entry {got}, bit {bit}"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Invariant 3: the free block `pfn`/`order` of type `mt` has no free buddy

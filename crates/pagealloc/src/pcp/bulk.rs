@@ -173,8 +173,10 @@ impl<R: RawMutex> Allocator<R> {
                     match cached {
                         // The high mark and drains move page by page,
                         // exactly as single frees would move them.
-                        Some(index) => held.zones[zi].free_owned(zone, idx, index),
-                        None => {
+                        Some(index) if !held.zones[zi].declines(z, index, idx) => {
+                            held.zones[zi].free_owned(zone, idx, index)
+                        }
+                        _ => {
                             let mut guard = zone.lock();
                             z.pages.set(idx, PageMeta::TAIL);
                             let mut ops = guard.ops();

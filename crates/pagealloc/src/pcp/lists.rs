@@ -175,6 +175,10 @@ pub(crate) struct Pcp {
     free_count: u64,
     /// The previous free was of order `1..=COSTLY_ORDER`.
     prev_free_high_order: bool,
+    /// With memory regions (seed 000): the region of the first block the
+    /// last refill brought, the lowest the zone had then (`u32::MAX`
+    /// before any refill).
+    low_region: u32,
     /// What happened under this lock.
     pub(crate) stats: VmStats,
 }
@@ -193,6 +197,7 @@ impl Pcp {
         // are ordered once, so every later clamp is well-formed.
         let high_min = high_min.min(high_max);
         Pcp {
+            low_region: u32::MAX,
             lists: [ListHead::EMPTY; NR_PCP_LISTS],
             count: 0,
             high: high_min,
@@ -337,7 +342,32 @@ impl Pcp {
             &mut self.stats,
         );
         self.count += got * order.nr_pages().0;
+        if let (Some(map), Some(first)) = (&zone.core.regions, self.lists[index].first()) {
+            self.low_region = map.of_idx(first) as u32;
+        }
         got
+    }
+
+    /// With memory regions (seed 000), whether a block freed at `idx` onto
+    /// list `index` goes to the buddy lists instead: when it lies above the
+    /// region of the list's first block (or, on an empty list, above the
+    /// region the last refill came from). The next allocation takes the
+    /// list's first block, so a block from a higher region cached there
+    /// would be reused where it is rather than in the lowest region, and a
+    /// per-CPU list, which can grow to an eighth of the zone, would undo
+    /// the sorted buddy lists. Blocks that stay are at or below the first,
+    /// so each list stays sorted by region from its head, and drains (from
+    /// the tail) give back the highest first.
+    #[inline(always)]
+    pub(crate) fn declines(&self, z: &ZoneCore, index: usize, idx: u32) -> bool {
+        let Some(map) = &z.regions else {
+            return false;
+        };
+        let r = map.of_idx(idx) as u32;
+        match self.lists[index].first() {
+            None => r > self.low_region,
+            Some(first) => r > map.of_idx(first) as u32,
+        }
     }
 
     /// Takes the first block of list `index` if there is one, marked

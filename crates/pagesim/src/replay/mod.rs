@@ -93,6 +93,9 @@ pub struct ReplayOptions {
     /// proactive round runs at every census sample (kcompactd); the
     /// replay's own allocations are the blocks that move.
     pub compaction: bool,
+    /// Count fully free regions of this many pages at every sample (seed
+    /// 000; `--regions`, `--count-regions`).
+    pub region_census: Option<u64>,
 }
 
 impl ReplayOptions {
@@ -114,6 +117,7 @@ impl ReplayOptions {
             after: None,
             execution: Execution::Parallel,
             compaction: true,
+            region_census: None,
         }
     }
 }
@@ -190,6 +194,7 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                 .into_iter()
                 .map(|(info, w)| {
                     PolicyRun::new(info, &opts.machine, opts.start.as_ref(), w, opts.compaction)
+                        .map(|r| r.with_region_census(opts.region_census))
                 })
                 .collect::<Result<Vec<_>>>()?;
             let inputs = decode_files(opts, progress, &mut decoder, &mut |batch: Batch| {
@@ -273,7 +278,8 @@ fn policy_thread(
         opts.start.as_ref(),
         writer,
         opts.compaction,
-    )?;
+    )?
+    .with_region_census(opts.region_census);
     for batch in batches {
         run.apply(&batch);
     }

@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::machine::{Machine, MachineInfo};
 use crate::policy::{AllocPolicy, PolicyInfo};
 use crate::report::{
-    EngineStats, FreeDistance, MixedPeak, PolicyReport, ReplayCounts, Sample, SpreadPeak,
-    StartReport, ZoneFree,
+    EngineStats, FreeDistance, MixedPeak, PolicyReport, RegionOutcome, RegionSample, ReplayCounts,
+    Sample, SpreadPeak, StartReport, ZoneFree,
 };
 use crate::seed::{StartState, Untraced};
 
@@ -75,6 +75,10 @@ pub(crate) struct PolicyRun {
     /// it was allocated. Entries are not removed on free; a migration
     /// checks the entry still holds the frame (a stale one is dropped).
     owners: FxHashMap<u64, u64>,
+    /// Pages per region to count fully free regions of (seed 000), and the
+    /// count at every sample.
+    region_pages: Option<u64>,
+    region_samples: Vec<RegionSample>,
 }
 
 /// The replay as the engine's migrator: a block moves if the trace entry
@@ -161,7 +165,15 @@ impl PolicyRun {
             emit,
             compaction,
             owners: FxHashMap::default(),
+            region_pages: None,
+            region_samples: Vec::new(),
         })
+    }
+
+    /// Counts fully free regions of `pages` pages at every sample.
+    pub fn with_region_census(mut self, pages: Option<u64>) -> PolicyRun {
+        self.region_pages = pages;
+        self
     }
 
     /// Replays a batch.
@@ -526,6 +538,14 @@ impl PolicyRun {
                 time_s,
             });
         }
+        if let Some(pages) = self.region_pages {
+            let (fully_free, _) = census::fully_free_regions(&self.alloc, pages);
+            self.region_samples.push(RegionSample {
+                at,
+                time_s,
+                fully_free,
+            });
+        }
         self.samples.push(Sample {
             at,
             time_s,
@@ -559,7 +579,35 @@ impl PolicyRun {
         let mixed_end = last.map_or(MixedPageblocks::default(), |s| s.mixed);
         let at_least =
             |s: &Sample| -> u64 { s.free_blocks.iter().skip(pageblock.get() as usize).sum() };
+        let regions = self.region_pages.map(|pages| {
+            let (fully_free_end, regions) = census::fully_free_regions(&self.alloc, pages);
+            let needed = self.counts.live_pages_end.div_ceil(pages);
+            let report = self.alloc.region_report();
+            RegionOutcome {
+                region_pages: pages,
+                enabled: report.is_some(),
+                regions,
+                fully_free_end,
+                ideal_end: regions.saturating_sub(needed),
+                fully_free_min: self
+                    .region_samples
+                    .iter()
+                    .map(|s| s.fully_free)
+                    .min()
+                    .unwrap_or(fully_free_end),
+                held_end: report.as_ref().map_or(0, |r| r.held()),
+                returns: report
+                    .as_ref()
+                    .map_or(0, |r| r.regions().map(|x| x.returns).sum()),
+                draws: report
+                    .as_ref()
+                    .map_or(0, |r| r.regions().map(|x| x.draws).sum()),
+                free_pageblock_claims: report.as_ref().map_or(0, |r| r.free_pageblock_claims()),
+                samples: core::mem::take(&mut self.region_samples),
+            }
+        });
         let report = PolicyReport {
+            regions,
             name: self.info.name.to_owned(),
             summary: self.info.summary.to_owned(),
             engine: EngineStats::since(&self.stats_base, &self.alloc.stats(), nr_orders),

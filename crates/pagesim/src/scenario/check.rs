@@ -138,6 +138,7 @@ pub fn parse(text: &str, origin: &str, scale: Option<f64>) -> Result<Scenario, S
                 reporting: None,
                 cma: None,
                 compaction: None,
+                regions: None,
             },
         ));
     }
@@ -614,6 +615,30 @@ impl Ctx<'_> {
             .map(|r| self.reporting(&spec.name, r, config, scale))
             .transpose()?;
         let compaction = self.compaction(&spec.name, spec.compaction.as_ref(), scale)?;
+        let regions = match &spec.regions {
+            None => None,
+            Some(r) => {
+                let policy = pagealloc::RegionPolicy {
+                    size_bytes: r.get_ref().0,
+                    ..Default::default()
+                };
+                // The engine's own check: a power of two of at least the
+                // largest block.
+                Config {
+                    regions: Some(policy),
+                    ..config.clone()
+                }
+                .validate()
+                .map_err(|e| {
+                    self.bound(
+                        r.span().start,
+                        "regions",
+                        format!("variant `{}`: `regions`: {e}", spec.name),
+                    )
+                })?;
+                Some(policy)
+            }
+        };
         let mut reclaim_spec = file.reclaim.clone();
         if let Some(r) = &spec.reclaim {
             if r.enabled.is_some() {
@@ -706,6 +731,7 @@ impl Ctx<'_> {
             reporting,
             cma,
             compaction,
+            regions,
         })
     }
 

@@ -215,17 +215,21 @@ pub struct Variant {
     /// Compaction (`compaction = { ... }` in the file; on with Linux's
     /// defaults unless `enabled = false`): `None` when off.
     pub compaction: Option<Compaction>,
+    /// Memory regions (seed 000; `regions = "64M"` in the file; off
+    /// unless given).
+    pub regions: Option<pagealloc::RegionPolicy>,
 }
 
 impl Variant {
     /// Applies the variant's engine settings to a machine's configuration:
-    /// packing, confinement, reporting and CMA areas. `cma` says whether the kernel has
+    /// packing, confinement, reporting, regions and CMA areas. `cma` says whether the kernel has
     /// CMA at all (every variant of a scenario where one has an area: the
     /// same kernel, booted with `cma=0` in the others).
     pub fn configure(&self, config: &mut Config, cma: CmaSupport) {
         config.packing = self.packing;
         config.confinement = self.confinement;
         config.reporting = self.reporting.map(|r| r.policy);
+        config.regions = self.regions;
         CmaDecl::configure(&self.cma, config, cma);
     }
 }

@@ -428,6 +428,8 @@ pub(super) struct VariantSpec {
     pub(super) reporting: Option<Spanned<ReportingSpec>>,
     pub(super) cma: Option<Spanned<Vec<Spanned<CmaSpec>>>>,
     pub(super) compaction: Option<Spanned<CompactionSpec>>,
+    /// Memory regions (seed 000) of this size, e.g. `regions = "64M"`.
+    pub(super) regions: Option<Spanned<ByteSize>>,
 }
 
 /// A variant's `compaction = { enabled = true, direct = true,
