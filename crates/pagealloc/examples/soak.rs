@@ -902,6 +902,8 @@ fn run_config(args: &Args, index: u64, first: u64, ops: u64) -> u64 {
                 RegionMixing::Segregated
             },
         });
+        // One placement policy per allocator (`RegionsWithConfinement`).
+        m.config.confinement = Confinement::Off;
     }
     // CMA areas without CMA support must be refused.
     if !m.config.cma_areas.is_empty() {

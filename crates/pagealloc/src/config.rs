@@ -306,6 +306,9 @@ impl Config {
                     min,
                 });
             }
+            if self.confinement != Confinement::Off {
+                return Err(ConfigError::RegionsWithConfinement);
+            }
         }
         Ok(())
     }

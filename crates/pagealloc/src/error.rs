@@ -55,6 +55,11 @@ pub enum ConfigError {
         /// The smallest size allowed: the largest buddy block, in bytes.
         min: u64,
     },
+    /// Memory regions (seed 000) and confinement were both asked for: each
+    /// decides where unmovable memory goes (the lowest region first, or the
+    /// low end of the zone), and the two together keep neither's
+    /// invariant, so one allocator takes one of them.
+    RegionsWithConfinement,
     /// A CMA area cannot be set up.
     CmaArea {
         /// Its first frame.
@@ -126,6 +131,9 @@ impl fmt::Display for ConfigError {
             ConfigError::RegionSize { bytes, min } => write!(
                 f,
                 "region size {bytes} is not a power of two of at least the largest block ({min} bytes)"
+            ),
+            ConfigError::RegionsWithConfinement => f.write_str(
+                "memory regions and confinement cannot be combined: choose one placement policy",
             ),
             ConfigError::CmaArea {
                 start,

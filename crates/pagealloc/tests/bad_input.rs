@@ -63,6 +63,7 @@ fn config_needles(err: &ConfigError) -> Vec<String> {
         // Its problems are covered in tests/reporting.rs.
         ConfigError::Reporting(_) => vec![],
         ConfigError::RegionSize { bytes, min } => vec![bytes.to_string(), min.to_string()],
+        ConfigError::RegionsWithConfinement => vec!["regions".into(), "confinement".into()],
     }
 }
 
@@ -172,6 +173,10 @@ fn every_config_error() {
             c.page_size_bytes = 65536;
             c.regions = Some(pagealloc::RegionPolicy { size_bytes: 32 * MIB, ..Default::default() })
         }), CE::RegionSize { bytes: 32 * MIB, min: 64 * MIB }),
+        ("regions with confinement", with(&|c| {
+            c.regions = Some(pagealloc::RegionPolicy::default());
+            c.confinement = pagealloc::Confinement::LowEnd;
+        }), CE::RegionsWithConfinement),
     ];
     let map = MemoryMap::contiguous(Pfn(0x1000), PageCount(1024)).unwrap();
     for (name, config, want) in configs {
