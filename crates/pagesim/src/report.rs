@@ -455,6 +455,42 @@ pub struct RegionOutcome {
     pub samples: Vec<RegionSample>,
 }
 
+impl RegionOutcome {
+    /// Measures `allocator` at the end of a run: regions of `region_pages`
+    /// pages, `live_pages` still allocated by the run (the ideal leaves
+    /// every region they do not need free), `samples` taken along the way.
+    pub fn measure(
+        allocator: &pagealloc::Allocator,
+        region_pages: u64,
+        live_pages: u64,
+        samples: Vec<RegionSample>,
+    ) -> RegionOutcome {
+        let (fully_free_end, regions) = crate::census::fully_free_regions(allocator, region_pages);
+        let needed = live_pages.div_ceil(region_pages);
+        let report = allocator.region_report();
+        let sum = |f: fn(&pagealloc::RegionInfo) -> u64| {
+            report.as_ref().map_or(0, |r| r.regions().map(f).sum())
+        };
+        RegionOutcome {
+            region_pages,
+            enabled: report.is_some(),
+            regions,
+            fully_free_end,
+            ideal_end: regions.saturating_sub(needed),
+            fully_free_min: samples
+                .iter()
+                .map(|s| s.fully_free)
+                .min()
+                .unwrap_or(fully_free_end),
+            held_end: report.as_ref().map_or(0, |r| r.held()),
+            returns: sum(|x| x.returns),
+            draws: sum(|x| x.draws),
+            free_pageblock_claims: report.as_ref().map_or(0, |r| r.free_pageblock_claims()),
+            samples,
+        }
+    }
+}
+
 /// Fully free regions at one census sample.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct RegionSample {
@@ -858,6 +894,9 @@ pub struct VariantReport {
     pub cma_areas: Vec<CmaAreaReport>,
     /// Compaction, and the success of costly requests.
     pub compaction: CompactionReport,
+    /// Fully free regions over the run, for a variant with memory regions
+    /// (seed 000; `null` without).
+    pub regions: Option<RegionOutcome>,
 }
 
 /// Requests of one kind and how many the engine served.

@@ -45,8 +45,8 @@ use crate::gfp::describe;
 use crate::progress::Progress;
 use crate::report::{
     ActorStats, CmaAreaPoint, EngineStats, HeldPages, PhaseInfo, Probe, ReclaimStats,
-    ReportingPoint, ReportingReport, Sample, ScenarioReport, Snapshot, SnapshotSummary, SpreadPeak,
-    VariantReport,
+    RegionOutcome, RegionSample, ReportingPoint, ReportingReport, Sample, ScenarioReport, Snapshot,
+    SnapshotSummary, SpreadPeak, VariantReport,
 };
 use crate::rng::Rng;
 use crate::scenario::{Actor, AllocMode, Behaviour, Lifetime, Scenario, Variant};
@@ -170,6 +170,8 @@ struct Sim<'a> {
     snapshots: Vec<Snapshot>,
     /// Reporting figures at every sample (reporting on only).
     reporting_samples: Vec<ReportingPoint>,
+    /// Fully free regions at each sample, with memory regions on.
+    region_samples: Vec<RegionSample>,
     /// The last pass reported pages and left reportable ones: run another.
     report_more: bool,
     /// Passes run for that reason alone.
@@ -251,6 +253,14 @@ fn run_variant(
     });
     let cma_areas = sim.cma_report();
     let compaction = sim.compaction_report();
+    let regions = sim.region_pages().map(|pages| {
+        RegionOutcome::measure(
+            &sim.alloc,
+            pages,
+            sim.alloc.nr_allocated_pages(),
+            std::mem::take(&mut sim.region_samples),
+        )
+    });
     Ok(VariantReport {
         name: variant.name.clone(),
         description: variant.description.clone(),
@@ -275,6 +285,7 @@ fn run_variant(
         reporting,
         cma_areas,
         compaction,
+        regions,
     })
 }
 
@@ -342,6 +353,7 @@ impl<'a> Sim<'a> {
             samples: Vec::new(),
             snapshots: Vec::new(),
             reporting_samples: Vec::new(),
+            region_samples: Vec::new(),
             report_more: false,
             continued_passes: 0,
             compaction: CompactionState::default(),
@@ -795,9 +807,28 @@ impl Sim<'_> {
         })
     }
 
+    /// Pages per memory region: the variant's own regions, or, for a
+    /// variant without them in a scenario where another has them, the
+    /// first such variant's size, counted only (the baseline beside it).
+    fn region_pages(&self) -> Option<u64> {
+        let r = self
+            .variant
+            .regions
+            .or_else(|| self.scenario.variants.iter().find_map(|v| v.regions))?;
+        Some(r.size_bytes / self.alloc.config().page_size_bytes)
+    }
+
     fn sample(&mut self, step: u64) {
         if let Some(p) = self.reporting_point(step) {
             self.reporting_samples.push(p);
+        }
+        if let Some(pages) = self.region_pages() {
+            let (fully_free, _) = census::fully_free_regions(&self.alloc, pages);
+            self.region_samples.push(RegionSample {
+                at: step,
+                time_s: None,
+                fully_free,
+            });
         }
         if self.has_cma {
             self.sample_cma(step);

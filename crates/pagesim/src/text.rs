@@ -453,37 +453,9 @@ fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
         "pages still allocated at the end",
         col(&|p| p.counts.live_pages_end.to_string()),
     );
-    if policies.iter().any(|p| p.regions.is_some()) {
-        let region = |f: &dyn Fn(&crate::report::RegionOutcome) -> String| {
-            col(&move |p| p.regions.as_ref().map_or_else(|| "-".to_owned(), f))
-        };
-        t.row(
-            "regions (seed 000): pages per region",
-            region(&|r| {
-                format!(
-                    "{} ({})",
-                    r.region_pages,
-                    if r.enabled { "on" } else { "counted" }
-                )
-            }),
-        );
-        t.row(
-            "  fully free at the end / ideal / regions",
-            region(&|r| format!("{} / {} / {}", r.fully_free_end, r.ideal_end, r.regions)),
-        );
-        t.row(
-            "  fully free: fewest in a sample",
-            region(&|r| r.fully_free_min.to_string()),
-        );
-        t.row(
-            "  held at the end; returns; draws",
-            region(&|r| format!("{}; {}; {}", r.held_end, r.returns, r.draws)),
-        );
-        t.row(
-            "  free pageblocks claimed for a lower region",
-            region(&|r| r.free_pageblock_claims.to_string()),
-        );
-    }
+    let regions: Vec<Option<&crate::report::RegionOutcome>> =
+        policies.iter().map(|p| p.regions.as_ref()).collect();
+    region_rows(&mut t, &regions);
     if policies.iter().any(|p| p.start.is_some()) {
         t.row(
             "  of them untraced (allocated before)",
@@ -917,6 +889,7 @@ impl ScenarioReport {
         );
         self.contig_engine_rows(&mut t);
         self.compaction_rows(&mut t);
+        region_rows(&mut t, &regions_of(&self.variants));
         let pages_per_block = 1u64 << self.machine.pageblock_order;
         let ends: Vec<UnmovableSpread> = self
             .variants
@@ -1125,6 +1098,52 @@ impl ScenarioReport {
             );
         }
     }
+}
+
+/// Each variant's region outcome (seed 000), if it has regions on.
+fn regions_of(variants: &[VariantReport]) -> Vec<Option<&crate::report::RegionOutcome>> {
+    variants.iter().map(|v| v.regions.as_ref()).collect()
+}
+
+/// Memory-region rows (seed 000), none if no column has regions: fully
+/// free regions at the end beside the ideal, the fewest in a sample, and
+/// what the region allocator did.
+fn region_rows(t: &mut Table, outcomes: &[Option<&crate::report::RegionOutcome>]) {
+    if outcomes.iter().all(Option::is_none) {
+        return;
+    }
+    let region = |f: &dyn Fn(&crate::report::RegionOutcome) -> String| -> Vec<String> {
+        outcomes
+            .iter()
+            .map(|r| r.map_or_else(|| "-".to_owned(), f))
+            .collect()
+    };
+    t.row(
+        "regions (seed 000): pages per region",
+        region(&|r| {
+            format!(
+                "{} ({})",
+                r.region_pages,
+                if r.enabled { "on" } else { "counted" }
+            )
+        }),
+    );
+    t.row(
+        "  fully free at the end / ideal / regions",
+        region(&|r| format!("{} / {} / {}", r.fully_free_end, r.ideal_end, r.regions)),
+    );
+    t.row(
+        "  fully free: fewest in a sample",
+        region(&|r| r.fully_free_min.to_string()),
+    );
+    t.row(
+        "  held at the end; returns; draws",
+        region(&|r| format!("{}; {}; {}", r.held_end, r.returns, r.draws)),
+    );
+    t.row(
+        "  free pageblocks claimed for a lower region",
+        region(&|r| r.free_pageblock_claims.to_string()),
+    );
 }
 
 /// A contig actor's rows (none if no column's actor is a contig actor):

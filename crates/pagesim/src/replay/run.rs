@@ -580,31 +580,12 @@ impl PolicyRun {
         let at_least =
             |s: &Sample| -> u64 { s.free_blocks.iter().skip(pageblock.get() as usize).sum() };
         let regions = self.region_pages.map(|pages| {
-            let (fully_free_end, regions) = census::fully_free_regions(&self.alloc, pages);
-            let needed = self.counts.live_pages_end.div_ceil(pages);
-            let report = self.alloc.region_report();
-            RegionOutcome {
-                region_pages: pages,
-                enabled: report.is_some(),
-                regions,
-                fully_free_end,
-                ideal_end: regions.saturating_sub(needed),
-                fully_free_min: self
-                    .region_samples
-                    .iter()
-                    .map(|s| s.fully_free)
-                    .min()
-                    .unwrap_or(fully_free_end),
-                held_end: report.as_ref().map_or(0, |r| r.held()),
-                returns: report
-                    .as_ref()
-                    .map_or(0, |r| r.regions().map(|x| x.returns).sum()),
-                draws: report
-                    .as_ref()
-                    .map_or(0, |r| r.regions().map(|x| x.draws).sum()),
-                free_pageblock_claims: report.as_ref().map_or(0, |r| r.free_pageblock_claims()),
-                samples: core::mem::take(&mut self.region_samples),
-            }
+            RegionOutcome::measure(
+                &self.alloc,
+                pages,
+                self.counts.live_pages_end,
+                core::mem::take(&mut self.region_samples),
+            )
         });
         let report = PolicyReport {
             regions,
