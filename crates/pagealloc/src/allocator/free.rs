@@ -167,17 +167,11 @@ impl<R: RawMutex> Allocator<R> {
     ) -> Result<(), BlockError> {
         if let Some(held) = lists.as_deref_mut() {
             if let Some((zi, meta)) = self.lookup_allocated(pfn, order, &mut 0) {
-                let zone = &self.zones[zi];
-                let z = &zone.core;
-                let mt = z.block_mt(pfn);
-                if let Some(index) =
-                    pcp_free_index(order, mt, z.geo.pageblock).filter(|_| z.caches(mt, order))
-                {
-                    if !held.zones[zi].declines(z, index, z.idx(pfn)) {
-                        return held.zones[zi]
-                            .free(zone, z.idx(pfn), meta, order, index)
-                            .map_err(|_| self.lost_race(pfn, order));
-                    }
+                if let Some(index) = self.pcp_free_target(held, zi, pfn, order) {
+                    let zone = &self.zones[zi];
+                    return held.zones[zi]
+                        .free(zone, zone.core.idx(pfn), meta, order, index)
+                        .map_err(|_| self.lost_race(pfn, order));
                 }
             }
         }
@@ -194,21 +188,33 @@ impl<R: RawMutex> Allocator<R> {
         lists: Option<&mut CpuLists>,
     ) -> Result<(), BlockError> {
         let (zi, meta) = self.find_allocated(pfn, order, &mut 0)?;
-        let zone = &self.zones[zi];
-        let z = &zone.core;
         if let Some(lists) = lists {
-            let mt = z.block_mt(pfn);
-            if let Some(index) =
-                pcp_free_index(order, mt, z.geo.pageblock).filter(|_| z.caches(mt, order))
-            {
-                if !lists.zones[zi].declines(z, index, z.idx(pfn)) {
-                    return lists.zones[zi]
-                        .free(zone, z.idx(pfn), meta, order, index)
-                        .map_err(|_| self.lost_race(pfn, order));
-                }
+            if let Some(index) = self.pcp_free_target(lists, zi, pfn, order) {
+                let zone = &self.zones[zi];
+                return lists.zones[zi]
+                    .free(zone, zone.core.idx(pfn), meta, order, index)
+                    .map_err(|_| self.lost_race(pfn, order));
             }
         }
         self.free_to_buddy(zi, pfn, order, meta)
+    }
+
+    /// The per-CPU list a block freed from zone `zi` goes on, if any: its
+    /// pageblock's type is cached at this order (a placement policy may
+    /// send it to the zone instead) and the lists do not decline it (with
+    /// memory regions, a block above the list's lowest region).
+    #[inline(always)]
+    fn pcp_free_target(
+        &self,
+        lists: &CpuLists,
+        zi: usize,
+        pfn: Pfn,
+        order: Order,
+    ) -> Option<usize> {
+        let z = &self.zones[zi].core;
+        let mt = z.block_mt(pfn);
+        let index = pcp_free_index(order, mt, z.geo.pageblock).filter(|_| z.caches(mt, order))?;
+        (!lists.zones[zi].declines(z, index, z.idx(pfn))).then_some(index)
     }
 
     /// Frees the allocated block `pfn`/`order`, whose record read `meta`,
