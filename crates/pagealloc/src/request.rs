@@ -94,7 +94,7 @@ pub(crate) enum Source {
     /// region is held.
     Region,
     /// Other types' pageblocks, claimed or stolen (never with
-    /// [`AllocMode::NO_FALLBACK`]).
+    /// [`AllocMode::NO_FALLBACK`] or [`AllocMode::CONFINED_ONLY`]).
     Fallback,
     /// Atomic requests may use the high-atomic reserve rather than fail.
     HighAtomicLast,
@@ -174,7 +174,9 @@ impl ZoneOps<'_> {
                 // From the drawn region: the lists had nothing lower.
                 self.rmqueue_own(order, mt).map(plain)
             }
-            Source::Fallback if !mode.contains(AllocMode::NO_FALLBACK) => {
+            Source::Fallback
+                if !mode.intersects(AllocMode::NO_FALLBACK | AllocMode::CONFINED_ONLY) =>
+            {
                 let (idx, event) = self.rmqueue_fallback(order, mt, mode)?;
                 if self.z.confinement.confines(mt) || self.z.confinement.steers_movable(mt) {
                     // The last resort under confinement, counted apart.

@@ -88,6 +88,13 @@ pub struct VmStats {
     /// or stolen away from the low end, or a movable one in the confined
     /// area (each also a fallback event).
     pub confined_fallbacks: u64,
+    /// Pageblocks confinement emptied by migration so the area could grow
+    /// without a fallback ([`Allocator::alloc_confining`](crate::Allocator::alloc_confining)).
+    pub confined_evacuations: u64,
+    /// Pages those evacuations migrated.
+    pub confined_evacuated_pages: u64,
+    /// Evacuations given up (a block refused to move, or no destination).
+    pub confined_evacuation_fail: u64,
 }
 
 impl VmStats {
@@ -152,6 +159,9 @@ impl VmStats {
         self.confined_claims += other.confined_claims;
         self.confined_releases += other.confined_releases;
         self.confined_fallbacks += other.confined_fallbacks;
+        self.confined_evacuations += other.confined_evacuations;
+        self.confined_evacuated_pages += other.confined_evacuated_pages;
+        self.confined_evacuation_fail += other.confined_evacuation_fail;
     }
 
     /// Failed allocations, all orders.

@@ -21,9 +21,9 @@ use std::time::Instant;
 
 use lock_api::{GuardSend, RawMutex};
 use pagealloc::{
-    AllocFlags, Allocator, BlockError, BulkFreeError, Config, CpuId, HighAtomicReserve, LocalError,
-    MemoryMap, MinFree, Order, PageCount, PcpMode, Pfn, ReportSink, ReportedBlock, ReportingPolicy,
-    ZoneBounds,
+    AllocFlags, Allocator, BlockError, BulkFreeError, Config, Confinement, CpuId,
+    HighAtomicReserve, LocalError, MemoryMap, MinFree, Order, PageCount, PcpMode, Pfn, ReportSink,
+    ReportedBlock, ReportingPolicy, ZoneBounds,
 };
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
 use shuttle::sync::atomic::{AtomicBool, Ordering};
@@ -709,4 +709,130 @@ fn compaction_racing_the_owners_frees_and_allocations() {
     let moved = CASE8_MOVED.load(StdOrdering::Relaxed);
     let refused = CASE8_REFUSED.load(StdOrdering::Relaxed);
     assert!(moved > 0 && refused > 0, "moved {moved}, refused {refused}");
+}
+
+// --- (9) confinement's evacuation racing the owner's frees -----------------
+
+/// One thread allocates unmovable pages through `alloc_confining` under
+/// confinement on a zone where no pageblock is wholly free (every other
+/// page owned and movable), so the area grows by emptying movable
+/// pageblocks through the owner's migrator; the owner frees pages on CPU 1
+/// and allocates one more meanwhile. Owner and migrator share the owner's
+/// table under one lock. Nothing may be lost: every owned block and every
+/// unmovable page is allocated where it should be, no unmovable page lies
+/// in a movable pageblock unless a fallback was counted, and the
+/// allocator counts exactly those pages.
+fn evacuation_vs_owner() {
+    let config = Config {
+        nr_orders: NR_ORDERS,
+        pageblock_order: PAGEBLOCK_ORDER,
+        zone_bounds: ZoneBounds::NORMAL_ONLY,
+        min_free: MinFree::Kbytes(8),
+        highatomic: HighAtomicReserve::Disabled,
+        nr_cpus: 2,
+        confinement: Confinement::LowEnd,
+        ..Config::default()
+    };
+    let map = MemoryMap::contiguous(BASE, PageCount(64)).unwrap();
+    let a = Arc::new(A::with_lock(map, config).unwrap());
+    let movable =
+        |a: &A, cpu: u16| a.alloc_on_cpu(CpuId(cpu), Order::ZERO, AllocFlags::HIGHUSER_MOVABLE);
+    let mut pages = Vec::new();
+    while let Ok(p) = movable(&a, 1) {
+        pages.push(p);
+    }
+    let mut slots: Vec<Option<Pfn>> = Vec::new();
+    for p in pages {
+        if p.0 % 2 == 0 {
+            a.free_on_cpu(CpuId(1), p, Order::ZERO).unwrap();
+        } else {
+            slots.push(Some(p));
+        }
+    }
+    a.drain_all();
+    // Lowest first: the worker frees pages of the second pageblock, the
+    // one the grower empties after the first fills up.
+    slots.sort();
+    let owner = Arc::new(shuttle::sync::Mutex::new(slots));
+    let grower = {
+        let a = Arc::clone(&a);
+        let owner = Arc::clone(&owner);
+        thread::spawn(move || {
+            let mut migrator = |from: Pfn, to: Pfn, _o: Order| {
+                let mut slots = owner.lock().unwrap();
+                match slots.iter_mut().find(|s| **s == Some(from)) {
+                    Some(slot) => {
+                        *slot = Some(to);
+                        Ok(())
+                    }
+                    None => {
+                        CASE9_REFUSED.fetch_add(1, StdOrdering::Relaxed);
+                        Err(pagealloc::MigrateRefusal::Busy)
+                    }
+                }
+            };
+            (0..10)
+                .filter_map(|_| {
+                    a.alloc_confining(CpuId(0), Order::ZERO, AllocFlags::KERNEL, &mut migrator)
+                        .ok()
+                })
+                .collect::<Vec<Pfn>>()
+        })
+    };
+    let worker = {
+        let a = Arc::clone(&a);
+        let owner = Arc::clone(&owner);
+        thread::spawn(move || {
+            for i in [4, 5, 6] {
+                let mut slots = owner.lock().unwrap();
+                if let Some(pfn) = slots[i].take() {
+                    a.free_on_cpu(CpuId(1), pfn, Order::ZERO).unwrap();
+                }
+            }
+            if let Ok(extra) = movable(&a, 1) {
+                owner.lock().unwrap().push(Some(extra));
+            }
+        })
+    };
+    let kernel = join(grower);
+    join(worker);
+    let stats = a.stats();
+    CASE9_EVACUATIONS.fetch_add(stats.confined_evacuations as usize, StdOrdering::Relaxed);
+    assert_eq!(kernel.len(), 10, "memory is plentiful: {stats:?}");
+    let zone = &a.zones()[0];
+    if stats.confined_fallbacks == 0 {
+        for &p in &kernel {
+            assert_eq!(
+                zone.block_migratetype(p),
+                Some(pagealloc::MigrateType::Unmovable),
+                "{p:?} without a fallback: {stats:?}"
+            );
+        }
+    }
+    let mut held: Vec<(Pfn, Order)> = owner
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(|&p| (p, Order::ZERO))
+        .collect();
+    held.extend(kernel.iter().map(|&p| (p, Order::ZERO)));
+    settle(&a, &held);
+}
+
+/// Pageblocks case 9 emptied and moves its migrator refused, over all its
+/// schedules (plain atomics outside the model).
+static CASE9_EVACUATIONS: AtomicUsize = AtomicUsize::new(0);
+static CASE9_REFUSED: AtomicUsize = AtomicUsize::new(0);
+
+#[test]
+fn confinement_evacuation_racing_the_owners_frees() {
+    explore("alloc_confining vs owner", evacuation_vs_owner);
+    // The case must exercise evacuation, and the race with the owner.
+    let evacuated = CASE9_EVACUATIONS.load(StdOrdering::Relaxed);
+    let refused = CASE9_REFUSED.load(StdOrdering::Relaxed);
+    assert!(
+        evacuated > 0 && refused > 0,
+        "evacuated {evacuated}, refused {refused}"
+    );
 }

@@ -2,14 +2,15 @@
 //! (`Packing::SmallOrders`), confinement (`Confinement::LowEnd`) and both
 //! together. Each keeps every invariant after every step of a random run
 //! of allocations and frees of orders 0-3 of every migratetype, on two
-//! CPUs, with per-CPU drains between; and confinement does what it says on
-//! a deterministic workload.
+//! CPUs, with per-CPU drains between, some allocations made through
+//! `alloc_confining` with a migrator (confinement's growth by evacuation);
+//! and confinement does what it says on deterministic workloads.
 
 use std::collections::BTreeSet;
 
 use pagealloc::{
-    AllocFlags, Allocator, Config, Confinement, CpuId, MemRange, MemoryMap, MigrateType, NodeId,
-    Order, Packing, PageCount, PageState, Pfn, ZoneBounds,
+    AllocFlags, Allocator, Config, Confinement, CpuId, MemRange, MemoryMap, MigrateRefusal,
+    MigrateType, NodeId, Order, Packing, PageCount, PageState, Pfn, ZoneBounds,
 };
 use proptest::prelude::*;
 
@@ -80,6 +81,14 @@ enum Op {
     FreeMany { stride: usize },
     /// Drain `cpu`'s lists, or every CPU's.
     Drain { cpu: Option<u16> },
+    /// Allocate through `Allocator::alloc_confining` on `cpu`, with a
+    /// migrator that moves held blocks (or refuses every one).
+    Confining {
+        cpu: u16,
+        order: u8,
+        kind: usize,
+        refuse: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -90,6 +99,8 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (0u16..2, any::<usize>()).prop_map(|(cpu, pick)| Op::Free { cpu, pick }),
         1 => (2usize..5).prop_map(|stride| Op::FreeMany { stride }),
         1 => prop::option::of(0u16..2).prop_map(|cpu| Op::Drain { cpu }),
+        3 => (0u16..2, 0u8..=3, 0usize..KINDS.len(), prop::bool::weighted(0.2))
+            .prop_map(|(cpu, order, kind, refuse)| Op::Confining { cpu, order, kind, refuse }),
     ]
 }
 
@@ -137,6 +148,23 @@ fn run(name: &str, packing: Packing, confinement: Confinement, pageblock_order: 
             Op::Drain { cpu: None } => {
                 a.drain_all();
             }
+            Op::Confining {
+                cpu,
+                order,
+                kind,
+                refuse,
+            } => {
+                let order = Order::new(order).unwrap();
+                let got = a.alloc_confining(
+                    CpuId(cpu),
+                    order,
+                    KINDS[kind],
+                    &mut |from: Pfn, to: Pfn, o: Order| move_held(&mut held, refuse, from, to, o),
+                );
+                if let Ok(pfn) = got {
+                    held.push((pfn, order));
+                }
+            }
         }
         if let Err(e) = a.check_invariants() {
             panic!("{name}, step {step} ({op:?}): {e}");
@@ -148,6 +176,26 @@ fn run(name: &str, packing: Packing, confinement: Confinement, pageblock_order: 
     a.drain_all();
     a.check_invariants().unwrap();
     assert_eq!(a.nr_allocated_pages(), 0, "{name}");
+}
+
+/// The test's migrator: the held block `from` of order `o` is held at `to`
+/// from now on, unless the run refuses every move or does not hold it.
+fn move_held(
+    held: &mut [(Pfn, Order)],
+    refuse: bool,
+    from: Pfn,
+    to: Pfn,
+    o: Order,
+) -> Result<(), MigrateRefusal> {
+    if refuse {
+        return Err(MigrateRefusal::Pinned);
+    }
+    let block = held
+        .iter_mut()
+        .find(|b| **b == (from, o))
+        .ok_or(MigrateRefusal::Busy)?;
+    block.0 = to;
+    Ok(())
 }
 
 proptest! {
@@ -315,4 +363,232 @@ fn confinement_puts_movable_at_the_top_and_unmovable_at_the_bottom() {
     assert_eq!(normal.block_migratetype(kernel), Some(MigrateType::Movable));
     assert_eq!(a.stats().confined_releases, 1);
     a.check_invariants().unwrap();
+}
+
+/// One Normal zone of `nr_pageblocks` pageblocks filled with movable
+/// pages, then every page `keep` refuses freed: with a `keep` that keeps a
+/// page of every pageblock, no pageblock is wholly free, and only movable
+/// pages are allocated.
+fn checkerboard(nr_pageblocks: u64, keep: impl Fn(Pfn) -> bool) -> (Allocator, Vec<Pfn>) {
+    let config = Config {
+        zone_bounds: ZoneBounds::NORMAL_ONLY,
+        confinement: Confinement::LowEnd,
+        ..Config::default()
+    };
+    let a: Allocator = Allocator::new(
+        MemoryMap::contiguous(Pfn(0), PageCount(nr_pageblocks * PAGEBLOCK_PAGES)).unwrap(),
+        config,
+    )
+    .unwrap();
+    let mut movable = Vec::new();
+    while let Ok(p) = a.alloc(Order::ZERO, AllocFlags::HIGHUSER_MOVABLE) {
+        movable.push(p);
+    }
+    let mut kept = Vec::new();
+    for p in movable {
+        if !keep(p) {
+            a.free(p, Order::ZERO).unwrap();
+        } else {
+            kept.push(p);
+        }
+    }
+    a.drain_all();
+    a.check_invariants().unwrap();
+    (a, kept)
+}
+
+/// Unmovable pages asked for on a checkerboard: with a migrator, the area
+/// grows by emptying the lowest movable pageblocks (no fallback, every
+/// unmovable page in an unmovable pageblock, the movable pages all still
+/// held where the migrator moved them); without one, Linux's fallback puts
+/// them among movable pages.
+#[test]
+fn confinement_grows_by_evacuation_instead_of_falling_back() {
+    const WANT: usize = 1024;
+    let odd = |p: Pfn| p.0 % 2 == 1;
+    let (a, mut movable) = checkerboard(32, odd);
+    let before = a.nr_allocated_pages();
+    let mut kernel = Vec::new();
+    for _ in 0..WANT {
+        let got = a.alloc_confining(
+            CpuId(0),
+            Order::ZERO,
+            AllocFlags::KERNEL,
+            &mut |from: Pfn, to: Pfn, _o: Order| {
+                let slot = movable
+                    .iter_mut()
+                    .find(|p| **p == from)
+                    .ok_or(MigrateRefusal::Busy)?;
+                *slot = to;
+                Ok(())
+            },
+        );
+        kernel.push(got.unwrap());
+        a.check_invariants().unwrap();
+    }
+    let stats = a.stats();
+    assert_eq!(stats.confined_fallbacks, 0, "{stats:?}");
+    // 1,024 pages are two pageblocks: at least one had to be emptied.
+    assert!(stats.confined_evacuations >= 1, "{stats:?}");
+    assert!(stats.confined_claims >= 2, "{stats:?}");
+    assert!(stats.confined_evacuated_pages > 0, "{stats:?}");
+    assert_eq!(stats.confined_evacuation_fail, 0, "{stats:?}");
+    assert_eq!(a.nr_allocated_pages(), before + WANT as u64);
+    let normal = &a.zones()[0];
+    for &p in &kernel {
+        assert_eq!(
+            normal.block_migratetype(p),
+            Some(MigrateType::Unmovable),
+            "{p}"
+        );
+    }
+    // The migrator's record is the allocator's: every movable page is an
+    // allocated movable block where the migrator last put it.
+    for &p in &movable {
+        assert_eq!(
+            normal.block_migratetype(p),
+            Some(MigrateType::Movable),
+            "{p}"
+        );
+        a.free(p, Order::ZERO).unwrap();
+    }
+    // The area is the low end: 1,024 pages fill two pageblocks; with the
+    // pages on the per-CPU list, the area holds at most a third.
+    let (holding, _) = pageblocks(&a);
+    assert!(holding.iter().all(|&b| b < 3), "{holding:?}");
+
+    // The same without a migrator that moves anything: Linux's fallback.
+    let (b, _) = checkerboard(32, odd);
+    for _ in 0..WANT {
+        b.alloc_confining(
+            CpuId(0),
+            Order::ZERO,
+            AllocFlags::KERNEL,
+            &mut |_: Pfn, _: Pfn, _: Order| Err(MigrateRefusal::Pinned),
+        )
+        .unwrap();
+    }
+    b.check_invariants().unwrap();
+    let stats = b.stats();
+    assert_eq!(stats.confined_evacuations, 0, "{stats:?}");
+    assert!(stats.confined_evacuation_fail > 0, "{stats:?}");
+    assert!(stats.confined_fallbacks > 0, "{stats:?}");
+    assert_eq!(b.nr_allocated_pages(), before + WANT as u64);
+}
+
+#[derive(Clone, Debug)]
+enum EvacOp {
+    /// An unmovable (`reclaimable`: reclaimable) block of `order` through
+    /// `alloc_confining`, the migrator refusing every move if `refuse`.
+    Confining {
+        order: u8,
+        reclaimable: bool,
+        refuse: bool,
+    },
+    /// A movable page.
+    Movable,
+    /// Free the held block at `pick`.
+    Free { pick: usize },
+    /// Drain every CPU's lists.
+    Drain,
+}
+
+fn evac_op() -> impl Strategy<Value = EvacOp> {
+    prop_oneof![
+        6 => (0u8..=3, any::<bool>(), prop::bool::weighted(0.15)).prop_map(
+            |(order, reclaimable, refuse)| EvacOp::Confining { order, reclaimable, refuse }
+        ),
+        2 => Just(EvacOp::Movable),
+        3 => any::<usize>().prop_map(|pick| EvacOp::Free { pick }),
+        1 => Just(EvacOp::Drain),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// Confinement's growth by evacuation from a zone of 8 pageblocks whose
+    /// pages are mostly allocated movable (one in `density` freed), with
+    /// refusals: every invariant after every step, and everything freed at
+    /// the end is the whole zone free again.
+    #[test]
+    fn evacuation_keeps_every_invariant(
+        density in 2u64..6,
+        ops in prop::collection::vec(evac_op(), 1..300),
+    ) {
+        let (a, movable) = checkerboard(8, |p| p.0 % density != 0);
+        let mut held: Vec<(Pfn, Order)> = movable.into_iter().map(|p| (p, Order::ZERO)).collect();
+        for (step, op) in ops.iter().enumerate() {
+            match *op {
+                EvacOp::Confining { order, reclaimable, refuse } => {
+                    let order = Order::new(order).unwrap();
+                    let flags = if reclaimable {
+                        AllocFlags::KERNEL_RECLAIMABLE
+                    } else {
+                        AllocFlags::KERNEL
+                    };
+                    let got = a.alloc_confining(
+                        CpuId(0),
+                        order,
+                        flags,
+                        &mut |from: Pfn, to: Pfn, o: Order| move_held(&mut held, refuse, from, to, o),
+                    );
+                    if let Ok(pfn) = got {
+                        held.push((pfn, order));
+                    }
+                }
+                EvacOp::Movable => {
+                    if let Ok(pfn) = a.alloc(Order::ZERO, AllocFlags::HIGHUSER_MOVABLE) {
+                        held.push((pfn, Order::ZERO));
+                    }
+                }
+                EvacOp::Free { pick } => {
+                    if !held.is_empty() {
+                        let (pfn, order) = held.swap_remove(pick % held.len());
+                        a.free(pfn, order).unwrap();
+                    }
+                }
+                EvacOp::Drain => {
+                    a.drain_all();
+                }
+            }
+            if let Err(e) = a.check_invariants() {
+                panic!("step {step} ({op:?}): {e}");
+            }
+        }
+        for (pfn, order) in held {
+            a.free(pfn, order).unwrap();
+        }
+        a.drain_all();
+        a.check_invariants().unwrap();
+        prop_assert_eq!(a.nr_allocated_pages(), 0);
+    }
+}
+
+/// The random run above does reach evacuation: on one fixed sequence of its
+/// operations, pageblocks are emptied and some evacuations are refused.
+#[test]
+fn the_evacuation_property_run_empties_and_refuses_pageblocks() {
+    let (a, movable) = checkerboard(8, |p| p.0 % 3 != 0);
+    let mut held: Vec<(Pfn, Order)> = movable.into_iter().map(|p| (p, Order::ZERO)).collect();
+    for i in 0..1500u64 {
+        let order = Order::new((i % 4) as u8).unwrap();
+        let refuse = i % 7 == 0;
+        if let Ok(pfn) = a.alloc_confining(
+            CpuId(0),
+            order,
+            AllocFlags::KERNEL,
+            &mut |from: Pfn, to: Pfn, o: Order| move_held(&mut held, refuse, from, to, o),
+        ) {
+            held.push((pfn, order));
+        }
+        if i % 3 == 0 && !held.is_empty() {
+            let (pfn, order) = held.swap_remove((i * 7919) as usize % held.len());
+            a.free(pfn, order).unwrap();
+        }
+        a.check_invariants().unwrap();
+    }
+    let stats = a.stats();
+    assert!(stats.confined_evacuations > 0, "{stats:?}");
+    assert!(stats.confined_evacuation_fail > 0, "{stats:?}");
 }

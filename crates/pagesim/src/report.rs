@@ -120,6 +120,12 @@ pub struct EngineStats {
     pub confined_releases: u64,
     /// Confinement: requests served by Linux's fallback, the last resort.
     pub confined_fallbacks: u64,
+    /// Confinement: pageblocks emptied by migration for the area to grow.
+    pub confined_evacuations: u64,
+    /// Confinement: pages those evacuations migrated.
+    pub confined_evacuated_pages: u64,
+    /// Confinement: evacuations given up.
+    pub confined_evacuation_fail: u64,
 }
 
 impl EngineStats {
@@ -152,6 +158,9 @@ impl EngineStats {
             confined_claims: s.confined_claims,
             confined_releases: s.confined_releases,
             confined_fallbacks: s.confined_fallbacks,
+            confined_evacuations: s.confined_evacuations,
+            confined_evacuated_pages: s.confined_evacuated_pages,
+            confined_evacuation_fail: s.confined_evacuation_fail,
         }
     }
 
@@ -206,6 +215,15 @@ impl EngineStats {
             confined_fallbacks: now
                 .confined_fallbacks
                 .saturating_sub(base.confined_fallbacks),
+            confined_evacuations: now
+                .confined_evacuations
+                .saturating_sub(base.confined_evacuations),
+            confined_evacuated_pages: now
+                .confined_evacuated_pages
+                .saturating_sub(base.confined_evacuated_pages),
+            confined_evacuation_fail: now
+                .confined_evacuation_fail
+                .saturating_sub(base.confined_evacuation_fail),
         }
     }
 }

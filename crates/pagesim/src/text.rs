@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 
 use crate::census::{MixedPageblocks, UnmovableSpread};
 use crate::report::{
-    ActorStats, CmaAreaReport, CompactionReport, ContigStats, HeldPages, PolicyReport,
+    ActorStats, CmaAreaReport, CompactionReport, ContigStats, EngineStats, HeldPages, PolicyReport,
     ReplayReport, ReportingPoint, RequestRate, ScenarioReport, Snapshot, VariantReport,
 };
 
@@ -369,12 +369,7 @@ fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
         col(&|p| p.engine.pageblock_claims.to_string()),
     );
     if policies.iter().any(|p| p.engine.confined_claims > 0) {
-        confinement_rows(
-            &mut t,
-            &col(&|p| p.engine.confined_claims.to_string()),
-            &col(&|p| p.engine.confined_releases.to_string()),
-            &col(&|p| p.engine.confined_fallbacks.to_string()),
-        );
+        confinement_rows(&mut t, &|field| col(&|p| field(&p.engine).to_string()));
     }
     t.row(
         "fallback events (Linux, mm_page_alloc_extfrag)",
@@ -876,12 +871,7 @@ impl ScenarioReport {
             col(&|v| v.engine.pageblock_claims.to_string()),
         );
         if self.variants.iter().any(|v| v.engine.confined_claims > 0) {
-            confinement_rows(
-                &mut t,
-                &col(&|v| v.engine.confined_claims.to_string()),
-                &col(&|v| v.engine.confined_releases.to_string()),
-                &col(&|v| v.engine.confined_fallbacks.to_string()),
-            );
+            confinement_rows(&mut t, &|field| col(&|v| field(&v.engine).to_string()));
         }
         t.row(
             "high-atomic pageblocks reserved",
@@ -1268,17 +1258,31 @@ fn served(r: RequestRate) -> String {
 }
 
 /// The confinement counters (shown when some column confines).
-fn confinement_rows(t: &mut Table, claims: &[String], releases: &[String], fallbacks: &[String]) {
-    t.row(
-        "    of them confined claims at the low end",
-        claims.to_vec(),
-    );
-    t.row(
-        "  confined pageblocks given back (emptied)",
-        releases.to_vec(),
-    );
-    t.row(
-        "  confined: Linux's fallback, the last resort",
-        fallbacks.to_vec(),
-    );
+/// One engine counter, read from a column's counters.
+type Counter<'a> = &'a dyn Fn(&EngineStats) -> u64;
+
+/// Confinement's rows: claims, releases and fallbacks, and the evacuations
+/// when any column tried one. `col` renders a counter for every column.
+fn confinement_rows(t: &mut Table, col: &dyn Fn(Counter) -> Vec<String>) {
+    let tried = col(&|e| e.confined_evacuations + e.confined_evacuation_fail);
+    let shown = if tried.iter().any(|n| n != "0") { 6 } else { 3 };
+    let rows: [(&str, Counter); 6] = [
+        ("    of them confined claims at the low end", &|e| {
+            e.confined_claims
+        }),
+        ("  confined pageblocks given back (emptied)", &|e| {
+            e.confined_releases
+        }),
+        ("  confined: Linux's fallback, the last resort", &|e| {
+            e.confined_fallbacks
+        }),
+        ("  confined: pageblocks emptied by migration", &|e| {
+            e.confined_evacuations
+        }),
+        ("    pages they migrated", &|e| e.confined_evacuated_pages),
+        ("    evacuations given up", &|e| e.confined_evacuation_fail),
+    ];
+    for (label, field) in rows.into_iter().take(shown) {
+        t.row(label, col(field));
+    }
 }

@@ -20,15 +20,21 @@ use crate::pcp::lists::{pcp_index, CpuLists};
 use crate::request::Request;
 use crate::units::{AllocFlags, CpuId, MigrateType, NodeId, Order, Pfn, ZoneType};
 
-/// Whether a failed allocation counts as one in the statistics: a request
-/// does; the extra pages a bulk call tries for after its first do not
-/// (Linux counts a failed request once, and a short bulk result is none).
+/// What one pass of [`Allocator::alloc_general`] is, for the statistics
+/// and the sources it may use. A failed request counts once (Linux counts a
+/// failed request once, and a short bulk result is none).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Failure {
-    /// Count it.
+    /// A request of its own: a failure counts.
     Count,
-    /// Do not.
+    /// One of several attempts for one request (the extra pages of a bulk
+    /// call, compaction's retries): a failure does not count.
     Ignore,
+    /// Confinement's first attempt, before it evacuates a pageblock
+    /// ([`Allocator::alloc_confining`]): not counted, and an unmovable or
+    /// reclaimable request may not use Linux's fallback
+    /// ([`AllocMode::CONFINED_ONLY`]).
+    ConfinedOnly,
 }
 
 impl<R: RawMutex> Allocator<R> {
@@ -161,13 +167,40 @@ impl<R: RawMutex> Allocator<R> {
         if order > max {
             return Err(AllocError::InvalidOrder { order, max });
         }
-        let request = Request::new(order, flags, &self.config);
+        let mut request = Request::new(order, flags, &self.config);
+        if failure == Failure::ConfinedOnly {
+            request.mode |= AllocMode::CONFINED_ONLY;
+        }
         let zonelist = self.zonelist_id(zonelists, request.highest, flags)?;
         let got = self.alloc_passes(cpu, zonelist, request, flags, lists);
         if let (Err(AllocError::NoMemory { order }), Failure::Count) = (got, failure) {
             self.failures[order.idx()].fetch_add(1, Ordering::Relaxed);
         }
         got
+    }
+
+    /// One allocation attempt through `cpu`'s lists, as `failure` says
+    /// (counted or not, confined only or not).
+    pub(crate) fn attempt(
+        &self,
+        cpu: CpuId,
+        order: Order,
+        flags: AllocFlags,
+        failure: Failure,
+    ) -> Result<Pfn, AllocError> {
+        let slot = self.cpu_slot(cpu)?;
+        let mut held = self.try_hold(slot);
+        let pfn = self.alloc_general(
+            cpu,
+            Some(slot.zonelists),
+            order,
+            flags,
+            held.as_deref_mut(),
+            failure,
+        )?;
+        drop(held);
+        self.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
+        Ok(pfn)
     }
 
     /// Counts a failed allocation of `order` (outside any lock).
@@ -283,7 +316,7 @@ impl<R: RawMutex> Allocator<R> {
     /// question (the real mark is lower); failing it flags the zone as below
     /// high, so per-CPU lists stop hoarding, before the real check.
     #[inline]
-    fn zone_allows(
+    pub(crate) fn zone_allows(
         &self,
         zone: &Zone<R>,
         order: Order,

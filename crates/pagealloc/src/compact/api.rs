@@ -13,7 +13,6 @@ use crate::allocator::allocate::Failure;
 use crate::allocator::Allocator;
 use crate::contig::migrate::Migrator;
 use crate::error::AllocError;
-use crate::events::AllocKind;
 use crate::units::{AllocFlags, CpuId, NodeId, Order, Pfn};
 
 /// What one proactive compaction call did for one node.
@@ -31,30 +30,6 @@ pub struct ProactiveOutcome {
 }
 
 impl<R: RawMutex> Allocator<R> {
-    /// One allocation attempt through `cpu`'s lists, counting a failure or
-    /// not.
-    fn attempt(
-        &self,
-        cpu: CpuId,
-        order: Order,
-        flags: AllocFlags,
-        failure: Failure,
-    ) -> Result<Pfn, AllocError> {
-        let slot = self.cpu_slot(cpu)?;
-        let mut held = self.try_hold(slot);
-        let pfn = self.alloc_general(
-            cpu,
-            Some(slot.zonelists),
-            order,
-            flags,
-            held.as_deref_mut(),
-            failure,
-        )?;
-        drop(held);
-        self.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);
-        Ok(pfn)
-    }
-
     /// Allocates a block of `order` through `cpu`'s lists, compacting when
     /// the first attempt fails (Linux direct compaction,
     /// `__alloc_pages_direct_compact`): for an order above 0 and flags
@@ -63,7 +38,10 @@ impl<R: RawMutex> Allocator<R> {
     /// order, that is neither deferred nor unsuitable is compacted toward
     /// the order through `migrator`, and the allocation is tried again
     /// after each. Counted in `compact_stall`, `compact_success`,
-    /// `compact_fail`; a zone whose run fails is deferred.
+    /// `compact_fail`; a zone whose run fails is deferred. The first
+    /// attempt is [`Allocator::alloc_confining`]'s: with confinement on,
+    /// a confined request empties a pageblock by migration before it falls
+    /// back.
     pub fn alloc_compacting<M: Migrator + ?Sized>(
         &self,
         cpu: CpuId,
@@ -71,7 +49,7 @@ impl<R: RawMutex> Allocator<R> {
         flags: AllocFlags,
         migrator: &mut M,
     ) -> Result<Pfn, AllocError> {
-        let first = self.attempt(cpu, order, flags, Failure::Ignore);
+        let first = self.attempt_confining(cpu, order, flags, migrator);
         let may_compact = order > Order::ZERO && !flags.contains(AllocFlags::ATOMIC);
         match first {
             Err(AllocError::NoMemory { .. }) if may_compact => {}

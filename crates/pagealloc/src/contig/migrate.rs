@@ -74,6 +74,11 @@ impl<F: FnMut(Pfn, Pfn, Order) -> Result<(), MigrateRefusal>> Migrator for F {
     }
 }
 
+/// How the destinations of a contiguous allocation's migrations are
+/// allocated (Linux `alloc_migration_target` for a movable page).
+pub(crate) const MIGRATION_TARGETS: AllocFlags =
+    AllocFlags::HIGHUSER_MOVABLE.union(AllocFlags::NO_WARN);
+
 /// What one migration pass did.
 #[derive(Clone, Copy, Default, Debug)]
 pub(crate) struct PassOutcome {
@@ -113,13 +118,14 @@ impl ZoneOps<'_> {
 impl<R: RawMutex> Allocator<R> {
     /// Moves every allocated block overlapping `start..end` of zone `zi`
     /// (whose pageblocks are isolated) out of the range through `migrator`:
-    /// one pass (Linux one `migrate_pages` call). A destination that cannot
-    /// be allocated ends the pass with [`ContigError::NoMemory`].
+    /// one pass (Linux one `migrate_pages` call), each destination
+    /// allocated with `targets`. A destination that cannot be allocated
+    /// ends the pass with [`ContigError::NoMemory`].
     pub(crate) fn migrate_out<M: Migrator + ?Sized>(
         &self,
         zi: usize,
-        start: Pfn,
-        end: Pfn,
+        (start, end): (Pfn, Pfn),
+        targets: AllocFlags,
         migrator: &mut M,
     ) -> Result<PassOutcome, ContigError> {
         let zone = &self.zones[zi];
@@ -140,10 +146,9 @@ impl<R: RawMutex> Allocator<R> {
         while let Some((from, meta)) = blocks.pop() {
             let order = meta.order();
             let nr = order.nr_pages().0;
-            let flags = AllocFlags::HIGHUSER_MOVABLE | AllocFlags::NO_WARN;
-            let mut target = self.alloc_on(z.node, order, flags);
+            let mut target = self.alloc_on(z.node, order, targets);
             if target.is_err() && migrator.reclaim(order) {
-                target = self.alloc_on(z.node, order, flags);
+                target = self.alloc_on(z.node, order, targets);
             }
             let to = match target {
                 Ok(to) => to,

@@ -12,13 +12,13 @@ use alloc::vec::Vec;
 use lock_api::RawMutex;
 
 use super::isolate::{largest_block, Caller, Isolation};
-use super::migrate::Migrator;
+use super::migrate::{Migrator, MIGRATION_TARGETS};
 use crate::allocator::Allocator;
 use crate::engine::buddy::FreePlacement;
 use crate::engine::page::{PageMeta, PageState};
 use crate::engine::zone::ZoneCore;
 use crate::error::{ContigError, RangeProblem};
-use crate::units::{MigrateType, NodeId, PageCount, Pfn, ZoneType};
+use crate::units::{AllocFlags, MigrateType, NodeId, PageCount, Pfn, ZoneType};
 
 /// Migration passes before a range is given up as busy (Linux
 /// `alloc_contig_range` retries `migrate_pages` up to 5 times).
@@ -82,6 +82,9 @@ pub(crate) enum Taken {
     Run,
     /// Offline pages, out of the zone's managed pages.
     Offline,
+    /// Nothing: the range is left free, to merge under its pageblocks' own
+    /// type when the isolation is undone (confinement's evacuation).
+    Free,
 }
 
 impl<R: RawMutex> Allocator<R> {
@@ -174,7 +177,12 @@ impl<R: RawMutex> Allocator<R> {
                 });
             }
             result.tries += 1;
-            match self.migrate_out(zi, start, end, migrator) {
+            let targets = match taken {
+                // Evacuation checked the watermark for a whole pageblock.
+                Taken::Free => MIGRATION_TARGETS | AllocFlags::NO_WATERMARKS,
+                Taken::Run | Taken::Offline => MIGRATION_TARGETS,
+            };
+            match self.migrate_out(zi, (start, end), targets, migrator) {
                 Ok(pass) => {
                     result.migrated_blocks += pass.moved_blocks;
                     result.migrated_pages += pass.moved_pages;
@@ -186,7 +194,7 @@ impl<R: RawMutex> Allocator<R> {
             self.drain_all();
         };
         drop(isolation);
-        if outcome.is_err() {
+        if outcome.is_err() && taken != Taken::Free {
             self.zones[zi].lock().ops().f.stats.contig_alloc_fail += 1;
         }
         outcome
@@ -214,6 +222,9 @@ impl<R: RawMutex> Allocator<R> {
         else {
             return Err(start);
         };
+        if taken == Taken::Free {
+            return Ok(());
+        }
         let outer_end = Pfn(last.0 + last_order.nr_pages().0);
         let mut ops = guard.ops();
         for &(pfn, order) in &heads {
@@ -237,6 +248,7 @@ impl<R: RawMutex> Allocator<R> {
                     pfn.0 += order.nr_pages().0;
                 }
             }
+            Taken::Free => {}
         }
         ops.free_range(outer_start, start, FreePlacement::Tail);
         ops.free_range(end, outer_end, FreePlacement::Tail);

@@ -60,6 +60,11 @@ pub(crate) struct FreeAreas {
     /// `compact_defer_shift`, `compact_order_failed`).
     pub(crate) compact_considered: u32,
     pub(crate) compact_defer_shift: u8,
+    /// Confinement's evacuation deferral, as compaction's: after a zone
+    /// finds no pageblock to empty, the next `2^shift` confined requests
+    /// that would fall back skip it.
+    pub(crate) evacuate_considered: u32,
+    pub(crate) evacuate_defer_shift: u8,
     pub(crate) compact_order_failed: u8,
     /// Where the last compaction run's scanners stopped (Linux
     /// `compact_cached_migrate_pfn` / `compact_cached_free_pfn`), so the
@@ -90,6 +95,8 @@ impl FreeAreas {
             nr_isolated_pageblocks: 0,
             compact_considered: 0,
             compact_defer_shift: 0,
+            evacuate_considered: 0,
+            evacuate_defer_shift: 0,
             compact_order_failed: 0,
             compact_cached: None,
             stats: VmStats::default(),

@@ -126,13 +126,20 @@ impl<R: RawMutex> Allocator<R> {
 fn check_confinement(zone: &ZoneCore, free: &FreeAreas) -> Result<(), InvariantViolation> {
     let s = &free.stats;
     if zone.confinement == Confinement::Off {
-        if (s.confined_claims, s.confined_releases, s.confined_fallbacks) != (0, 0, 0) {
+        let counted = (
+            s.confined_claims,
+            s.confined_releases,
+            s.confined_fallbacks,
+            s.confined_evacuations + s.confined_evacuation_fail,
+        );
+        if counted != (0, 0, 0, 0) {
             return Err(violation(
                 8,
                 zone,
                 format!(
-                    "confinement is off, but counts {} claims, {} releases, {} fallbacks",
-                    s.confined_claims, s.confined_releases, s.confined_fallbacks
+                    "confinement is off, but counts {} claims, {} releases, {} fallbacks, \
+                     {} evacuations tried",
+                    counted.0, counted.1, counted.2, counted.3
                 ),
             ));
         }

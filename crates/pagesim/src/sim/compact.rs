@@ -9,13 +9,19 @@
 //! actors' blocks are what compaction moves; every other block is refused
 //! by the migrator, as a pinned page would be.
 //!
+//! With confinement on, the same migrator lets a confined request empty a
+//! movable pageblock before it falls back (`Allocator::alloc_confining`,
+//! the first attempt of `alloc_compacting` too); the blocks it moves are
+//! counted with compaction's moved blocks here, and apart in the engine's
+//! `confined_evacuated_pages`.
+//!
 //! Requests of order 3 or more and of the pageblock order are tallied
 //! here, served or not, so the report can show their success rate over
 //! time with compaction on and off.
 
 use std::rc::Rc;
 
-use pagealloc::{AllocError, AllocFlags, CpuId, Order, Pfn};
+use pagealloc::{AllocError, AllocFlags, Confinement, CpuId, Order, Pfn};
 
 use super::contig::{MigrationReclaim, SimMigrator};
 use super::Sim;
@@ -82,12 +88,17 @@ impl Sim<'_> {
             .variant
             .compaction
             .is_some_and(|c| c.direct == DirectCompaction::On);
-        if !direct {
+        let confining = self.variant.confinement != Confinement::Off;
+        if !direct && !confining {
             return self.alloc.alloc(order, flags);
         }
         let alloc = Rc::clone(&self.alloc);
         let mut m = SimMigrator::new(self, MigrationReclaim::No);
-        let result = alloc.alloc_compacting(CpuId(0), order, flags, &mut m);
+        let result = if direct {
+            alloc.alloc_compacting(CpuId(0), order, flags, &mut m)
+        } else {
+            alloc.alloc_confining(CpuId(0), order, flags, &mut m)
+        };
         let counts = m_counts(&m);
         self.count_moves(counts);
         result
