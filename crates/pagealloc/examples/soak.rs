@@ -55,6 +55,8 @@ use common::XorShift;
 static CONTIG_CALLS: AtomicU64 = AtomicU64::new(0);
 static CONTIG_TAKEN: AtomicU64 = AtomicU64::new(0);
 static CONTIG_MIGRATED: AtomicU64 = AtomicU64::new(0);
+/// Pageblocks confinement emptied by migration, all configurations.
+static EVACUATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Operations run against one configuration before the next is built.
 const OPS_PER_CONFIG: u64 = 5_000;
@@ -359,6 +361,21 @@ struct Shared<'a> {
     site: Site,
 }
 
+/// A migrator over one thread's held blocks: a block it holds is held at
+/// its new frame from now on; any other (another thread's) is refused as
+/// busy.
+fn mover(
+    held: &mut [(Pfn, Order)],
+) -> impl FnMut(Pfn, Pfn, Order) -> Result<(), MigrateRefusal> + '_ {
+    move |from, to, order| match held.iter_mut().find(|b| **b == (from, order)) {
+        Some(b) => {
+            b.0 = to;
+            Ok(())
+        }
+        None => Err(MigrateRefusal::Busy),
+    }
+}
+
 /// Allocation flags for a draw.
 fn draw_flags(rng: &mut XorShift) -> AllocFlags {
     const BASE: [AllocFlags; 9] = [
@@ -460,7 +477,16 @@ impl Shared<'_> {
                 // Allocate one block.
                 0..=29 if !full => {
                     let (order, flags) = (draw_order(rng, max.get()), draw_flags(rng));
-                    match a.alloc_on_cpu(cpu, order, flags) {
+                    // Under confinement, now and then with this thread's
+                    // migrator at hand, so the area may grow by emptying a
+                    // pageblock (other threads' blocks refuse as busy).
+                    let confining = kind < 5 && a.config().confinement != Confinement::Off;
+                    let r = if confining {
+                        a.alloc_confining(cpu, order, flags, &mut mover(&mut held))
+                    } else {
+                        a.alloc_on_cpu(cpu, order, flags)
+                    };
+                    match r {
                         Ok(pfn) => self.took(&mut held, pfn, order, op),
                         Err(e) if acceptable(e, order) => {}
                         Err(e) => self
@@ -621,15 +647,7 @@ impl Shared<'_> {
         let a = self.a;
         let max = a.config().max_order().nr_pages().0;
         let nr = range(rng, 1, max * 4);
-        let mut migrator =
-            |from: Pfn, to: Pfn, order: Order| match held.iter_mut().find(|b| **b == (from, order))
-            {
-                Some(b) => {
-                    b.0 = to;
-                    Ok(())
-                }
-                None => Err(MigrateRefusal::Busy),
-            };
+        let mut migrator = mover(held);
         let areas = a.cma_areas();
         let from_cma = !areas.is_empty() && rng.next().is_multiple_of(2);
         let r = if from_cma {
@@ -985,7 +1003,9 @@ fn run_config(args: &Args, index: u64, first: u64, ops: u64) -> u64 {
     if let Err(v) = a.check_invariants() {
         site.fail(last, format_args!("after teardown: {v}"));
     }
-    a.stats().report_batches
+    let stats = a.stats();
+    EVACUATIONS.fetch_add(stats.confined_evacuations, Ordering::Relaxed);
+    stats.report_batches
 }
 
 fn main() {
@@ -998,7 +1018,7 @@ fn main() {
         report_batches += run_config(&args, c, first, OPS_PER_CONFIG.min(args.ops - first));
     }
     println!(
-        "soak: seed {} ops {} configs {} threads {} check-every {} report-batches {} contig {}/{} migrated {} elapsed {:.1} s violations 0",
+        "soak: seed {} ops {} configs {} threads {} check-every {} report-batches {} contig {}/{} migrated {} evacuations {} elapsed {:.1} s violations 0",
         args.seed,
         args.ops,
         configs,
@@ -1008,6 +1028,7 @@ fn main() {
         CONTIG_TAKEN.load(Ordering::Relaxed),
         CONTIG_CALLS.load(Ordering::Relaxed),
         CONTIG_MIGRATED.load(Ordering::Relaxed),
+        EVACUATIONS.load(Ordering::Relaxed),
         start.elapsed().as_secs_f64()
     );
 }
