@@ -592,3 +592,54 @@ fn the_evacuation_property_run_empties_and_refuses_pageblocks() {
     assert!(stats.confined_evacuations > 0, "{stats:?}");
     assert!(stats.confined_evacuation_fail > 0, "{stats:?}");
 }
+
+/// The pageblock type of the kernel pageblock after movable memory has
+/// filled everything else and fallen back into it: one Normal zone of 8
+/// pageblocks, 256 unmovable pages in one pageblock, 200 of them freed,
+/// then movable pages until memory runs out.
+fn kernel_pageblock_after_movable_fallback(packing: Packing) -> (MigrateType, u64) {
+    let config = Config {
+        zone_bounds: ZoneBounds::NORMAL_ONLY,
+        packing,
+        ..Config::default()
+    };
+    let a: Allocator = Allocator::new(
+        MemoryMap::contiguous(Pfn(0), PageCount(8 * PAGEBLOCK_PAGES)).unwrap(),
+        config,
+    )
+    .unwrap();
+    let mut kernel: Vec<Pfn> = (0..256)
+        .map(|_| a.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap())
+        .collect();
+    let first = kernel[0];
+    assert!(kernel
+        .iter()
+        .all(|p| p.0 / PAGEBLOCK_PAGES == first.0 / PAGEBLOCK_PAGES));
+    for p in kernel.drain(..200) {
+        a.free(p, Order::ZERO).unwrap();
+    }
+    a.drain_all();
+    let mut movable = 0;
+    while a.alloc(Order::ZERO, AllocFlags::HIGHUSER_MOVABLE).is_ok() {
+        movable += 1;
+    }
+    a.check_invariants().unwrap();
+    let mt = a.zones()[0].block_migratetype(first).unwrap();
+    (mt, movable)
+}
+
+/// Linux claims a kernel pageblock that is mostly free for a movable
+/// request that falls back to it; small-order packing keeps it the
+/// kernel's and steals pages from it instead, and the movable request is
+/// served either way.
+#[test]
+fn small_order_packing_keeps_a_kernel_pageblock_from_movable_claims() {
+    let (linux, linux_movable) = kernel_pageblock_after_movable_fallback(Packing::Off);
+    let (packed, packed_movable) = kernel_pageblock_after_movable_fallback(Packing::SmallOrders);
+    assert_eq!(linux, MigrateType::Movable);
+    assert_eq!(packed, MigrateType::Unmovable);
+    // Movable memory got the kernel pageblock's free pages in both: more
+    // than the seven other pageblocks hold.
+    assert!(linux_movable > 7 * PAGEBLOCK_PAGES, "{linux_movable}");
+    assert!(packed_movable > 7 * PAGEBLOCK_PAGES, "{packed_movable}");
+}
