@@ -342,10 +342,18 @@ impl PolicyRun {
 
     fn on_alloc(&mut self, pfn: u64, order: u8, flags: AllocFlags) {
         self.drop_stale(pfn, order);
-        let compacting = self.compaction && order > 0;
+        // With a migrator at hand (compaction on), a request confinement
+        // confines may also grow its area by evacuation, at any order.
+        let confined = self
+            .alloc
+            .config()
+            .confinement
+            .confines(flags.migratetype());
+        let compacting = self.compaction && (order > 0 || confined);
         let result = match Order::new(order) {
             // Direct compaction: the engine compacts and retries when the
-            // first attempt fails (only requests that may wait).
+            // first attempt fails (only requests that may wait), after
+            // confinement's evacuation for a confined request.
             Some(o) if compacting => {
                 let mut migrator = ReplayMigrator {
                     small: &mut self.small,
