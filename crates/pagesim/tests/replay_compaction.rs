@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::pagesim_json;
+use common::{pagesim_json, TraceText};
 use serde_json::Value;
 
 /// Pages of movable order-0 memory the trace asks for: more than the
@@ -22,38 +22,14 @@ const FILL: u64 = 16_000;
 const HUGE: u64 = 128;
 
 fn trace() -> String {
-    let mut ts = 0u64;
-    let mut line = |event: String| {
-        ts += 1;
-        format!("            bash-100     [000] .....   10.{ts:06}: {event}\n")
-    };
-    let mut text = String::new();
+    let mut t = TraceText::default();
     let movable = "migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE|__GFP_COMP";
-    for i in 0..FILL {
-        let pfn = 0x10000 + i;
-        text += &line(format!(
-            "mm_page_alloc: page=1 pfn={pfn:#x} order=0 {movable}"
-        ));
-    }
-    for i in (0..FILL).step_by(2) {
-        let pfn = 0x10000 + i;
-        text += &line(format!("mm_page_free: page=1 pfn={pfn:#x} order=0"));
-    }
-    for i in 0..HUGE {
-        let pfn = 0x80000 + 16 * i;
-        text += &line(format!(
-            "mm_page_alloc: page=1 pfn={pfn:#x} order=4 {movable}"
-        ));
-    }
-    for i in (1..FILL).step_by(2) {
-        let pfn = 0x10000 + i;
-        text += &line(format!("mm_page_free: page=1 pfn={pfn:#x} order=0"));
-    }
-    for i in 0..HUGE {
-        let pfn = 0x80000 + 16 * i;
-        text += &line(format!("mm_page_free: page=1 pfn={pfn:#x} order=4"));
-    }
-    text
+    (0..FILL).for_each(|i| t.alloc(0x10000 + i, 0, movable));
+    (0..FILL).step_by(2).for_each(|i| t.free(0x10000 + i, 0));
+    (0..HUGE).for_each(|i| t.alloc(0x80000 + 16 * i, 4, movable));
+    (1..FILL).step_by(2).for_each(|i| t.free(0x10000 + i, 0));
+    (0..HUGE).for_each(|i| t.free(0x80000 + 16 * i, 4));
+    t.text
 }
 
 fn u(v: &Value) -> u64 {

@@ -59,3 +59,34 @@ pub fn scenario_arg(name: &str) -> String {
         .display()
         .to_string()
 }
+
+/// A synthetic ftrace text built line by line: every event on CPU 0 of
+/// task `bash-100`, a microsecond after the last.
+#[derive(Default)]
+pub struct TraceText {
+    ts: u64,
+    /// The lines so far.
+    pub text: String,
+}
+
+impl TraceText {
+    /// Appends one event (`mm_page_alloc: ...`).
+    pub fn event(&mut self, event: &str) {
+        self.ts += 1;
+        let ts = self.ts;
+        self.text += &format!("            bash-100     [000] .....   10.{ts:06}: {event}\n");
+    }
+
+    /// An order-`order` allocation of `pfn` with the migratetype and flags
+    /// `kind` (e.g. `migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE`).
+    pub fn alloc(&mut self, pfn: u64, order: u8, kind: &str) {
+        self.event(&format!(
+            "mm_page_alloc: page=1 pfn={pfn:#x} order={order} {kind}"
+        ));
+    }
+
+    /// An order-`order` free of `pfn`.
+    pub fn free(&mut self, pfn: u64, order: u8) {
+        self.event(&format!("mm_page_free: page=1 pfn={pfn:#x} order={order}"));
+    }
+}
