@@ -45,21 +45,6 @@ pub enum Packing {
 }
 
 impl Packing {
-    /// Whether a movable request falling back to an unmovable or
-    /// reclaimable pageblock that still holds allocations only steals from
-    /// it, never claims it (Linux claims it when at least half of it is
-    /// free or movable): under [`Packing::SmallOrders`]. Packing takes the
-    /// fullest pageblocks first, so the emptier kernel pageblocks are the
-    /// ones a movable fallback finds half free; claimed, their kernel pages
-    /// would sit in movable pageblocks and the kernel types would claim
-    /// new ones (in the default scenario, 1,555 pageblock claims against
-    /// Linux's 235, and order-9 requests served 19.7% against 47.1%; with
-    /// this rule 294 claims and 47.2%). A wholly free block of another
-    /// type is still claimed.
-    pub fn keeps_kernel_pageblocks(self) -> bool {
-        self == Packing::SmallOrders
-    }
-
     /// Whether order-0 allocations of `mt` are packed.
     pub fn packs(self, mt: MigrateType) -> bool {
         match self {

@@ -134,11 +134,6 @@ impl ZoneOps<'_> {
             self.account_free(idx, order, start, false);
             return Some(idx);
         }
-        if start == MigrateType::Movable && self.z.packing.keeps_kernel_pageblocks() {
-            // Packing's pageblocks stay the kernel's while they hold
-            // kernel pages: a movable request steals from them instead.
-            return None;
-        }
         let (block_start, block_end) = self.z.whole_pageblock(pfn)?;
         let (free, movable) = self.pageblock_usage(block_start, block_end);
         let pb_pages = self.z.geo.pageblock_nr_pages();
