@@ -39,12 +39,14 @@
 //! [`TraceWriter`] as its event sink, and each
 //! replayed event sets the task, CPU and time of the lines it causes.
 //!
-//! Order-0 allocations (99.5% of a real trace) live in an `FxHashMap`, so the
-//! common free is one hash lookup; higher-order ones live in a `BTreeMap`,
-//! where a free of any pfn inside them is found by one range query.
+//! Order-0 allocations (99.5% of a real trace) live in a table indexed by
+//! the trace pfn (module `table`), so the common free is one index;
+//! higher-order ones live in a `BTreeMap`, where a free of any pfn inside
+//! them is found by one range query.
 
 mod decode;
 mod run;
+mod table;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
