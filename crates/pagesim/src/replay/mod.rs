@@ -48,6 +48,7 @@ mod decode;
 mod run;
 mod table;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -203,7 +204,10 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                 for run in &mut runs {
                     run.apply(&batch);
                 }
-                true
+                Taken {
+                    more: true,
+                    spare: Some(batch),
+                }
             })?;
             let outputs = runs
                 .into_iter()
@@ -223,11 +227,22 @@ pub fn replay(opts: &ReplayOptions, progress: &Progress) -> Result<ReplayReport>
                     .map_err(|e| Error::Internal(format!("cannot start a policy thread: {e}")))?;
                 handles.push(thread);
             }
+            // Batches sent, oldest first: one every policy has replayed
+            // (and dropped) is filled again.
+            let mut in_flight: VecDeque<Arc<Batch>> = VecDeque::new();
             let decoded = decode_files(opts, progress, &mut decoder, &mut |batch: Batch| {
                 let batch = Arc::new(batch);
                 // A policy that stopped has failed (its error is reported
                 // below), and so has the replay: stop decoding.
-                senders.iter().all(|tx| tx.send(Arc::clone(&batch)).is_ok())
+                let more = senders.iter().all(|tx| tx.send(Arc::clone(&batch)).is_ok());
+                in_flight.push_back(batch);
+                let spare = match in_flight.front() {
+                    Some(oldest) if Arc::strong_count(oldest) == 1 => {
+                        in_flight.pop_front().and_then(|b| Arc::try_unwrap(b).ok())
+                    }
+                    _ => None,
+                };
+                Taken { more, spare }
             });
             drop(senders);
             // A policy's own error explains a decoding cut short: it comes
@@ -288,13 +303,21 @@ fn policy_thread(
     run.finish(opts.after.as_ref(), &opts.machine)
 }
 
-/// Reads and decodes every file, handing each full batch to `sink` (which
-/// says whether anyone still listens); returns the inputs read.
+/// What a batch's receiver says.
+struct Taken {
+    /// Whether anyone still listens.
+    more: bool,
+    /// A batch replayed by everyone, to fill again.
+    spare: Option<Batch>,
+}
+
+/// Reads and decodes every file, handing each full batch to `sink`;
+/// returns the inputs read.
 fn decode_files(
     opts: &ReplayOptions,
     progress: &Progress,
     decoder: &mut Decoder,
-    sink: &mut dyn FnMut(Batch) -> bool,
+    sink: &mut dyn FnMut(Batch) -> Taken,
 ) -> Result<Vec<InputInfo>> {
     let total_bytes: u64 = opts
         .files
@@ -358,8 +381,14 @@ fn decode_files(
                     decoder.sample(timestamp_secs(&last_timestamp));
                 }
             }
-            if decoder.batch_full() && !sink(decoder.take_batch()) {
-                return Ok(inputs);
+            if decoder.batch_full() {
+                let taken = sink(decoder.take_batch());
+                if !taken.more {
+                    return Ok(inputs);
+                }
+                if let Some(spare) = taken.spare {
+                    decoder.give_back(spare);
+                }
             }
         }
         if decoder.events.page_events() == page_events_before {
