@@ -219,9 +219,30 @@ fn task_and_cpu(prefix: &[u8]) -> (&[u8], Option<u16>) {
         .and_then(|c| parse_dec(&digits[..c]))
         .and_then(|n| u16::try_from(n).ok());
     match cpu {
-        Some(cpu) => (prefix[..open].trim_ascii_end(), Some(cpu)),
+        Some(cpu) => (trim_end(&prefix[..open]), Some(cpu)),
         None => (prefix.trim_ascii_end(), None),
     }
+}
+
+/// `s.trim_ascii_end()`, the padding spaces before the CPU column skipped
+/// eight bytes at a time first.
+#[inline(always)]
+fn trim_end(s: &[u8]) -> &[u8] {
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let mut end = s.len();
+    while end >= 8 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&s[end - 8..end]);
+        // The last byte is the most significant: its leading zero bytes
+        // are the trailing spaces.
+        let other = u64::from_le_bytes(word) ^ SPACES;
+        if other != 0 {
+            end -= (other.leading_zeros() / 8) as usize;
+            break;
+        }
+        end -= 8;
+    }
+    s[..end].trim_ascii_end()
 }
 
 /// The last `[` in `s`, eight bytes at a time from the end.
@@ -734,6 +755,19 @@ mod tests {
                 assert_eq!(find_space(&w), at, "n {n} at {at}");
             }
             assert_eq!(last_open_bracket(&vec![b'x'; n]), None);
+            for spaces in 0..=n {
+                let mut t = vec![b'x'; n - spaces];
+                t.resize(n, b' ');
+                if n > spaces {
+                    t[0] = b'\t';
+                }
+                assert_eq!(trim_end(&t), t.trim_ascii_end(), "n {n} spaces {spaces}");
+                let tabs: Vec<u8> = t
+                    .iter()
+                    .map(|&b| if b == b' ' { b'\t' } else { b })
+                    .collect();
+                assert_eq!(trim_end(&tabs), tabs.trim_ascii_end());
+            }
             assert_eq!(find_space(&vec![b'x'; n]), n);
         }
     }
