@@ -142,6 +142,14 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
     }
 }
 
+/// The common line read in one pass, `None` for any other (which
+/// [`parse_line_general`] reads): [`parse_line`] in two steps, for a caller
+/// that takes the common line apart without an intermediate `Result`.
+#[inline(always)]
+pub(crate) fn parse_common_line(line: &[u8]) -> Option<Line<'_>> {
+    fast::parse(line)
+}
+
 /// [`parse_line`] without its one-pass reader of the common line: the
 /// parser for every kind of line, with the error for a bad one. The two
 /// agree on every line (the fuzz tests check it); this one is slower.

@@ -63,7 +63,7 @@ use crate::procfs::ProcZone;
 use crate::progress::Progress;
 use crate::report::{EventCounts, InputInfo, PolicyReport, ReplayReport};
 use crate::seed::StartState;
-use crate::trace::{parse_line, timestamp_secs};
+use crate::trace::{parse_common_line, parse_line_general, timestamp_secs};
 
 use decode::{Batch, Decoder};
 use run::PolicyRun;
@@ -343,27 +343,32 @@ fn decode_files(
         let position = reader.position();
         while let Some((line_no, line)) = reader.next_line()? {
             decoder.events.lines += 1;
-            let parsed = match parse_line(line) {
-                Ok(l) => l,
-                Err(kind) if opts.lenient => {
-                    let events: &mut EventCounts = &mut decoder.events;
-                    events.malformed_skipped += 1;
-                    if events.malformed_examples.len() < MALFORMED_EXAMPLES {
-                        events.malformed_examples.push(format!(
-                            "{}:{}: {kind}",
-                            path.display(),
-                            line_no
-                        ));
+            // The common line first, without the `Result` of
+            // `parse_line` (moving the line through it cost 5% here).
+            let parsed = match parse_common_line(line) {
+                Some(l) => l,
+                None => match parse_line_general(line) {
+                    Ok(l) => l,
+                    Err(kind) if opts.lenient => {
+                        let events: &mut EventCounts = &mut decoder.events;
+                        events.malformed_skipped += 1;
+                        if events.malformed_examples.len() < MALFORMED_EXAMPLES {
+                            events.malformed_examples.push(format!(
+                                "{}:{}: {kind}",
+                                path.display(),
+                                line_no
+                            ));
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                Err(kind) => {
-                    return Err(Error::TraceLine {
-                        path: path.clone(),
-                        line: line_no,
-                        kind,
-                    })
-                }
+                    Err(kind) => {
+                        return Err(Error::TraceLine {
+                            path: path.clone(),
+                            line: line_no,
+                            kind,
+                        })
+                    }
+                },
             };
             if let Some(ts) = decoder.line(parsed) {
                 last_timestamp.clear();
