@@ -104,8 +104,12 @@ enum Filled {
         /// File bytes consumed after the read.
         consumed: u64,
     },
-    /// The decoder's read returned 0.
-    End,
+    /// The decoder's read returned 0; `consumed` is the file's bytes read
+    /// by then (the last line, without a newline, is read with it).
+    End {
+        /// File bytes consumed after the read.
+        consumed: u64,
+    },
     /// The decoder's read failed.
     Failed(io::Error),
 }
@@ -142,7 +146,8 @@ fn decompress(
         };
         let n = match n {
             Ok(0) => {
-                let _ = filled.send(Filled::End);
+                let consumed = count.load(Ordering::Relaxed);
+                let _ = filled.send(Filled::End { consumed });
                 return;
             }
             Ok(n) => n,
@@ -236,10 +241,9 @@ impl LineReader {
                 )
             }
         };
-        let consumed = Rc::new(Cell::new(match format {
-            Format::Plain => 0,
-            Format::Gzip | Format::Zstd => count.load(Ordering::Relaxed),
-        }));
+        // The bytes read to recognise the format count from the start (for
+        // plain text too, whose position then grows by the lines' bytes).
+        let consumed = Rc::new(Cell::new(count.load(Ordering::Relaxed)));
         let source = match format {
             Format::Plain => Source::Inline(decoder),
             Format::Gzip | Format::Zstd => {
@@ -373,7 +377,10 @@ impl LineReader {
                         self.end = end;
                         self.consumed.set(consumed);
                     }
-                    Filled::End => self.eof = true,
+                    Filled::End { consumed } => {
+                        self.eof = true;
+                        self.consumed.set(consumed);
+                    }
                     Filled::Failed(e) => return Err(self.read_error(e)),
                 }
                 return Ok(());
@@ -412,6 +419,62 @@ impl LineReader {
                 line: self.line_no,
                 detail: e.to_string(),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Lines of pseudo-random hex, so that the compressed file spans many
+    /// reads of the file; the last one without a newline.
+    fn text(lines: usize) -> Vec<u8> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut out = Vec::new();
+        for i in 0..lines {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i > 0 {
+                out.push(b'\n');
+            }
+            write!(out, "{i} {x:016x} {:016x}", x.rotate_left(29)).unwrap();
+        }
+        out
+    }
+
+    /// Every line, and the position seen with it, across buffers and at the
+    /// end of a file with no final newline: the position reaches the file's
+    /// size with the last line (the read that found the end consumed the
+    /// rest of the file), as reading in place does.
+    #[test]
+    fn compressed_lines_and_positions_across_buffers() {
+        let plain = text(200_000);
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in [
+            ("t.zst", zstd::encode_all(&plain[..], 1).unwrap()),
+            ("t.gz", {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&plain).unwrap();
+                e.finish().unwrap()
+            }),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let mut r = LineReader::open(&path).unwrap();
+            let position = r.position();
+            let (mut got, mut last) = (Vec::new(), 0);
+            while let Some((n, line)) = r.next_line().unwrap() {
+                assert_eq!(n, got.len() as u64 + 1);
+                assert!(position.get() >= last && position.get() <= bytes.len() as u64);
+                last = position.get();
+                got.push(line.to_vec());
+            }
+            assert!(bytes.len() > 4 * COMPRESSED_READ_BYTES, "{name}");
+            assert_eq!(got.join(&b'\n'), plain, "{name}");
+            assert_eq!(last, bytes.len() as u64, "{name}");
         }
     }
 }
