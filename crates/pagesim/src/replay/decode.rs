@@ -190,6 +190,8 @@ pub(crate) struct Decoder {
     nr_cpus: u16,
     emit: bool,
     batch: Batch,
+    /// An emptied batch to fill next instead of allocating one.
+    spare: Option<Batch>,
 }
 
 impl Decoder {
@@ -211,6 +213,7 @@ impl Decoder {
             nr_cpus: nr_cpus.max(1),
             emit,
             batch: Batch::with_capacity(emit),
+            spare: None,
         }
     }
 
@@ -219,9 +222,24 @@ impl Decoder {
         self.batch.ops.len() >= BATCH_OPS
     }
 
-    /// The current batch, replaced by an empty one.
+    /// The current batch, replaced by an empty one (the spare, if a
+    /// replayed batch was given back).
     pub fn take_batch(&mut self) -> Batch {
-        std::mem::replace(&mut self.batch, Batch::with_capacity(self.emit))
+        let next = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Batch::with_capacity(self.emit));
+        std::mem::replace(&mut self.batch, next)
+    }
+
+    /// Takes back a batch every policy has replayed, to fill again: a
+    /// fresh batch is 256 KiB of memory the kernel must zero on first
+    /// touch.
+    pub fn give_back(&mut self, mut batch: Batch) {
+        batch.ops.clear();
+        batch.contexts.clear();
+        batch.tasks.clear();
+        self.spare = Some(batch);
     }
 
     /// Adds a census sample point now.

@@ -1,0 +1,201 @@
+//! A map from frame numbers to `u64` values for the replay's per-event
+//! bookkeeping: a table indexed by the frame number, in leaves of
+//! [`LEAF_SLOTS`] slots allocated as the keys reach them, instead of a hash
+//! map. Frame numbers are dense (a machine's frames, a trace's pfns), so a
+//! lookup is one index and usually one cache line, where a hash map of a
+//! million random keys costs a probe of its control bytes and a bucket,
+//! both cache misses. Keys beyond [`DENSE_KEYS`] (no real machine has
+//! them) and the one value a slot cannot hold ([`VACANT`]) live in a hash
+//! map beside the table, so it maps every `u64` to every `u64`.
+//!
+//! It is never iterated: the replay only inserts, looks up and removes, so
+//! it behaves exactly as the hash map it replaces.
+
+use rustc_hash::FxHashMap;
+
+/// log2 of the slots per leaf: 4096 slots, 32 KiB.
+const LEAF_SHIFT: u32 = 12;
+/// Slots per leaf.
+const LEAF_SLOTS: usize = 1 << LEAF_SHIFT;
+/// Keys below this live in the table: 2^32 frames (16 TiB of 4 KiB pages),
+/// a directory of at most 2^20 leaves (8 MiB), grown only as far as the
+/// keys reach.
+const DENSE_KEYS: u64 = 1 << 32;
+/// What an empty slot holds; the value itself goes to the overflow map.
+const VACANT: u64 = u64::MAX - 1;
+
+/// A map from `u64` keys (frame numbers) to `u64` values.
+#[derive(Default)]
+pub(crate) struct PfnMap {
+    leaves: Vec<Option<Box<[u64]>>>,
+    /// Keys not in the table: at or beyond [`DENSE_KEYS`], or whose value
+    /// is [`VACANT`].
+    overflow: FxHashMap<u64, u64>,
+}
+
+impl PfnMap {
+    /// The slot of `key` if its leaf exists.
+    #[inline(always)]
+    fn slot(&self, key: u64) -> Option<&u64> {
+        if key >= DENSE_KEYS {
+            return None;
+        }
+        let leaf = self.leaves.get((key >> LEAF_SHIFT) as usize)?.as_ref()?;
+        leaf.get(key as usize & (LEAF_SLOTS - 1))
+    }
+
+    /// The slot of `key`, making its leaf; `None` beyond the table.
+    #[inline(always)]
+    fn slot_mut(&mut self, key: u64) -> Option<&mut u64> {
+        if key >= DENSE_KEYS {
+            return None;
+        }
+        let i = (key >> LEAF_SHIFT) as usize;
+        if self.leaves.len() <= i {
+            self.leaves.resize_with(i + 1, || None);
+        }
+        let leaf = self.leaves[i].get_or_insert_with(|| vec![VACANT; LEAF_SLOTS].into());
+        leaf.get_mut(key as usize & (LEAF_SLOTS - 1))
+    }
+
+    /// The slot of `key` if its leaf exists, for changing it.
+    #[inline(always)]
+    fn existing_slot_mut(&mut self, key: u64) -> Option<&mut u64> {
+        if key >= DENSE_KEYS {
+            return None;
+        }
+        let leaf = self
+            .leaves
+            .get_mut((key >> LEAF_SHIFT) as usize)?
+            .as_mut()?;
+        leaf.get_mut(key as usize & (LEAF_SLOTS - 1))
+    }
+
+    /// The value of `key`.
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<u64> {
+        match self.slot(key) {
+            Some(&v) if v != VACANT => Some(v),
+            _ if self.overflow.is_empty() => None,
+            _ => self.overflow.get(&key).copied(),
+        }
+    }
+
+    /// Whether `key` has a value.
+    #[inline]
+    pub fn contains_key(&self, key: u64) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets the value of `key`, returning the one it had.
+    #[inline]
+    pub fn insert(&mut self, key: u64, value: u64) -> Option<u64> {
+        let overflow_old = if self.overflow.is_empty() {
+            None
+        } else {
+            self.overflow.remove(&key)
+        };
+        let table_old = match (self.slot_mut(key), value) {
+            (Some(slot), v) if v != VACANT => std::mem::replace(slot, v),
+            (slot, v) => {
+                // Beyond the table, or the one value a slot cannot hold.
+                let old = slot.map_or(VACANT, |s| std::mem::replace(s, VACANT));
+                self.overflow.insert(key, v);
+                old
+            }
+        };
+        (table_old != VACANT).then_some(table_old).or(overflow_old)
+    }
+
+    /// Removes `key`, returning its value.
+    #[inline]
+    pub fn remove(&mut self, key: u64) -> Option<u64> {
+        if let Some(slot) = self.existing_slot_mut(key) {
+            let v = std::mem::replace(slot, VACANT);
+            if v != VACANT {
+                return Some(v);
+            }
+        }
+        if self.overflow.is_empty() {
+            None
+        } else {
+            self.overflow.remove(&key)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Insert(u64, u64),
+        Remove(u64),
+        Get(u64),
+    }
+
+    fn key() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..20_000,
+            Just(DENSE_KEYS - 1),
+            Just(DENSE_KEYS),
+            Just(u64::MAX),
+            any::<u64>(),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            any::<u64>(),
+            Just(VACANT),
+            Just(u64::MAX),
+            Just(0u64),
+            0u64..4,
+        ]
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (key(), value()).prop_map(|(k, v)| Step::Insert(k, v)),
+            key().prop_map(Step::Remove),
+            key().prop_map(Step::Get),
+        ]
+    }
+
+    proptest! {
+        /// Every sequence of calls answers as a hash map does.
+        #[test]
+        fn behaves_as_a_hash_map(steps in proptest::collection::vec(step(), 0..200)) {
+            let mut map = PfnMap::default();
+            let mut model: HashMap<u64, u64> = HashMap::new();
+            for s in steps {
+                match s {
+                    Step::Insert(k, v) => prop_assert_eq!(map.insert(k, v), model.insert(k, v)),
+                    Step::Remove(k) => prop_assert_eq!(map.remove(k), model.remove(&k)),
+                    Step::Get(k) => {
+                        prop_assert_eq!(map.get(k), model.get(&k).copied());
+                        prop_assert_eq!(map.contains_key(k), model.contains_key(&k));
+                    }
+                }
+            }
+            for (k, v) in &model {
+                prop_assert_eq!(map.get(*k), Some(*v));
+            }
+        }
+    }
+
+    #[test]
+    fn the_vacant_value_is_kept() {
+        let mut map = PfnMap::default();
+        assert_eq!(map.insert(7, VACANT), None);
+        assert_eq!(map.get(7), Some(VACANT));
+        assert_eq!(map.insert(7, 3), Some(VACANT));
+        assert_eq!(map.get(7), Some(3));
+        assert_eq!(map.insert(7, VACANT), Some(3));
+        assert_eq!(map.remove(7), Some(VACANT));
+        assert_eq!(map.get(7), None);
+    }
+}
