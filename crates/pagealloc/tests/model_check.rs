@@ -217,6 +217,49 @@ fn join<T>(h: thread::JoinHandle<T>) -> T {
     h.join().unwrap()
 }
 
+/// Moves a migrator accepted and refused over all of a case's schedules
+/// (plain atomics: counters outside the model, not part of it).
+struct Moves {
+    moved: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+impl Moves {
+    const fn new() -> Moves {
+        Moves {
+            moved: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// The owner's migrator, sharing the owner's table under its lock as the
+/// `Migrator` contract asks: a block the owner holds is held at its new
+/// frame from now on; one it no longer holds (freed first) is refused as
+/// busy. Both counted in `moves`.
+fn owner_migrator<'a>(
+    owner: &'a shuttle::sync::Mutex<Vec<Option<Pfn>>>,
+    moves: &'static Moves,
+) -> impl FnMut(Pfn, Pfn, Order) -> Result<(), pagealloc::MigrateRefusal> + 'a {
+    move |from, to, _order| {
+        let mut slots = owner.lock().unwrap();
+        match slots.iter_mut().find(|s| **s == Some(from)) {
+            Some(slot) => {
+                *slot = Some(to);
+                moves.moved.fetch_add(1, StdOrdering::Relaxed);
+                Ok(())
+            }
+            None => {
+                moves.refused.fetch_add(1, StdOrdering::Relaxed);
+                Err(pagealloc::MigrateRefusal::Busy)
+            }
+        }
+    }
+}
+
+/// Case 7's migrator's moves (not asserted on).
+static CASE7_MOVES: Moves = Moves::new();
+
 // --- (1) two racing frees of one block ------------------------------------
 
 /// Two threads free the same blocks on different CPUs: an order-0 page
@@ -564,16 +607,7 @@ fn contig_vs_owner_frees() {
         let a = Arc::clone(&a);
         let owner = Arc::clone(&owner);
         thread::spawn(move || {
-            let mut migrator = |from: Pfn, to: Pfn, _o: Order| {
-                let mut slots = owner.lock().unwrap();
-                match slots.iter_mut().find(|s| **s == Some(from)) {
-                    Some(slot) => {
-                        *slot = Some(to);
-                        Ok(())
-                    }
-                    None => Err(pagealloc::MigrateRefusal::Busy),
-                }
-            };
+            let mut migrator = owner_migrator(&owner, &CASE7_MOVES);
             a.alloc_contig_range(range.0, range.1, &mut migrator)
         })
     };
@@ -653,20 +687,7 @@ fn compaction_vs_owner() {
         let a = Arc::clone(&a);
         let owner = Arc::clone(&owner);
         thread::spawn(move || {
-            let mut migrator = |from: Pfn, to: Pfn, _o: Order| {
-                let mut slots = owner.lock().unwrap();
-                match slots.iter_mut().find(|s| **s == Some(from)) {
-                    Some(slot) => {
-                        *slot = Some(to);
-                        CASE8_MOVED.fetch_add(1, StdOrdering::Relaxed);
-                        Ok(())
-                    }
-                    None => {
-                        CASE8_REFUSED.fetch_add(1, StdOrdering::Relaxed);
-                        Err(pagealloc::MigrateRefusal::Busy)
-                    }
-                }
-            };
+            let mut migrator = owner_migrator(&owner, &CASE8_MOVES);
             a.compact_memory(&mut migrator)
         })
     };
@@ -697,17 +718,16 @@ fn compaction_vs_owner() {
 }
 
 /// Migrations case 8's migrator accepted and refused over all its
-/// schedules (plain atomics: counters outside the model, not part of it).
-static CASE8_MOVED: AtomicUsize = AtomicUsize::new(0);
-static CASE8_REFUSED: AtomicUsize = AtomicUsize::new(0);
+/// schedules.
+static CASE8_MOVES: Moves = Moves::new();
 
 #[test]
 fn compaction_racing_the_owners_frees_and_allocations() {
     explore("compact_memory vs owner", compaction_vs_owner);
     // The case must exercise what it is about: blocks moved, and moves
     // refused because the owner freed the block first (the race).
-    let moved = CASE8_MOVED.load(StdOrdering::Relaxed);
-    let refused = CASE8_REFUSED.load(StdOrdering::Relaxed);
+    let moved = CASE8_MOVES.moved.load(StdOrdering::Relaxed);
+    let refused = CASE8_MOVES.refused.load(StdOrdering::Relaxed);
     assert!(moved > 0 && refused > 0, "moved {moved}, refused {refused}");
 }
 
@@ -758,19 +778,7 @@ fn evacuation_vs_owner() {
         let a = Arc::clone(&a);
         let owner = Arc::clone(&owner);
         thread::spawn(move || {
-            let mut migrator = |from: Pfn, to: Pfn, _o: Order| {
-                let mut slots = owner.lock().unwrap();
-                match slots.iter_mut().find(|s| **s == Some(from)) {
-                    Some(slot) => {
-                        *slot = Some(to);
-                        Ok(())
-                    }
-                    None => {
-                        CASE9_REFUSED.fetch_add(1, StdOrdering::Relaxed);
-                        Err(pagealloc::MigrateRefusal::Busy)
-                    }
-                }
-            };
+            let mut migrator = owner_migrator(&owner, &CASE9_MOVES);
             (0..10)
                 .filter_map(|_| {
                     a.alloc_confining(CpuId(0), Order::ZERO, AllocFlags::KERNEL, &mut migrator)
@@ -820,17 +828,17 @@ fn evacuation_vs_owner() {
     settle(&a, &held);
 }
 
-/// Pageblocks case 9 emptied and moves its migrator refused, over all its
-/// schedules (plain atomics outside the model).
+/// Pageblocks case 9 emptied, and its migrator's moves, over all its
+/// schedules.
 static CASE9_EVACUATIONS: AtomicUsize = AtomicUsize::new(0);
-static CASE9_REFUSED: AtomicUsize = AtomicUsize::new(0);
+static CASE9_MOVES: Moves = Moves::new();
 
 #[test]
 fn confinement_evacuation_racing_the_owners_frees() {
     explore("alloc_confining vs owner", evacuation_vs_owner);
     // The case must exercise evacuation, and the race with the owner.
     let evacuated = CASE9_EVACUATIONS.load(StdOrdering::Relaxed);
-    let refused = CASE9_REFUSED.load(StdOrdering::Relaxed);
+    let refused = CASE9_MOVES.refused.load(StdOrdering::Relaxed);
     assert!(
         evacuated > 0 && refused > 0,
         "evacuated {evacuated}, refused {refused}"
