@@ -24,12 +24,12 @@ use crate::units::{AllocFlags, CpuId, MigrateType, NodeId, Order, Pfn, ZoneType}
 /// and the sources it may use. A failed request counts once (Linux counts a
 /// failed request once, and a short bulk result is none).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Failure {
+pub(crate) enum Attempt {
     /// A request of its own: a failure counts.
-    Count,
+    Counted,
     /// One of several attempts for one request (the extra pages of a bulk
     /// call, compaction's retries): a failure does not count.
-    Ignore,
+    Uncounted,
     /// Confinement's first attempt, before it evacuates a pageblock
     /// ([`Allocator::alloc_confining`]): not counted, and an unmovable or
     /// reclaimable request may not use Linux's fallback
@@ -111,7 +111,7 @@ impl<R: RawMutex> Allocator<R> {
                 }
             }
         }
-        self.alloc_general(cpu, zonelists, order, flags, lists, Failure::Count)
+        self.alloc_general(cpu, zonelists, order, flags, lists, Attempt::Counted)
     }
 
     /// The common case, decided exactly as `get_page_from_freelist` would
@@ -161,32 +161,32 @@ impl<R: RawMutex> Allocator<R> {
         order: Order,
         flags: AllocFlags,
         lists: Option<&mut CpuLists>,
-        failure: Failure,
+        kind: Attempt,
     ) -> Result<Pfn, AllocError> {
         let max = self.config.max_order();
         if order > max {
             return Err(AllocError::InvalidOrder { order, max });
         }
         let mut request = Request::new(order, flags, &self.config);
-        if failure == Failure::ConfinedOnly {
+        if kind == Attempt::ConfinedOnly {
             request.mode |= AllocMode::CONFINED_ONLY;
         }
         let zonelist = self.zonelist_id(zonelists, request.highest, flags)?;
         let got = self.alloc_passes(cpu, zonelist, request, flags, lists);
-        if let (Err(AllocError::NoMemory { order }), Failure::Count) = (got, failure) {
+        if let (Err(AllocError::NoMemory { order }), Attempt::Counted) = (got, kind) {
             self.failures[order.idx()].fetch_add(1, Ordering::Relaxed);
         }
         got
     }
 
-    /// One allocation attempt through `cpu`'s lists, as `failure` says
+    /// One allocation attempt through `cpu`'s lists, as `kind` says
     /// (counted or not, confined only or not).
     pub(crate) fn attempt(
         &self,
         cpu: CpuId,
         order: Order,
         flags: AllocFlags,
-        failure: Failure,
+        kind: Attempt,
     ) -> Result<Pfn, AllocError> {
         let slot = self.cpu_slot(cpu)?;
         let mut held = self.try_hold(slot);
@@ -196,7 +196,7 @@ impl<R: RawMutex> Allocator<R> {
             order,
             flags,
             held.as_deref_mut(),
-            failure,
+            kind,
         )?;
         drop(held);
         self.emit_alloc(pfn, order, flags, cpu, AllocKind::Single);

@@ -9,7 +9,7 @@ use lock_api::RawMutex;
 
 use super::policy::{fragmentation_score_wmarks, CompactResult};
 use super::scan::{CompactOutcome, Goal};
-use crate::allocator::allocate::Failure;
+use crate::allocator::allocate::Attempt;
 use crate::allocator::Allocator;
 use crate::contig::migrate::Migrator;
 use crate::error::AllocError;
@@ -79,7 +79,7 @@ impl<R: RawMutex> Allocator<R> {
                 }
             }
             let run = self.compact_zone(zi, Goal::Order(order, request.mt), migrator);
-            if let Ok(pfn) = self.attempt(cpu, order, flags, Failure::Ignore) {
+            if let Ok(pfn) = self.attempt(cpu, order, flags, Attempt::Uncounted) {
                 let mut guard = self.zones[zi].lock();
                 let mut ops = guard.ops();
                 ops.compaction_defer_reset(order, true);

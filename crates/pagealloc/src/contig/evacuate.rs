@@ -4,7 +4,7 @@
 //! instead of Linux's fallback placing unmovable pages among movable ones.
 //!
 //! [`Allocator::alloc_confining`] first tries the request with Linux's
-//! fallback turned off for it ([`Failure::ConfinedOnly`]): its own lists,
+//! fallback turned off for it ([`Attempt::ConfinedOnly`]): its own lists,
 //! then the lowest wholly free pageblock ([`ZoneOps::rmqueue_confined`]).
 //! Only if that fails does it look, zone by zone in zonelist order, for a
 //! pageblock to empty ([`ZoneOps::evacuation_candidates`]): movable, not
@@ -26,7 +26,7 @@ use lock_api::RawMutex;
 use super::isolate::Caller;
 use super::migrate::Migrator;
 use super::range::Taken;
-use crate::allocator::allocate::Failure;
+use crate::allocator::allocate::Attempt;
 use crate::allocator::Allocator;
 use crate::engine::page::PageState;
 use crate::engine::watermark::AllocMode;
@@ -171,14 +171,14 @@ impl<R: RawMutex> Allocator<R> {
         let confined = self.config.confinement.confines(flags.migratetype())
             && order.get() <= self.config.pageblock_order;
         if !confined {
-            return self.attempt(cpu, order, flags, Failure::Ignore);
+            return self.attempt(cpu, order, flags, Attempt::Uncounted);
         }
-        match self.attempt(cpu, order, flags, Failure::ConfinedOnly) {
+        match self.attempt(cpu, order, flags, Attempt::ConfinedOnly) {
             Err(AllocError::NoMemory { .. }) => {}
             other => return other,
         }
         self.evacuate_for(cpu, order, flags, migrator);
-        self.attempt(cpu, order, flags, Failure::Ignore)
+        self.attempt(cpu, order, flags, Attempt::Uncounted)
     }
 
     /// Empties one pageblock for a confined request that found none free:

@@ -5,3 +5,4 @@
 pub(crate) mod digest;
 pub(crate) mod invariants;
 pub mod report;
+mod services;

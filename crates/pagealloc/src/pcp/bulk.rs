@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use lock_api::RawMutex;
 
-use crate::allocator::allocate::Failure;
+use crate::allocator::allocate::Attempt;
 use crate::allocator::free::ZoneLock;
 use crate::allocator::Allocator;
 use crate::config::PcpMode;
@@ -92,7 +92,7 @@ impl<R: RawMutex> Allocator<R> {
                     Order::ZERO,
                     flags,
                     lists.as_deref_mut(),
-                    Failure::Ignore,
+                    Attempt::Uncounted,
                 );
                 let Ok(pfn) = more else {
                     break;
