@@ -13,11 +13,10 @@
 //! branch in the callers.
 
 use crate::config::{CmaSupport, Config};
-use crate::engine::free_list::{ListHead, Placement};
-use crate::engine::page::{PageMeta, PageState};
 use crate::engine::watermark::AllocMode;
 use crate::engine::zone::ZoneOps;
 use crate::events::FallbackEvent;
+use crate::pcp::lists::PcpList;
 use crate::policy::PackClaim;
 use crate::stats::VmStats;
 use crate::units::{AllocFlags, MigrateType, Order, ZoneType};
@@ -224,7 +223,7 @@ impl ZoneOps<'_> {
         mt: MigrateType,
         mode: AllocMode,
         count: u64,
-        list: &mut ListHead,
+        mut list: PcpList<'_>,
         cpu_stats: &mut VmStats,
     ) -> u64 {
         let mut got = 0;
@@ -239,10 +238,7 @@ impl ZoneOps<'_> {
                 PackClaim::ClaimFreePageblocks,
                 mode,
                 POLICY_SCAN_LIMIT,
-                &mut |idx| {
-                    let cached = PageMeta::head(PageState::PcpHead, order);
-                    list.insert(&pages.pages, idx, cached, Placement::Tail);
-                },
+                &mut |idx| list.push_back(&pages.pages, idx, order),
                 &mut |event| cpu_stats.count_fallback(&event, pb),
             ) as u64;
         }
@@ -255,8 +251,7 @@ impl ZoneOps<'_> {
             if let Some(event) = event {
                 cpu_stats.count_fallback(&event, self.z.geo.pageblock);
             }
-            let cached = PageMeta::head(PageState::PcpHead, order);
-            list.insert(&self.z.pages, idx, cached, Placement::Tail);
+            list.push_back(&self.z.pages, idx, order);
             got += 1;
         }
         got

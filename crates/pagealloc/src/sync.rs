@@ -17,7 +17,9 @@ pub type DefaultLock = spin::Mutex<()>;
 /// the checker).
 #[cfg(not(feature = "model-check"))]
 pub(crate) mod atomic {
-    pub(crate) use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use core::sync::atomic::{
+        AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering,
+    };
 }
 
 /// The atomics the engine uses: `core::sync::atomic`'s, or under the
@@ -25,7 +27,9 @@ pub(crate) mod atomic {
 /// the checker).
 #[cfg(feature = "model-check")]
 pub(crate) mod atomic {
-    pub(crate) use shuttle::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use shuttle::sync::atomic::{
+        AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering,
+    };
 }
 
 /// A hint that the caller is busy-waiting: `core::hint::spin_loop`, or

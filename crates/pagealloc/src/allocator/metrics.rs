@@ -84,13 +84,27 @@ impl<R: RawMutex> Allocator<R> {
 
     /// Bytes of metadata the allocator keeps: every zone's
     /// [`Zone::metadata_bytes`](crate::Zone::metadata_bytes), the per-CPU
-    /// list heads, and itself.
+    /// list heads and order-0 magazines, and itself. It takes every CPU's
+    /// lists in turn, so a [`crate::LocalLists`] holder must not call it.
     pub fn metadata_bytes(&self) -> u64 {
         let zones: u64 = self.zones.iter().map(|z| z.metadata_bytes()).sum();
         let pcp = (self.cpus.len()
             * (core::mem::size_of::<CpuSlot<R>>() + self.zones.len() * core::mem::size_of::<Pcp>()))
             as u64;
-        zones + pcp + core::mem::size_of::<Self>() as u64
+        // The order-0 magazines' rings, as large as they have grown.
+        let magazines: u64 = self
+            .cpus
+            .iter()
+            .map(|slot| {
+                let lists = slot.lists.lock();
+                lists
+                    .zones
+                    .iter()
+                    .map(|p| p.magazine_bytes() as u64)
+                    .sum::<u64>()
+            })
+            .sum();
+        zones + pcp + magazines + core::mem::size_of::<Self>() as u64
     }
 
     /// The migratetype of the pageblock holding `pfn`, or `None` if no zone

@@ -1,7 +1,7 @@
 //! Intrusive doubly-linked lists threaded through the page records.
 //!
-//! A list stores zone-relative page indices; the links live in the head
-//! pages' [`PageMeta`] records, so a list costs twelve bytes however long it
+//! A list stores zone-relative page indices; the links live in the page
+//! table's link slots ([`PageTable::next`], [`PageTable::prev`]), so a list costs twelve bytes however long it
 //! is. Insert at either end and unlink from anywhere are O(1): unlinking is
 //! what buddy merging does to a buddy found by address, and tail insertion is
 //! how reported pages (seed 002) and "likely to merge soon" blocks are kept
@@ -60,30 +60,27 @@ impl ListHead {
         (self.last != NIL).then_some(self.last)
     }
 
-    /// Links `idx` in at `placement`, writing its record as `meta` with the
-    /// links filled in: one store. The record must not be on any list.
+    /// Links `idx` in at `placement`, writing its record as `meta`. The
+    /// record must not be on any list.
     #[inline]
     pub(crate) fn insert(
         &mut self,
         pages: &PageTable,
         idx: u32,
-        mut meta: PageMeta,
+        meta: PageMeta,
         placement: Placement,
     ) {
+        pages.set(idx, meta);
         match placement {
-            Placement::Head => {
-                pages.set(idx, self.linked_at_head(meta));
-                self.attach_at_head(pages, idx);
-            }
+            Placement::Head => self.link_at_head(pages, idx),
             Placement::Tail => {
                 let last = self.last;
-                meta.set_next(NIL);
-                meta.set_prev(last);
-                pages.set(idx, meta);
+                pages.set_next(idx, NIL);
+                pages.set_prev(idx, last);
                 if last == NIL {
                     self.first = idx;
                 } else {
-                    pages.update(last, |m| m.set_next(idx));
+                    pages.set_next(last, idx);
                 }
                 self.last = idx;
                 self.len += 1;
@@ -92,53 +89,46 @@ impl ListHead {
     }
 
     /// Links `idx` in just before `before` (an entry of this list), writing
-    /// its record as `meta` with the links filled in.
+    /// its record as `meta`.
     #[inline]
     pub(crate) fn insert_before(
         &mut self,
         pages: &PageTable,
         idx: u32,
-        mut meta: PageMeta,
+        meta: PageMeta,
         before: u32,
     ) {
-        let prev = pages.get(before).prev();
-        meta.set_prev(prev);
-        meta.set_next(before);
+        let prev = pages.prev(before);
         pages.set(idx, meta);
-        pages.update(before, |m| m.set_prev(idx));
+        pages.set_prev(idx, prev);
+        pages.set_next(idx, before);
+        pages.set_prev(before, idx);
         if prev == NIL {
             self.first = idx;
         } else {
-            pages.update(prev, |m| m.set_next(idx));
+            pages.set_next(prev, idx);
         }
         self.len += 1;
     }
 
-    /// `meta` with the links it needs as the new first entry.
-    #[inline]
-    fn linked_at_head(&self, mut meta: PageMeta) -> PageMeta {
-        meta.set_prev(NIL);
-        meta.set_next(self.first);
-        meta
-    }
-
-    /// Makes `idx`, whose record already links to the current first entry,
-    /// the first entry.
-    #[inline]
-    fn attach_at_head(&mut self, pages: &PageTable, idx: u32) {
+    /// Makes `idx` the first entry.
+    #[inline(always)]
+    fn link_at_head(&mut self, pages: &PageTable, idx: u32) {
+        pages.set_prev(idx, NIL);
+        pages.set_next(idx, self.first);
         if self.first == NIL {
             self.last = idx;
         } else {
-            pages.update(self.first, |m| m.set_prev(idx));
+            pages.set_prev(self.first, idx);
         }
         self.first = idx;
         self.len += 1;
     }
 
     /// Links `idx` in at the head if its record still reads `expected`,
-    /// replacing it with `meta` (links filled in) in one compare-and-swap:
-    /// how a free takes an allocated head over. On failure nothing changes
-    /// and the record found is returned.
+    /// replacing it with `meta` in one compare-and-swap: how a free takes
+    /// an allocated head over. On failure nothing changes and the record
+    /// found is returned.
     #[inline(always)]
     pub(crate) fn insert_head_replacing(
         &mut self,
@@ -147,8 +137,8 @@ impl ListHead {
         expected: PageMeta,
         meta: PageMeta,
     ) -> Result<(), PageMeta> {
-        pages.replace(idx, expected, self.linked_at_head(meta))?;
-        self.attach_at_head(pages, idx);
+        pages.replace(idx, expected, meta)?;
+        self.link_at_head(pages, idx);
         Ok(())
     }
 
@@ -159,64 +149,31 @@ impl ListHead {
         if idx == NIL {
             return None;
         }
-        let next = pages.get(idx).next();
+        let next = pages.next(idx);
         pages.set(idx, meta);
         self.first = next;
         if next == NIL {
             self.last = NIL;
         } else {
-            pages.update(next, |m| m.set_prev(NIL));
+            pages.set_prev(next, NIL);
         }
         self.len -= 1;
         Some(idx)
     }
 
-    /// Unlinks up to `n` entries from the front, writing each record as
-    /// `meta` and handing it to `take` in list order; returns how many. One
-    /// load and one store per entry, and one link fixed at the end.
-    #[inline]
-    pub(crate) fn pop_front_many(
-        &mut self,
-        pages: &PageTable,
-        meta: PageMeta,
-        n: u64,
-        mut take: impl FnMut(u32),
-    ) -> u64 {
-        let n = n.min(self.len);
-        let mut cur = self.first;
-        for _ in 0..n {
-            let next = pages.get(cur).next();
-            pages.set(cur, meta);
-            take(cur);
-            cur = next;
-        }
-        if n == 0 {
-            return 0;
-        }
-        self.first = cur;
-        if cur == NIL {
-            self.last = NIL;
-        } else {
-            pages.update(cur, |m| m.set_prev(NIL));
-        }
-        self.len -= n;
-        n
-    }
-
     /// Unlinks `idx`, which must be on this list.
     #[inline]
     pub(crate) fn remove(&mut self, pages: &PageTable, idx: u32) {
-        let meta = pages.get(idx);
-        let (prev, next) = (meta.prev(), meta.next());
+        let (prev, next) = (pages.prev(idx), pages.next(idx));
         if prev == NIL {
             self.first = next;
         } else {
-            pages.update(prev, |m| m.set_next(next));
+            pages.set_next(prev, next);
         }
         if next == NIL {
             self.last = prev;
         } else {
-            pages.update(next, |m| m.set_prev(prev));
+            pages.set_prev(next, prev);
         }
         self.len -= 1;
     }
@@ -248,7 +205,7 @@ impl Iterator for ListIter<'_> {
         }
         let idx = self.cur;
         self.cur = if (idx as usize) < self.pages.len() {
-            self.pages.get(idx).next()
+            self.pages.next(idx)
         } else {
             NIL
         };
@@ -266,16 +223,18 @@ mod tests {
 
     #[test]
     fn head_tail_and_unlink() {
-        let p = PageTable::new(8);
+        let p = PageTable::new(8, 0);
         let mut l = ListHead::EMPTY;
         let m = PageMeta::head(PageState::FreeHead, Order::ZERO);
-        l.insert(&p, 1, m, Placement::Head);
+        // Order-0 blocks, no two of them buddies (an order-0 block keeps
+        // its back link in its buddy's slot).
+        l.insert(&p, 0, m, Placement::Head);
         l.insert(&p, 2, m, Placement::Tail);
-        l.insert(&p, 3, m, Placement::Head);
-        assert_eq!(l.iter(&p).collect::<Vec<_>>(), [3, 1, 2]);
-        l.remove(&p, 1);
-        assert_eq!(l.iter(&p).collect::<Vec<_>>(), [3, 2]);
-        l.remove(&p, 3);
+        l.insert(&p, 4, m, Placement::Head);
+        assert_eq!(l.iter(&p).collect::<Vec<_>>(), [4, 0, 2]);
+        l.remove(&p, 0);
+        assert_eq!(l.iter(&p).collect::<Vec<_>>(), [4, 2]);
+        l.remove(&p, 4);
         assert_eq!((l.first(), l.last(), l.len()), (Some(2), Some(2), 1));
         l.remove(&p, 2);
         assert!(l.is_empty());

@@ -129,13 +129,13 @@ impl ZoneOps<'_> {
         if reported {
             if area.first_reported[mt.idx()] == idx {
                 // The run is the list's tail: what follows is reported too.
-                area.first_reported[mt.idx()] = meta.next();
+                area.first_reported[mt.idx()] = self.z.pages.next(idx);
             }
             self.f.nr_reported_pages -= order.nr_pages().0;
         }
         if let (Some(rg), Some(map)) = (self.f.regions.as_deref_mut(), &self.z.regions) {
             rg.sorted
-                .unlink(map, list_number(order, mt), idx, meta.next());
+                .unlink(map, list_number(order, mt), idx, self.z.pages.next(idx));
         }
         list.remove(&self.z.pages, idx);
         if list.is_empty() {

@@ -233,7 +233,7 @@ impl ZoneCore {
             geo,
             packing: config.packing,
             confinement: config.confinement,
-            pages: PageTable::new(span.nr_spanned() as usize),
+            pages: PageTable::new(span.nr_spanned() as usize, span.start.0),
             blocks: BlockTable::new(span.start, span.end, geo.pageblock, MigrateType::Movable),
             watermarks: Watermarks::default(),
             lowmem_reserve: [0; NR_ZONE_TYPES],
@@ -583,7 +583,7 @@ impl<R: RawMutex> Zone<R> {
     /// present-range list and the zone itself.
     pub fn metadata_bytes(&self) -> u64 {
         let core = &self.core;
-        (core.pages.len() * core::mem::size_of::<PageMeta>()
+        (core.pages.bytes()
             + core.blocks.bytes()
             + core.present.len() * core::mem::size_of::<(Pfn, Pfn)>()
             + core::mem::size_of::<Self>()) as u64

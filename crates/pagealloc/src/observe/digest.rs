@@ -36,7 +36,7 @@ impl<R: RawMutex> Allocator<R> {
             let z = &zone.core;
             h.word(z.start.0);
             for idx in 0..z.pages.len() as u32 {
-                h.word(z.pages.get(idx).bits());
+                h.word(z.pages.raw(idx));
             }
             h.word(z.nr_offline);
             for start in z.pageblock_starts() {

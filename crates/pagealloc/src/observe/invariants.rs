@@ -404,7 +404,7 @@ fn check_zone(
                     return Err(violation(1, zone, format!("{pfn} is on a free list twice")));
                 }
                 let expected_prev = prev.unwrap_or(crate::engine::page::NIL);
-                if meta.prev() != expected_prev {
+                if zone.pages.prev(idx) != expected_prev {
                     return Err(violation(4, zone, format!("{pfn} has a broken back link")));
                 }
                 prev = Some(idx);

@@ -9,8 +9,9 @@
 //! safe since 5.14. An empty list is refilled with a batch taken under one
 //! zone-lock acquisition; a list above `high` is drained, a batch at a
 //! time, the same way. Lists hold orders `0..=3` per ordinary migratetype and the pageblock
-//! order (Linux `NR_PCP_LISTS` with THP), threaded through the same page
-//! records as the buddy lists.
+//! order (Linux `NR_PCP_LISTS` with THP): order 0 in [`Magazine`]s (rings
+//! of page indices), the others threaded through the page table's link
+//! slots like the buddy lists.
 //!
 //! Sizing follows mm/page_alloc.c (Linux 6.7+): `zone_batchsize`,
 //! `zone_highsize`, and the auto-tuning of `high` between `high_min` and
@@ -21,9 +22,10 @@ use lock_api::RawMutex;
 use crate::config::{Config, PcpHigh};
 use crate::engine::buddy::FreePlacement;
 use crate::engine::free_list::{ListHead, Placement};
-use crate::engine::page::{PageMeta, PageState};
+use crate::engine::page::{PageMeta, PageState, PageTable};
 use crate::engine::watermark::AllocMode;
 use crate::engine::zone::{Zone, ZoneCore, ZoneOps};
+use crate::pcp::magazine::Magazine;
 use crate::stats::VmStats;
 use crate::units::{MigrateType, Order, Pfn, NR_PCP_TYPES, NR_ZONE_TYPES};
 
@@ -34,6 +36,31 @@ const NR_LOWORDER_LISTS: usize = NR_PCP_TYPES * (COSTLY_ORDER as usize + 1);
 /// Plus two for the pageblock order: movable and the rest (Linux
 /// `NR_PCP_THP`).
 pub(crate) const NR_PCP_LISTS: usize = NR_LOWORDER_LISTS + 2;
+/// Lists `0..NR_PCP_TYPES` are order 0: magazines. The rest are linked.
+const NR_LINKED_LISTS: usize = NR_PCP_LISTS - NR_PCP_TYPES;
+
+/// One per-CPU list, as the zone's refill sees it: where a batch goes.
+pub(crate) enum PcpList<'a> {
+    /// Order 0.
+    Magazine(&'a mut Magazine),
+    /// Orders above 0.
+    Linked(&'a mut ListHead),
+}
+
+impl PcpList<'_> {
+    /// Marks `idx` a per-CPU head of `order` and puts it at the back.
+    #[inline]
+    pub(crate) fn push_back(&mut self, pages: &PageTable, idx: u32, order: Order) {
+        let cached = PageMeta::head(PageState::PcpHead, order);
+        match self {
+            PcpList::Magazine(m) => {
+                pages.set(idx, cached);
+                m.push_back(idx);
+            }
+            PcpList::Linked(l) => l.insert(pages, idx, cached, Placement::Tail),
+        }
+    }
+}
 /// How far batches scale up under sustained one-way traffic (Linux
 /// `CONFIG_PCP_BATCH_SCALE_MAX`).
 const BATCH_SCALE_MAX: u32 = 5;
@@ -160,7 +187,11 @@ impl CpuLists {
 #[derive(Clone, Debug)]
 #[repr(align(128))]
 pub(crate) struct Pcp {
-    pub(crate) lists: [ListHead; NR_PCP_LISTS],
+    /// Order-0 lists, per ordinary migratetype (list indices
+    /// `0..NR_PCP_TYPES`).
+    mags: [Magazine; NR_PCP_TYPES],
+    /// The other lists (index `NR_PCP_TYPES + i`).
+    lists: [ListHead; NR_LINKED_LISTS],
     /// Pages on all lists.
     pub(crate) count: u64,
     pub(crate) high: u64,
@@ -198,7 +229,8 @@ impl Pcp {
         let high_min = high_min.min(high_max);
         Pcp {
             low_region: u32::MAX,
-            lists: [ListHead::EMPTY; NR_PCP_LISTS],
+            mags: [Magazine::EMPTY; NR_PCP_TYPES],
+            lists: [ListHead::EMPTY; NR_LINKED_LISTS],
             count: 0,
             high: high_min,
             high_min,
@@ -312,7 +344,7 @@ impl Pcp {
         mt: MigrateType,
         mode: AllocMode,
     ) -> Option<u32> {
-        if self.lists[index].is_empty() {
+        if self.is_empty_at(index) {
             self.refill(zone, index, order, mt, mode);
         }
         self.take_cached(&zone.core, index, order, mt)
@@ -333,16 +365,14 @@ impl Pcp {
         let batch = self.refill_batch(order, zone.core.is_below_high());
         let mut guard = zone.lock();
         let mut ops = guard.ops();
-        let got = ops.rmqueue_bulk(
-            order,
-            mt,
-            mode,
-            batch,
-            &mut self.lists[index],
-            &mut self.stats,
-        );
+        let target = if index < NR_PCP_TYPES {
+            PcpList::Magazine(&mut self.mags[index])
+        } else {
+            PcpList::Linked(&mut self.lists[index - NR_PCP_TYPES])
+        };
+        let got = ops.rmqueue_bulk(order, mt, mode, batch, target, &mut self.stats);
         self.count += got * order.nr_pages().0;
-        if let (Some(map), Some(first)) = (&zone.core.regions, self.lists[index].first()) {
+        if let (Some(map), Some(first)) = (&zone.core.regions, self.first_at(index)) {
             self.low_region = map.of_idx(first) as u32;
         }
         got
@@ -364,7 +394,7 @@ impl Pcp {
             return false;
         };
         let r = map.of_idx(idx) as u32;
-        match self.lists[index].first() {
+        match self.first_at(index) {
             None => r > self.low_region,
             Some(first) => r > map.of_idx(first) as u32,
         }
@@ -380,7 +410,14 @@ impl Pcp {
         order: Order,
         mt: MigrateType,
     ) -> Option<u32> {
-        let idx = self.lists[index].pop_front(&z.pages, PageMeta::allocated(order, mt))?;
+        let meta = PageMeta::allocated(order, mt);
+        let idx = if index < NR_PCP_TYPES {
+            let idx = self.mags[index].pop_front()?;
+            z.pages.set(idx, meta);
+            idx
+        } else {
+            self.lists[index - NR_PCP_TYPES].pop_front(&z.pages, meta)?
+        };
         self.count_taken(order);
         Some(idx)
     }
@@ -402,10 +439,17 @@ impl Pcp {
         let fits = |block: MigrateType| {
             block == mt || (block == MigrateType::Cma && mode.contains(AllocMode::CMA))
         };
-        let idx = self.lists[index]
-            .iter(&z.pages)
-            .find(|&idx| fits(z.block_mt(z.pfn(idx))))?;
-        self.lists[index].remove(&z.pages, idx);
+        let fits_idx = |idx: u32| fits(z.block_mt(z.pfn(idx)));
+        let idx = if index < NR_PCP_TYPES {
+            let mag = &mut self.mags[index];
+            let at = mag.iter().position(fits_idx)?;
+            mag.remove_at(at)
+        } else {
+            let list = &mut self.lists[index - NR_PCP_TYPES];
+            let idx = list.iter(&z.pages).find(|&idx| fits_idx(idx))?;
+            list.remove(&z.pages, idx);
+            idx
+        };
         z.pages.set(idx, PageMeta::allocated(order, mt));
         self.count_taken(order);
         Some(idx)
@@ -421,7 +465,7 @@ impl Pcp {
 
     /// Fills `out` with order-0 pages for `mt` from list `index` (refilling
     /// it from the zone as it empties) and returns how many it placed: the
-    /// bulk allocator's inner loop, one record load and store per page.
+    /// bulk allocator's inner loop, one hot-byte store per page.
     pub(crate) fn take_bulk<R: RawMutex>(
         &mut self,
         zone: &Zone<R>,
@@ -433,17 +477,21 @@ impl Pcp {
         let meta = PageMeta::allocated(Order::ZERO, mt);
         let mut got = 0;
         while got < out.len() {
-            if self.lists[index].is_empty()
+            if self.mags[index].is_empty()
                 && self.refill(zone, index, Order::ZERO, mt, AllocMode::empty()) == 0
             {
                 break;
             }
-            let slots = &mut out[got..];
-            let mut k = 0;
-            let n = self.lists[index].pop_front_many(&z.pages, meta, slots.len() as u64, |idx| {
-                slots[k] = z.pfn(idx);
-                k += 1;
-            });
+            let mag = &mut self.mags[index];
+            let mut n = 0;
+            for slot in &mut out[got..] {
+                let Some(idx) = mag.pop_front() else {
+                    break;
+                };
+                z.pages.set(idx, meta);
+                *slot = z.pfn(idx);
+                n += 1;
+            }
             self.count -= n;
             self.free_count >>= n.min(u64::BITS as u64 - 1);
             self.stats.alloc_calls[0] += n;
@@ -468,7 +516,13 @@ impl Pcp {
         index: usize,
     ) -> Result<(), PageMeta> {
         let cached = PageMeta::head(PageState::PcpHead, order);
-        self.lists[index].insert_head_replacing(&zone.core.pages, idx, expected, cached)?;
+        let pages = &zone.core.pages;
+        if index < NR_PCP_TYPES {
+            pages.replace(idx, expected, cached)?;
+            self.mags[index].push_front(idx);
+        } else {
+            self.lists[index - NR_PCP_TYPES].insert_head_replacing(pages, idx, expected, cached)?;
+        }
         self.commit_free(zone, order, index);
         Ok(())
     }
@@ -477,8 +531,10 @@ impl Pcp {
     /// over) on list `index`, then commits it as [`Pcp::free`] does.
     #[inline]
     pub(crate) fn free_owned<R: RawMutex>(&mut self, zone: &Zone<R>, idx: u32, index: usize) {
-        let cached = PageMeta::head(PageState::PcpHead, Order::ZERO);
-        self.lists[index].insert(&zone.core.pages, idx, cached, Placement::Head);
+        zone.core
+            .pages
+            .set(idx, PageMeta::head(PageState::PcpHead, Order::ZERO));
+        self.mags[index].push_front(idx);
         self.commit_free(zone, Order::ZERO, index);
     }
 
@@ -534,15 +590,14 @@ impl Pcp {
         let mut index = start;
         let pb = ops.z.geo.pageblock;
         while left > 0 && self.count > 0 {
-            while self.lists[index].is_empty() {
+            while self.is_empty_at(index) {
                 index = (index + 1) % NR_PCP_LISTS;
             }
             let order = list_order(index, pb);
             while left > 0 {
-                let Some(idx) = self.lists[index].last() else {
+                let Some(idx) = self.pop_back_at(&ops.z.pages, index) else {
                     break;
                 };
-                self.lists[index].remove(&ops.z.pages, idx);
                 self.count -= order.nr_pages().0;
                 left -= order.nr_pages().0 as i64;
                 ops.z.pages.set(idx, PageMeta::TAIL);
@@ -557,10 +612,52 @@ impl Pcp {
     /// Every block on the lists, with its order, for the invariant walk.
     pub(crate) fn blocks<'a>(&'a self, z: &'a ZoneCore) -> impl Iterator<Item = (u32, Order)> + 'a {
         let pb = z.geo.pageblock;
-        self.lists
+        let cached = self
+            .mags
             .iter()
-            .enumerate()
-            .flat_map(move |(i, list)| list.iter(&z.pages).map(move |idx| (idx, list_order(i, pb))))
+            .flat_map(|m| m.iter().map(|idx| (idx, Order::ZERO)));
+        let linked = self.lists.iter().enumerate().flat_map(move |(i, list)| {
+            let order = list_order(NR_PCP_TYPES + i, pb);
+            list.iter(&z.pages).map(move |idx| (idx, order))
+        });
+        cached.chain(linked)
+    }
+
+    /// Whether list `index` is empty.
+    #[inline(always)]
+    fn is_empty_at(&self, index: usize) -> bool {
+        if index < NR_PCP_TYPES {
+            self.mags[index].is_empty()
+        } else {
+            self.lists[index - NR_PCP_TYPES].is_empty()
+        }
+    }
+
+    /// The first (next to be allocated) block of list `index`.
+    #[inline(always)]
+    fn first_at(&self, index: usize) -> Option<u32> {
+        if index < NR_PCP_TYPES {
+            self.mags[index].first()
+        } else {
+            self.lists[index - NR_PCP_TYPES].first()
+        }
+    }
+
+    /// Takes the last (coldest) block of list `index`, its record left as
+    /// it was.
+    fn pop_back_at(&mut self, pages: &PageTable, index: usize) -> Option<u32> {
+        if index < NR_PCP_TYPES {
+            return self.mags[index].pop_back();
+        }
+        let list = &mut self.lists[index - NR_PCP_TYPES];
+        let idx = list.last()?;
+        list.remove(pages, idx);
+        Some(idx)
+    }
+
+    /// Bytes the magazines hold.
+    pub(crate) fn magazine_bytes(&self) -> usize {
+        self.mags.iter().map(Magazine::bytes).sum()
     }
 }
 

@@ -1,7 +1,8 @@
 //! The per-CPU front end (seed 004): per-CPU lists of small blocks
-//! ([`lists`]), bulk allocation and batched free ([`bulk`]), and holding a
+//! ([`lists`], order 0 in [`magazine`]s), bulk allocation and batched free ([`bulk`]), and holding a
 //! CPU's lists across calls ([`local`]).
 
 pub(crate) mod bulk;
 pub(crate) mod lists;
 pub(crate) mod local;
+pub(crate) mod magazine;
