@@ -844,3 +844,74 @@ fn confinement_evacuation_racing_the_owners_frees() {
         "evacuated {evacuated}, refused {refused}"
     );
 }
+
+// --- (10) borrowed link slots: owners' frees racing buddy-list traffic ----
+
+/// An order-0 free block keeps its back link in its buddy page's link slot
+/// (`engine/page.rs`), written under the zone lock while the buddy is
+/// allocated and owned by someone else. Here every even page of a run
+/// sits alone on the buddy list and its odd buddy is held: one thread
+/// frees buddies through CPU 1 (a compare-and-swap on the hot byte and a
+/// magazine push, which must not touch the slot) and allocates again;
+/// the other allocates through CPU 0 (refills that unlink even pages and
+/// rewrite their neighbours' back links, in the held pages' slots) and
+/// drains every CPU (merges that read the back links the slots hold).
+/// The invariant walk checks every list's back links.
+fn borrowed_slots_vs_owner_frees() {
+    let a = machine(64, PcpMode::Enabled, None);
+    let mut pages = Vec::new();
+    while let Ok(p) = a.alloc_on_cpu(CpuId(0), Order::ZERO, AllocFlags::KERNEL) {
+        pages.push(p);
+    }
+    let mut odd = Vec::new();
+    for p in pages {
+        if p.0 % 2 == 0 {
+            a.free_on_cpu(CpuId(0), p, Order::ZERO).unwrap();
+        } else {
+            odd.push(p);
+        }
+    }
+    a.drain_all();
+    // The even pages are order-0 free blocks on the buddy list (their
+    // buddies held), each with its back link in a held page's slot.
+    let lone = a.zones()[0].nr_free_blocks_of_order(Order::ZERO);
+    assert!(
+        lone >= 8 && odd.len() >= 8,
+        "{lone} lone pages, {} held",
+        odd.len()
+    );
+    odd.sort();
+    let (freed, kept) = odd.split_at(3);
+    let owner = {
+        let a = Arc::clone(&a);
+        let freed = freed.to_vec();
+        thread::spawn(move || {
+            for &p in &freed {
+                a.free_on_cpu(CpuId(1), p, Order::ZERO).unwrap();
+            }
+            alloc(&a, 1, 0)
+        })
+    };
+    let refiller = {
+        let a = Arc::clone(&a);
+        thread::spawn(move || {
+            let got = [alloc(&a, 0, 0), alloc(&a, 0, 0)];
+            a.drain_all();
+            got
+        })
+    };
+    let mut held = vec![join(owner)];
+    held.extend(join(refiller));
+    held.extend(kept.iter().map(|&p| (p, Order::ZERO)));
+    settle(&a, &held);
+    a.drain_all();
+    settle(&a, &held);
+}
+
+#[test]
+fn borrowed_link_slots_racing_the_owners_frees() {
+    explore(
+        "borrowed link slots vs owner",
+        borrowed_slots_vs_owner_frees,
+    );
+}
