@@ -20,7 +20,7 @@ use crate::engine::buddy::FreePlacement;
 use crate::engine::page::{PageMeta, PageState};
 use crate::error::BlockError;
 use crate::events::FreeKind;
-use crate::pcp::lists::{pcp_free_index, CpuLists};
+use crate::pcp::lists::CpuLists;
 use crate::units::{CpuId, MigrateType, Order, Pfn};
 
 /// Whether a caller holds the zone lock already.
@@ -212,9 +212,9 @@ impl<R: RawMutex> Allocator<R> {
         order: Order,
     ) -> Option<usize> {
         let z = &self.zones[zi].core;
-        let mt = z.block_mt(pfn);
-        let index = pcp_free_index(order, mt, z.geo.pageblock).filter(|_| z.caches(mt, order))?;
-        (!lists.zones[zi].declines(z, index, z.idx(pfn))).then_some(index)
+        let pcp = &lists.zones[zi];
+        let index = pcp.free_lists.get(z.block_mt(pfn), order)?;
+        (!pcp.declines(z, index, z.idx(pfn))).then_some(index)
     }
 
     /// Frees the allocated block `pfn`/`order`, whose record read `meta`,

@@ -23,6 +23,28 @@ const BLOCK_MT_MASK: u32 = 0x7f;
 /// migratetype so that undoing an isolation restores the type it had.
 const BLOCK_ISOLATE_BIT: u32 = 0x80;
 
+/// The type the free lists see for each low byte of a slot: `Isolate`
+/// with the mark, else the stored type (movable for a value no type has,
+/// which nothing stores).
+static BLOCK_TYPES: [MigrateType; 256] = {
+    let mut table = [MigrateType::Movable; 256];
+    let mut bits = 0;
+    while bits < 256 {
+        table[bits] = if bits as u32 & BLOCK_ISOLATE_BIT != 0 {
+            MigrateType::Isolate
+        } else {
+            let mt = bits & BLOCK_MT_MASK as usize;
+            if mt < MigrateType::ALL.len() {
+                MigrateType::ALL[mt]
+            } else {
+                MigrateType::Movable
+            }
+        };
+        bits += 1;
+    }
+    table
+};
+
 /// Shift of the free-page count in a [`BlockTable`] slot.
 const BLOCK_FREE_SHIFT: u32 = 8;
 
@@ -50,11 +72,8 @@ impl BlockTable {
     /// isolate mark is set, else its migratetype.
     #[inline]
     pub(crate) fn get(&self, pfn: Pfn) -> MigrateType {
-        let bits = self.slot(pfn).load(Ordering::Relaxed);
-        if bits & BLOCK_ISOLATE_BIT != 0 {
-            return MigrateType::Isolate;
-        }
-        MigrateType::from_index((bits & BLOCK_MT_MASK) as usize).unwrap_or(MigrateType::Movable)
+        // The low byte is the type and the isolate mark: one table load.
+        BLOCK_TYPES[self.slot(pfn).load(Ordering::Relaxed) as u8 as usize]
     }
 
     /// The pageblock's migratetype under any isolate mark: the type an

@@ -16,7 +16,7 @@ use crate::engine::watermark::AllocMode;
 use crate::engine::zone::ZoneGuard;
 use crate::error::{AllocError, BlockError, BulkFreeError};
 use crate::events::{AllocKind, FreeKind};
-use crate::pcp::lists::{pcp_free_index, pcp_index, CpuLists};
+use crate::pcp::lists::{pcp_index, CpuLists};
 use crate::units::{AllocFlags, CpuId, Order, Pfn};
 
 impl<R: RawMutex> Allocator<R> {
@@ -167,9 +167,7 @@ impl<R: RawMutex> Allocator<R> {
                     let zone = &self.zones[zi];
                     let z = &zone.core;
                     let idx = z.idx(pfn);
-                    let mt = z.block_mt(pfn);
-                    let cached = pcp_free_index(Order::ZERO, mt, z.geo.pageblock)
-                        .filter(|_| z.caches(mt, Order::ZERO));
+                    let cached = held.zones[zi].free_lists.get(z.block_mt(pfn), Order::ZERO);
                     match cached {
                         // The high mark and drains move page by page,
                         // exactly as single frees would move them.

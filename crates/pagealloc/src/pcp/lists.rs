@@ -27,7 +27,9 @@ use crate::engine::watermark::AllocMode;
 use crate::engine::zone::{Zone, ZoneCore, ZoneOps};
 use crate::pcp::magazine::Magazine;
 use crate::stats::VmStats;
-use crate::units::{MigrateType, Order, Pfn, NR_PCP_TYPES, NR_ZONE_TYPES};
+use crate::units::{
+    MigrateType, Order, Pfn, MAX_NR_ORDERS, NR_MIGRATE_TYPES, NR_PCP_TYPES, NR_ZONE_TYPES,
+};
 
 /// The highest order kept per migratetype (Linux `PAGE_ALLOC_COSTLY_ORDER`).
 pub(crate) const COSTLY_ORDER: u8 = 3;
@@ -111,6 +113,47 @@ pub(crate) fn pcp_free_index(
     pcp_index(order, pcp_migratetype(block_mt)?, pageblock)
 }
 
+/// Per pageblock migratetype and order, the list a freed block goes on:
+/// [`pcp_free_index`] with the placement policies' bypasses folded in
+/// (`ZoneCore::caches`), computed once from the configuration, so the
+/// free fast path decides with one table load.
+#[derive(Clone, Debug)]
+pub(crate) struct FreeLists([[u8; MAX_NR_ORDERS]; NR_MIGRATE_TYPES]);
+
+/// A [`FreeLists`] entry for "not cached".
+const NO_LIST: u8 = u8::MAX;
+
+impl FreeLists {
+    fn new(config: &Config) -> FreeLists {
+        let pageblock = config.pageblock();
+        let mut table = [[NO_LIST; MAX_NR_ORDERS]; NR_MIGRATE_TYPES];
+        for (mt_index, row) in table.iter_mut().enumerate() {
+            let Some(mt) = MigrateType::from_index(mt_index) else {
+                continue;
+            };
+            for (o, entry) in row.iter_mut().enumerate() {
+                let Some(order) = Order::new(o as u8) else {
+                    continue;
+                };
+                let bypassed =
+                    config.packing.bypasses_pcp(mt, order) || config.confinement.confines(mt);
+                if let Some(index) = pcp_free_index(order, mt, pageblock).filter(|_| !bypassed) {
+                    *entry = index as u8;
+                }
+            }
+        }
+        FreeLists(table)
+    }
+
+    /// The list a block of `order` freed from a pageblock of type `mt`
+    /// goes on, if any.
+    #[inline(always)]
+    pub(crate) fn get(&self, mt: MigrateType, order: Order) -> Option<usize> {
+        let index = self.0[mt.idx()][order.idx()];
+        (index != NO_LIST).then_some(index as usize)
+    }
+}
+
 /// Linux `zone_batchsize`: ~0.1% of the zone or 1 MiB, whichever is
 /// smaller, divided by 4 and clamped to `2^n - 1`, at least 1.
 pub(crate) fn zone_batchsize(managed: u64, config: &Config) -> u64 {
@@ -192,6 +235,8 @@ pub(crate) struct Pcp {
     mags: [Magazine; NR_PCP_TYPES],
     /// The other lists (index `NR_PCP_TYPES + i`).
     lists: [ListHead; NR_LINKED_LISTS],
+    /// Which list a freed block goes on.
+    pub(crate) free_lists: FreeLists,
     /// Pages on all lists.
     pub(crate) count: u64,
     pub(crate) high: u64,
@@ -231,6 +276,7 @@ impl Pcp {
             low_region: u32::MAX,
             mags: [Magazine::EMPTY; NR_PCP_TYPES],
             lists: [ListHead::EMPTY; NR_LINKED_LISTS],
+            free_lists: FreeLists::new(config),
             count: 0,
             high: high_min,
             high_min,
