@@ -6,8 +6,9 @@
 //! `cargo run --release -p pagealloc --example hot_loops -- MODE N`, where
 //! MODE is `single` (order-0 alloc + free through CPU 0's lists, one call
 //! each), `nopcp` (the same with per-CPU lists off: the buddy path), `bulk`
-//! (`alloc_bulk` + `free_bulk` of 64 pages; N counts pages) or `churn`
-//! (free a random held page, allocate one). The machine is the benchmarks'
+//! (`alloc_bulk` + `free_bulk` of 64 pages; N counts pages), `churn`
+//! (free a random held page, allocate one) or `order9` (an order-9
+//! alloc + free through CPU 0's lists, the pageblock-order list). The machine is the benchmarks'
 //! (benches/pcp.rs): 1 GiB of 4 KiB pages in one Normal zone, half held in
 //! blocks of random orders 0..=3 (`churn`: order-0 pages). It uses only
 //! calls that every version of the crate since the per-CPU front end has,
@@ -46,6 +47,13 @@ fn main() {
                 a.free_on_cpu(cpu, black_box(p), o0).expect("free");
             }
         }
+        "order9" => {
+            let o9 = Order::new(9).expect("order 9");
+            for _ in 0..n {
+                let p = a.alloc_on_cpu(cpu, o9, kernel).expect("alloc");
+                a.free_on_cpu(cpu, black_box(p), o9).expect("free");
+            }
+        }
         "bulk" => {
             let mut buf = [Pfn(0); BULK];
             for _ in 0..n / BULK as u64 {
@@ -64,7 +72,7 @@ fn main() {
             }
         }
         other => {
-            eprintln!("unknown mode {other}: single, nopcp, bulk or churn");
+            eprintln!("unknown mode {other}: single, nopcp, order9, bulk or churn");
             std::process::exit(2);
         }
     }

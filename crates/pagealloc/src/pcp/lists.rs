@@ -528,16 +528,11 @@ impl Pcp {
             {
                 break;
             }
-            let mag = &mut self.mags[index];
-            let mut n = 0;
-            for slot in &mut out[got..] {
-                let Some(idx) = mag.pop_front() else {
-                    break;
-                };
+            let taken = self.mags[index].pop_front_into(&mut out[got..], |idx| {
                 z.pages.set(idx, meta);
-                *slot = z.pfn(idx);
-                n += 1;
-            }
+                z.pfn(idx)
+            });
+            let n = taken as u64;
             self.count -= n;
             self.free_count >>= n.min(u64::BITS as u64 - 1);
             self.stats.alloc_calls[0] += n;

@@ -92,6 +92,29 @@ impl Magazine {
         Some(idx)
     }
 
+    /// Takes entries from the front into `out`, as many as fit or are
+    /// held, each mapped by `f`; returns how many. The ring is read as at
+    /// most two contiguous runs.
+    #[inline]
+    pub(crate) fn pop_front_into<T>(
+        &mut self,
+        out: &mut [T],
+        mut f: impl FnMut(u32) -> T,
+    ) -> usize {
+        let n = out.len().min(self.len);
+        let first_run = n.min(self.slots.len() - self.head);
+        let (head, wrapped) = out[..n].split_at_mut(first_run);
+        for (slot, &idx) in head.iter_mut().zip(&self.slots[self.head..]) {
+            *slot = f(idx);
+        }
+        for (slot, &idx) in wrapped.iter_mut().zip(&self.slots[..]) {
+            *slot = f(idx);
+        }
+        self.head = (self.head + n) & self.mask();
+        self.len -= n;
+        n
+    }
+
     /// Takes the back entry.
     #[inline]
     pub(crate) fn pop_back(&mut self) -> Option<u32> {
@@ -160,6 +183,13 @@ mod tests {
                 }
                 3 => assert_eq!(m.pop_front(), model.pop_front()),
                 _ => assert_eq!(m.pop_back(), model.pop_back()),
+            }
+            if step % 89 == 0 {
+                let mut out = [0u32; 5];
+                let n = m.pop_front_into(&mut out, |idx| idx);
+                let expect: Vec<u32> = (0..n).filter_map(|_| model.pop_front()).collect();
+                assert_eq!(&out[..n], &expect[..]);
+                assert_eq!(n, 5.min(n + model.len()));
             }
             if step % 97 == 0 && !model.is_empty() {
                 let i = (x as usize) % model.len();
