@@ -16,7 +16,7 @@ use crate::config::{CmaSupport, Config};
 use crate::engine::watermark::AllocMode;
 use crate::engine::zone::ZoneOps;
 use crate::events::FallbackEvent;
-use crate::pcp::lists::PcpList;
+use crate::pcp::index::PcpList;
 use crate::policy::PackClaim;
 use crate::stats::VmStats;
 use crate::units::{AllocFlags, MigrateType, Order, ZoneType};

@@ -16,7 +16,8 @@ use crate::engine::watermark::AllocMode;
 use crate::engine::zone::Zone;
 use crate::error::AllocError;
 use crate::events::AllocKind;
-use crate::pcp::lists::{pcp_index, CpuLists};
+use crate::pcp::index::pcp_index;
+use crate::pcp::lists::CpuLists;
 use crate::request::Request;
 use crate::units::{AllocFlags, CpuId, MigrateType, NodeId, Order, Pfn, ZoneType};
 

@@ -16,7 +16,8 @@ use crate::engine::watermark::AllocMode;
 use crate::engine::zone::ZoneGuard;
 use crate::error::{AllocError, BlockError, BulkFreeError};
 use crate::events::{AllocKind, FreeKind};
-use crate::pcp::lists::{pcp_index, CpuLists};
+use crate::pcp::index::pcp_index;
+use crate::pcp::lists::CpuLists;
 use crate::units::{AllocFlags, CpuId, Order, Pfn};
 
 impl<R: RawMutex> Allocator<R> {
