@@ -41,7 +41,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The order-0 per-CPU magazines keep their rings as large as they have
     // grown: after half the memory went through CPU 0 as order-0 pages
     // of each ordinary type, they hold what they can at their high mark.
-    for flags in [AllocFlags::KERNEL, AllocFlags::HIGHUSER_MOVABLE, AllocFlags::RECLAIMABLE] {
+    for flags in [
+        AllocFlags::KERNEL,
+        AllocFlags::HIGHUSER_MOVABLE,
+        AllocFlags::RECLAIMABLE,
+    ] {
         let pages: Vec<Pfn> = (0..(1 << 17))
             .map_while(|_| a.alloc(Order::ZERO, flags).ok())
             .collect();
