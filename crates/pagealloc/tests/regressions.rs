@@ -1,5 +1,6 @@
-//! Regression tests for the six bugs confirmed in the layout issue: each
-//! failed on the code before the fix.
+//! Regression tests for the six bugs confirmed in the layout issue, and
+//! for bugs found later (by the soak): each failed on the code before the
+//! fix.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -286,4 +287,50 @@ fn api_findings() {
     let p = b.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap();
     assert_ne!(a.digest(), b.digest());
     b.free(p, Order::ZERO).unwrap();
+}
+
+/// Found by the soak on 2026-12-05 (seed 1, configuration 5): an order-0
+/// free block keeps its back link in its buddy's link slot, which is only
+/// free when two free order-0 buddies always merge. With a single order
+/// nothing merges, so free buddies are listed side by side; with the
+/// borrowed slot their links overwrote each other and the list's back
+/// links broke. Such zones keep back links of their own.
+#[test]
+fn free_order0_buddies_that_cannot_merge_keep_their_links() {
+    for pcp in [pagealloc::PcpMode::Enabled, pagealloc::PcpMode::Disabled] {
+        let config = Config {
+            zone_bounds: ZoneBounds::NORMAL_ONLY,
+            min_free: MinFree::Kbytes(16),
+            nr_orders: 1,
+            pageblock_order: 0,
+            pcp,
+            ..Config::default()
+        };
+        let map = MemoryMap::contiguous(Pfn(0x10_0000), PageCount(256)).unwrap();
+        let a: Allocator = Allocator::new(map, config).unwrap();
+        let mut pages: Vec<Pfn> = (0..200)
+            .map_while(|_| a.alloc(Order::ZERO, AllocFlags::KERNEL).ok())
+            .collect();
+        assert!(pages.len() >= 128, "{} pages", pages.len());
+        pages.sort();
+        // Every even frame first, then the odd ones: each free lands beside
+        // its free buddy, which it cannot merge with.
+        let (even, odd): (Vec<Pfn>, Vec<Pfn>) = pages.iter().partition(|p| p.0 % 2 == 0);
+        for p in even.iter().chain(&odd) {
+            a.free(*p, Order::ZERO).unwrap();
+            a.check_invariants().unwrap();
+        }
+        a.drain_all();
+        a.check_invariants().unwrap();
+        let again: Vec<Pfn> = (0..pages.len())
+            .map(|_| a.alloc(Order::ZERO, AllocFlags::KERNEL).unwrap())
+            .collect();
+        a.check_invariants().unwrap();
+        for p in again {
+            a.free(p, Order::ZERO).unwrap();
+        }
+        a.drain_all();
+        a.check_invariants().unwrap();
+        assert_eq!(a.nr_allocated_pages(), 0);
+    }
 }

@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn head_tail_and_unlink() {
-        let p = PageTable::new(8, 0);
+        let p = PageTable::new(8, 0, true);
         let mut l = ListHead::EMPTY;
         let m = PageMeta::head(PageState::FreeHead, Order::ZERO);
         // Order-0 blocks, no two of them buddies (an order-0 block keeps

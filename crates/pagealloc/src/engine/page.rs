@@ -19,7 +19,11 @@
 //!   That slot is free to borrow: an order-0 block's buddy is itself an
 //!   order-0 block (or a hole), and it is never linked while the block is,
 //!   because two free order-0 buddies merge (invariant 3) and per-CPU
-//!   order-0 pages sit in magazines, not lists (`pcp::magazine`).
+//!   order-0 pages sit in magazines, not lists (`pcp::magazine`). Two
+//!   configurations break that rule, and keep a second link array for
+//!   `prev` instead (nine bytes per page): a single order (nothing
+//!   merges), and one-page pageblocks (order-0 buddies in pageblocks of
+//!   different types do not merge).
 //!
 //! The hot byte:
 //!
@@ -132,18 +136,27 @@ pub(crate) struct PageTable {
     hot: Box<[AtomicU8]>,
     /// Link slots, offset by `parity` so that slot parity is pfn parity.
     links: Box<[AtomicU32]>,
+    /// `prev` links of their own, where order-0 buddies may both be
+    /// listed (see the module docs); `None` when `prev` borrows the
+    /// buddy's slot.
+    prevs: Option<Box<[AtomicU32]>>,
     /// The zone's first pfn modulo 2.
     parity: u32,
 }
 
 impl PageTable {
-    /// `n` tail records for a zone whose first pfn is `start_pfn`.
-    pub(crate) fn new(n: usize, start_pfn: u64) -> PageTable {
+    /// `n` tail records for a zone whose first pfn is `start_pfn`;
+    /// `buddies_merge` says that two free order-0 buddies always merge
+    /// (more than one order, pageblocks of more than one page), so `prev`
+    /// may borrow the buddy's slot.
+    pub(crate) fn new(n: usize, start_pfn: u64, buddies_merge: bool) -> PageTable {
+        let slots = |n: usize| (0..n).map(|_| AtomicU32::new(NIL)).collect();
         PageTable {
             hot: (0..n).map(|_| AtomicU8::new(0)).collect(),
             // One slot of padding at each end: the buddy slot of the first
             // or last page may lie just outside the zone.
-            links: (0..n + 2).map(|_| AtomicU32::new(NIL)).collect(),
+            links: slots(n + 2),
+            prevs: (!buddies_merge).then(|| slots(n + 2)),
             parity: (start_pfn & 1) as u32,
         }
     }
@@ -193,7 +206,10 @@ impl PageTable {
     /// The entry before listed head `idx`.
     #[inline]
     pub(crate) fn prev(&self, idx: u32) -> u32 {
-        self.links[self.prev_slot(idx)].load(Ordering::Relaxed)
+        match &self.prevs {
+            None => self.links[self.prev_slot(idx)].load(Ordering::Relaxed),
+            Some(prevs) => prevs[self.next_slot(idx)].load(Ordering::Relaxed),
+        }
     }
 
     #[inline]
@@ -203,7 +219,10 @@ impl PageTable {
 
     #[inline]
     pub(crate) fn set_prev(&self, idx: u32, prev: u32) {
-        self.links[self.prev_slot(idx)].store(prev, Ordering::Relaxed)
+        match &self.prevs {
+            None => self.links[self.prev_slot(idx)].store(prev, Ordering::Relaxed),
+            Some(prevs) => prevs[self.next_slot(idx)].store(prev, Ordering::Relaxed),
+        }
     }
 
     /// The hot byte and the `next` slot of `idx`, for digests.
@@ -215,25 +234,29 @@ impl PageTable {
         self.hot.len()
     }
 
-    /// Bytes of the two arrays.
+    /// Bytes of the arrays.
     pub(crate) fn bytes(&self) -> usize {
-        self.hot.len() + self.links.len() * core::mem::size_of::<u32>()
+        let prevs = self.prevs.as_ref().map_or(0, |p| p.len());
+        self.hot.len() + (self.links.len() + prevs) * core::mem::size_of::<u32>()
     }
 }
 
 impl Clone for PageTable {
     fn clone(&self) -> PageTable {
+        let copy = |slots: &[AtomicU32]| -> Box<[AtomicU32]> {
+            slots
+                .iter()
+                .map(|a| AtomicU32::new(a.load(Ordering::Relaxed)))
+                .collect()
+        };
         PageTable {
             hot: self
                 .hot
                 .iter()
                 .map(|a| AtomicU8::new(a.load(Ordering::Relaxed)))
                 .collect(),
-            links: self
-                .links
-                .iter()
-                .map(|a| AtomicU32::new(a.load(Ordering::Relaxed)))
-                .collect(),
+            links: copy(&self.links),
+            prevs: self.prevs.as_deref().map(copy),
             parity: self.parity,
         }
     }
@@ -428,7 +451,7 @@ mod tests {
     fn links_of_a_head_use_its_own_and_its_buddy_slot() {
         // Zone starting at an odd pfn: index 0 is pfn 1, whose buddy
         // (pfn 0) lies outside the zone, in the padding slot.
-        let p = PageTable::new(8, 1);
+        let p = PageTable::new(8, 1, true);
         p.set_next(0, 5);
         p.set_prev(0, 6);
         assert_eq!((p.next(0), p.prev(0)), (5, 6));
@@ -440,6 +463,22 @@ mod tests {
         // The last index of an odd-started zone has its buddy past the end.
         p.set_prev(7, 1);
         assert_eq!(p.prev(7), 1);
+    }
+
+    #[test]
+    fn without_merging_prev_links_have_slots_of_their_own() {
+        let p = PageTable::new(8, 0, false);
+        // Buddies 2 and 3 both listed, as two free order-0 pages that may
+        // not merge are.
+        p.set_next(2, 3);
+        p.set_prev(2, NIL);
+        p.set_next(3, NIL);
+        p.set_prev(3, 2);
+        assert_eq!(
+            (p.next(2), p.prev(2), p.next(3), p.prev(3)),
+            (3, NIL, NIL, 2)
+        );
+        assert!(p.bytes() > PageTable::new(8, 0, true).bytes());
     }
 
     #[test]

@@ -233,7 +233,11 @@ impl ZoneCore {
             geo,
             packing: config.packing,
             confinement: config.confinement,
-            pages: PageTable::new(span.nr_spanned() as usize, span.start.0),
+            pages: PageTable::new(
+                span.nr_spanned() as usize,
+                span.start.0,
+                geo.max_order > Order::ZERO && geo.pageblock > Order::ZERO,
+            ),
             blocks: BlockTable::new(span.start, span.end, geo.pageblock, MigrateType::Movable),
             watermarks: Watermarks::default(),
             lowmem_reserve: [0; NR_ZONE_TYPES],

@@ -144,7 +144,7 @@ mod tests {
             4,
             crate::policy::RegionMixing::Segregated,
         );
-        let pages = PageTable::new(64, 0);
+        let pages = PageTable::new(64, 0, true);
         let mut s = SortedLists::new(1, 4);
         let mut list = ListHead::EMPTY;
         let m = PageMeta::head(PageState::FreeHead, Order::ZERO);
