@@ -134,12 +134,15 @@ impl core::fmt::Debug for PageMeta {
 /// The records of one zone's pages, index = pfn - zone start.
 pub(crate) struct PageTable {
     hot: Box<[AtomicU8]>,
-    /// Link slots, offset by `parity` so that slot parity is pfn parity.
+    /// Link slots, offset by `parity` so that slot parity is pfn parity;
+    /// where order-0 buddies may both be listed (see the module docs),
+    /// followed by as many slots of `prev` links of their own.
     links: Box<[AtomicU32]>,
-    /// `prev` links of their own, where order-0 buddies may both be
-    /// listed (see the module docs); `None` when `prev` borrows the
-    /// buddy's slot.
-    prevs: Option<Box<[AtomicU32]>>,
+    /// The `prev` link of the block whose `next` is in slot `s` is in slot
+    /// `(s ^ prev_xor) + prev_offset`: `(1, 0)` borrows the buddy's slot,
+    /// `(0, n + 2)` uses the second half.
+    prev_xor: u32,
+    prev_offset: u32,
     /// The zone's first pfn modulo 2.
     parity: u32,
 }
@@ -150,13 +153,19 @@ impl PageTable {
     /// (more than one order, pageblocks of more than one page), so `prev`
     /// may borrow the buddy's slot.
     pub(crate) fn new(n: usize, start_pfn: u64, buddies_merge: bool) -> PageTable {
-        let slots = |n: usize| (0..n).map(|_| AtomicU32::new(NIL)).collect();
+        // One slot of padding at each end: the buddy slot of the first or
+        // last page may lie just outside the zone.
+        let half = n + 2;
+        let (prev_xor, prev_offset, len) = if buddies_merge {
+            (1, 0, half)
+        } else {
+            (0, half as u32, 2 * half)
+        };
         PageTable {
             hot: (0..n).map(|_| AtomicU8::new(0)).collect(),
-            // One slot of padding at each end: the buddy slot of the first
-            // or last page may lie just outside the zone.
-            links: slots(n + 2),
-            prevs: (!buddies_merge).then(|| slots(n + 2)),
+            links: (0..len).map(|_| AtomicU32::new(NIL)).collect(),
+            prev_xor,
+            prev_offset,
             parity: (start_pfn & 1) as u32,
         }
     }
@@ -191,10 +200,11 @@ impl PageTable {
         (idx + self.parity) as usize
     }
 
-    /// The slot holding its `prev` link: the pfn-buddy page's slot.
+    /// The slot holding its `prev` link: the pfn-buddy page's slot, or
+    /// its own in the second half.
     #[inline(always)]
     fn prev_slot(&self, idx: u32) -> usize {
-        ((idx + self.parity) ^ 1) as usize
+        (((idx + self.parity) ^ self.prev_xor) + self.prev_offset) as usize
     }
 
     /// The next entry after listed head `idx`.
@@ -206,10 +216,7 @@ impl PageTable {
     /// The entry before listed head `idx`.
     #[inline]
     pub(crate) fn prev(&self, idx: u32) -> u32 {
-        match &self.prevs {
-            None => self.links[self.prev_slot(idx)].load(Ordering::Relaxed),
-            Some(prevs) => prevs[self.next_slot(idx)].load(Ordering::Relaxed),
-        }
+        self.links[self.prev_slot(idx)].load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -219,10 +226,7 @@ impl PageTable {
 
     #[inline]
     pub(crate) fn set_prev(&self, idx: u32, prev: u32) {
-        match &self.prevs {
-            None => self.links[self.prev_slot(idx)].store(prev, Ordering::Relaxed),
-            Some(prevs) => prevs[self.next_slot(idx)].store(prev, Ordering::Relaxed),
-        }
+        self.links[self.prev_slot(idx)].store(prev, Ordering::Relaxed)
     }
 
     /// The hot byte and the `next` slot of `idx`, for digests.
@@ -236,27 +240,25 @@ impl PageTable {
 
     /// Bytes of the arrays.
     pub(crate) fn bytes(&self) -> usize {
-        let prevs = self.prevs.as_ref().map_or(0, |p| p.len());
-        self.hot.len() + (self.links.len() + prevs) * core::mem::size_of::<u32>()
+        self.hot.len() + self.links.len() * core::mem::size_of::<u32>()
     }
 }
 
 impl Clone for PageTable {
     fn clone(&self) -> PageTable {
-        let copy = |slots: &[AtomicU32]| -> Box<[AtomicU32]> {
-            slots
-                .iter()
-                .map(|a| AtomicU32::new(a.load(Ordering::Relaxed)))
-                .collect()
-        };
         PageTable {
             hot: self
                 .hot
                 .iter()
                 .map(|a| AtomicU8::new(a.load(Ordering::Relaxed)))
                 .collect(),
-            links: copy(&self.links),
-            prevs: self.prevs.as_deref().map(copy),
+            links: self
+                .links
+                .iter()
+                .map(|a| AtomicU32::new(a.load(Ordering::Relaxed)))
+                .collect(),
+            prev_xor: self.prev_xor,
+            prev_offset: self.prev_offset,
             parity: self.parity,
         }
     }
