@@ -229,11 +229,6 @@ impl PageTable {
         self.links[self.prev_slot(idx)].store(prev, Ordering::Relaxed)
     }
 
-    /// The hot byte and the `next` slot of `idx`, for digests.
-    pub(crate) fn raw(&self, idx: u32) -> u64 {
-        u64::from(self.get(idx).0) | u64::from(self.next(idx)) << 8
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.hot.len()
     }
@@ -338,6 +333,11 @@ impl PageMeta {
     /// The allocated record [`PageMeta::freeing`] came from.
     pub(crate) fn unfreeing(self) -> PageMeta {
         PageMeta(ALLOC_BIT | (self.0 & 0b11) << MT_SHIFT)
+    }
+
+    /// The raw byte, for digests.
+    pub(crate) fn bits(self) -> u8 {
+        self.0
     }
 
     fn kind(self) -> u8 {

@@ -23,12 +23,15 @@ impl Fnv {
 
 impl<R: RawMutex> Allocator<R> {
     /// A 64-bit digest of everything that decides future answers: every
-    /// page record (state, order, flags, list links, an allocation's
-    /// migratetype), every pageblock's type and isolate mark, pages offline, every CMA
-    /// area's bitmap, every free list's ends and
-    /// length, the free counters, and every CPU's lists and tuning. Counters
-    /// of past events ([`Allocator::stats`]) are left out. It holds every
-    /// lock while it reads, and costs one pass over the page records.
+    /// page's hot record (state, order, flags, an allocation's
+    /// migratetype), every pageblock's type and isolate mark, pages
+    /// offline, every CMA area's bitmap, every free list's entries in
+    /// order, the free counters, and every CPU's lists (entries in order)
+    /// and tuning. Link slots are not read as such: a slot outside a list
+    /// keeps whatever it last held, which decides nothing. Counters of
+    /// past events ([`Allocator::stats`]) are left out. It holds every
+    /// lock while it reads, and costs one pass over the page records and
+    /// the lists.
     pub fn digest(&self) -> u64 {
         let held = self.hold_all();
         let mut h = Fnv(Fnv::OFFSET);
@@ -36,7 +39,7 @@ impl<R: RawMutex> Allocator<R> {
             let z = &zone.core;
             h.word(z.start.0);
             for idx in 0..z.pages.len() as u32 {
-                h.word(z.pages.raw(idx));
+                h.word(u64::from(z.pages.get(idx).bits()));
             }
             h.word(z.nr_offline);
             for start in z.pageblock_starts() {
@@ -48,8 +51,9 @@ impl<R: RawMutex> Allocator<R> {
                 h.word(area.nr_free);
                 for list in &area.lists {
                     h.word(list.len());
-                    h.word(list.first().map_or(u64::MAX, u64::from));
-                    h.word(list.last().map_or(u64::MAX, u64::from));
+                    for idx in list.iter(&z.pages) {
+                        h.word(u64::from(idx));
+                    }
                 }
             }
             for w in [
@@ -75,6 +79,11 @@ impl<R: RawMutex> Allocator<R> {
         for lists in &held.cpus {
             for info in lists.info() {
                 for w in [info.count, info.high, info.batch] {
+                    h.word(w);
+                }
+            }
+            for (pcp, zone) in lists.zones.iter().zip(&self.zones) {
+                for w in pcp.contents(&zone.core) {
                     h.word(w);
                 }
             }

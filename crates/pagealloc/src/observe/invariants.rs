@@ -334,6 +334,13 @@ fn check_zone(
                 format!("a per-CPU list set holds {pages} pages, says {}", pcp.count),
             ));
         }
+        if let Some(idx) = pcp.broken_back_link(zone) {
+            return Err(violation(
+                4,
+                zone,
+                format!("{} on a per-CPU list has a broken back link", zone.pfn(idx)),
+            ));
+        }
         listed += pages;
     }
     if listed != cached {

@@ -19,7 +19,7 @@ use lock_api::RawMutex;
 use crate::config::Config;
 use crate::engine::buddy::FreePlacement;
 use crate::engine::free_list::ListHead;
-use crate::engine::page::{PageMeta, PageState, PageTable};
+use crate::engine::page::{PageMeta, PageState, PageTable, NIL};
 use crate::engine::watermark::AllocMode;
 use crate::engine::zone::{Zone, ZoneCore, ZoneOps};
 use crate::pcp::index::{list_order, FreeLists, PcpList, NR_LINKED_LISTS, NR_PCP_LISTS};
@@ -255,7 +255,7 @@ impl Pcp {
     #[inline(always)]
     fn count_taken(&mut self, order: Order) {
         self.count -= order.nr_pages().0;
-        self.tune.taken(order.nr_pages().0);
+        self.tune.taken(1);
         self.stats.count_alloc(order);
     }
 
@@ -433,6 +433,41 @@ impl Pcp {
         let idx = list.last()?;
         list.remove(pages, idx);
         Some(idx)
+    }
+
+    /// The first entry of a linked list whose back link does not name the
+    /// entry before it (or whose last entry is not the list's last), for
+    /// the invariant walk.
+    pub(crate) fn broken_back_link(&self, z: &ZoneCore) -> Option<u32> {
+        for list in &self.lists {
+            let mut prev = NIL;
+            for idx in list.iter(&z.pages) {
+                if z.pages.prev(idx) != prev {
+                    return Some(idx);
+                }
+                prev = idx;
+            }
+            if list.last().unwrap_or(NIL) != prev {
+                return Some(prev);
+            }
+        }
+        None
+    }
+
+    /// Every list's length and entries in order (magazines first, then
+    /// the linked lists), for the allocator's digest.
+    pub(crate) fn contents(&self, z: &ZoneCore) -> alloc::vec::Vec<u64> {
+        let mut words = alloc::vec::Vec::new();
+        for mag in &self.mags {
+            let entries: alloc::vec::Vec<u64> = mag.iter().map(u64::from).collect();
+            words.push(entries.len() as u64);
+            words.extend(entries);
+        }
+        for list in &self.lists {
+            words.push(list.len());
+            words.extend(list.iter(&z.pages).map(u64::from));
+        }
+        words
     }
 
     /// Bytes the magazines hold.

@@ -15,12 +15,13 @@
 //! [`Allocator::drain_local`], and the readers that take every CPU's lock:
 //! [`Allocator::stats`], [`Allocator::nr_pcp_pages`],
 //! [`Allocator::nr_pcp_pages_per_zone`], [`Allocator::nr_allocated_pages`],
-//! [`Allocator::pcp_info`], [`Allocator::check_invariants`], cloning), so
+//! [`Allocator::pcp_info`], [`Allocator::metadata_bytes`],
+//! [`Allocator::check_invariants`], cloning), so
 //! it is for short runs of work, like an interrupts-off section. The
 //! thread that holds it calls the guard's own forms of those instead
 //! ([`LocalLists::stats`], [`LocalLists::nr_pcp_pages`],
 //! [`LocalLists::nr_pcp_pages_per_zone`], [`LocalLists::nr_allocated_pages`],
-//! [`LocalLists::pcp_info`], [`LocalLists::check_invariants`],
+//! [`LocalLists::pcp_info`], [`LocalLists::metadata_bytes`], [`LocalLists::check_invariants`],
 //! [`LocalLists::snapshot`], [`LocalLists::drain`],
 //! [`LocalLists::drain_all`]): each lets go of the lists for the call and
 //! takes them back after, so it never waits for another CPU while holding
@@ -184,6 +185,11 @@ impl<R: RawMutex> LocalLists<'_, R> {
     /// [`Allocator::pcp_info`] of the held CPU (no lock needed).
     pub fn pcp_info(&self) -> Vec<PcpInfo> {
         self.lists.info()
+    }
+
+    /// [`Allocator::metadata_bytes`] from the holder.
+    pub fn metadata_bytes(&mut self) -> u64 {
+        self.let_go(Allocator::metadata_bytes)
     }
 
     /// [`Allocator::check_invariants`] from the holder.

@@ -116,10 +116,11 @@ impl Tuning {
         batch
     }
 
-    /// `pages` pages were allocated from the lists.
+    /// `blocks` blocks were allocated from the lists: each halves the
+    /// free count, whatever its order (Linux `rmqueue_pcplist`).
     #[inline(always)]
-    pub(crate) fn taken(&mut self, pages: u64) {
-        self.free_count >>= pages.min(u64::BITS as u64 - 1);
+    pub(crate) fn taken(&mut self, blocks: u64) {
+        self.free_count >>= blocks.min(u64::BITS as u64 - 1);
     }
 
     /// A block of `order` joined the lists, which now hold `count` pages
