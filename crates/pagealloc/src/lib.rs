@@ -125,7 +125,7 @@ pub use config::{
 pub use contig::migrate::{MigrateRefusal, Migrator};
 pub use contig::range::{ContigAlloc, ContigConstraints, CONTIG_MIGRATE_TRIES};
 pub use engine::page::{PageState, MAX_ZONE_PAGES, PAGE_RECORD_BYTES};
-pub use engine::zone::{BlockInfo, Watermarks, Zone};
+pub use engine::zone::{Watermarks, Zone};
 pub use error::{
     AllocError, BlockError, BulkFreeError, CmaAreaProblem, ConfigError, ContigError, InvalidCpu,
     InvariantViolation, LocalError, RangeProblem, ReportingProblem,
@@ -136,6 +136,7 @@ pub use events::{
 pub use layout::{MemRange, MemoryMap};
 pub use observe::report;
 pub use observe::report::{BuddyInfo, FragIndex, FragIndexKind, PageTypeInfo, ZoneInfo};
+pub use observe::walk::BlockInfo;
 pub use pcp::lists::PcpInfo;
 pub use pcp::local::LocalLists;
 pub use policy::{

@@ -6,3 +6,4 @@ pub(crate) mod digest;
 pub(crate) mod invariants;
 pub mod report;
 mod services;
+pub(crate) mod walk;
