@@ -477,10 +477,13 @@ impl Shared<'_> {
                 // Allocate one block.
                 0..=29 if !full => {
                     let (order, flags) = (draw_order(rng, max.get()), draw_flags(rng));
-                    // Under confinement, now and then with this thread's
-                    // migrator at hand, so the area may grow by emptying a
-                    // pageblock (other threads' blocks refuse as busy).
-                    let confining = kind < 5 && a.config().confinement != Confinement::Off;
+                    // Under confinement or small-order packing, now and
+                    // then with this thread's migrator at hand, so that a
+                    // pageblock may be emptied for kernel memory (other
+                    // threads' blocks refuse as busy).
+                    let evacuates = a.config().confinement != Confinement::Off
+                        || a.config().packing == Packing::SmallOrders;
+                    let confining = kind < 5 && evacuates;
                     let r = if confining {
                         a.alloc_confining(cpu, order, flags, &mut mover(&mut held))
                     } else {

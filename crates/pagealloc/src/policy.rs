@@ -40,7 +40,9 @@ pub enum Packing {
     /// is often of order 1-3 (slab pages, network buffers), and leaving
     /// those to Linux's placement spreads them as order-0 pages would be.
     /// Their blocks also bypass the per-CPU lists (see
-    /// [`Packing::bypasses_pcp`]).
+    /// [`Packing::bypasses_pcp`]), and with a migrator at hand a movable
+    /// pageblock is emptied for them when none is free (see
+    /// [`Packing::evacuates_for`]).
     SmallOrders,
 }
 
@@ -83,6 +85,25 @@ impl Packing {
     /// keep Linux's per-CPU lists, as seed 001 did.
     #[inline]
     pub fn bypasses_pcp(self, mt: MigrateType, order: Order) -> bool {
+        self == Packing::SmallOrders && self.packs_order(mt, order)
+    }
+
+    /// Whether a packed request of `order` of `mt` that finds neither room
+    /// in its type's pageblocks nor a wholly free pageblock to claim may,
+    /// with a migrator at hand
+    /// ([`Allocator::alloc_confining`](crate::Allocator::alloc_confining),
+    /// the first attempt of
+    /// [`Allocator::alloc_compacting`](crate::Allocator::alloc_compacting)),
+    /// have a movable pageblock emptied by migration and claim it before
+    /// Linux's fallback scatters it among movable pages: under
+    /// [`Packing::SmallOrders`], the types and orders it packs. Packing
+    /// alone cannot keep kernel memory together once no pageblock is free
+    /// (a machine whose free memory is page cache's leftovers): Linux's
+    /// fallback then puts the kernel's pages in movable pageblocks, and
+    /// movable requests claim the emptier kernel pageblocks back, so the
+    /// spread grows with the run (see docs/pagesim.md).
+    #[inline]
+    pub fn evacuates_for(self, mt: MigrateType, order: Order) -> bool {
         self == Packing::SmallOrders && self.packs_order(mt, order)
     }
 }

@@ -88,8 +88,11 @@ pub struct VmStats {
     /// or stolen away from the low end, or a movable one in the confined
     /// area (each also a fallback event).
     pub confined_fallbacks: u64,
-    /// Pageblocks confinement emptied by migration so the area could grow
-    /// without a fallback ([`Allocator::alloc_confining`](crate::Allocator::alloc_confining)).
+    /// Pageblocks emptied by migration so that unmovable or reclaimable
+    /// memory could claim one without a fallback
+    /// ([`Allocator::alloc_confining`](crate::Allocator::alloc_confining)):
+    /// confinement's area growing, or small-order packing's new pageblock
+    /// ([`Packing::evacuates_for`](crate::Packing::evacuates_for)).
     pub confined_evacuations: u64,
     /// Pages those evacuations migrated.
     pub confined_evacuated_pages: u64,

@@ -22,8 +22,8 @@ use std::time::Instant;
 use lock_api::{GuardSend, RawMutex};
 use pagealloc::{
     AllocFlags, Allocator, BlockError, BulkFreeError, Config, Confinement, CpuId,
-    HighAtomicReserve, LocalError, MemoryMap, MinFree, Order, PageCount, PcpMode, Pfn, ReportSink,
-    ReportedBlock, ReportingPolicy, ZoneBounds,
+    HighAtomicReserve, LocalError, MemoryMap, MinFree, Order, Packing, PageCount, PcpMode, Pfn,
+    ReportSink, ReportedBlock, ReportingPolicy, ZoneBounds,
 };
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
 use shuttle::sync::atomic::{AtomicBool, Ordering};
@@ -743,6 +743,24 @@ fn compaction_racing_the_owners_frees_and_allocations() {
 /// in a movable pageblock unless a fallback was counted, and the
 /// allocator counts exactly those pages.
 fn evacuation_vs_owner() {
+    evacuation_vs_owner_under(
+        Packing::Off,
+        Confinement::LowEnd,
+        &CASE9_EVACUATIONS,
+        &CASE9_MOVES,
+    );
+}
+
+/// Case 9 under `packing` and `confinement`, counting into `evacuations`
+/// and `moves`. A kernel page outside an unmovable pageblock must have
+/// been put there by a fallback: a counted confined fallback under
+/// confinement, a fragmenting steal under small-order packing.
+fn evacuation_vs_owner_under(
+    packing: Packing,
+    confinement: Confinement,
+    evacuations: &'static AtomicUsize,
+    moves: &'static Moves,
+) {
     let config = Config {
         nr_orders: NR_ORDERS,
         pageblock_order: PAGEBLOCK_ORDER,
@@ -750,7 +768,8 @@ fn evacuation_vs_owner() {
         min_free: MinFree::Kbytes(8),
         highatomic: HighAtomicReserve::Disabled,
         nr_cpus: 2,
-        confinement: Confinement::LowEnd,
+        packing,
+        confinement,
         ..Config::default()
     };
     let map = MemoryMap::contiguous(BASE, PageCount(64)).unwrap();
@@ -778,7 +797,7 @@ fn evacuation_vs_owner() {
         let a = Arc::clone(&a);
         let owner = Arc::clone(&owner);
         thread::spawn(move || {
-            let mut migrator = owner_migrator(&owner, &CASE9_MOVES);
+            let mut migrator = owner_migrator(&owner, moves);
             (0..10)
                 .filter_map(|_| {
                     a.alloc_confining(CpuId(0), Order::ZERO, AllocFlags::KERNEL, &mut migrator)
@@ -805,10 +824,14 @@ fn evacuation_vs_owner() {
     let kernel = join(grower);
     join(worker);
     let stats = a.stats();
-    CASE9_EVACUATIONS.fetch_add(stats.confined_evacuations as usize, StdOrdering::Relaxed);
+    evacuations.fetch_add(stats.confined_evacuations as usize, StdOrdering::Relaxed);
     assert_eq!(kernel.len(), 10, "memory is plentiful: {stats:?}");
     let zone = &a.zones()[0];
-    if stats.confined_fallbacks == 0 {
+    let fell_back = match confinement {
+        Confinement::LowEnd => stats.confined_fallbacks > 0,
+        Confinement::Off => stats.extfrag_fragmenting > 0,
+    };
+    if !fell_back {
         for &p in &kernel {
             assert_eq!(
                 zone.block_migratetype(p),
@@ -832,6 +855,36 @@ fn evacuation_vs_owner() {
 /// schedules.
 static CASE9_EVACUATIONS: AtomicUsize = AtomicUsize::new(0);
 static CASE9_MOVES: Moves = Moves::new();
+
+/// Case 11: case 9 under small-order packing instead of confinement. The
+/// kernel's order-0 pages come through CPU 0's per-CPU lists here (packed
+/// refills), so the evacuation's drain of every CPU's lists also races a
+/// refill's first attempt without fallback on the growing side.
+fn packing_evacuation_vs_owner() {
+    evacuation_vs_owner_under(
+        Packing::SmallOrders,
+        Confinement::Off,
+        &CASE11_EVACUATIONS,
+        &CASE11_MOVES,
+    );
+}
+
+static CASE11_EVACUATIONS: AtomicUsize = AtomicUsize::new(0);
+static CASE11_MOVES: Moves = Moves::new();
+
+#[test]
+fn packing_evacuation_racing_the_owners_frees() {
+    explore(
+        "packed alloc_confining vs owner",
+        packing_evacuation_vs_owner,
+    );
+    let evacuated = CASE11_EVACUATIONS.load(StdOrdering::Relaxed);
+    let refused = CASE11_MOVES.refused.load(StdOrdering::Relaxed);
+    assert!(
+        evacuated > 0 && refused > 0,
+        "evacuated {evacuated}, refused {refused}"
+    );
+}
 
 #[test]
 fn confinement_evacuation_racing_the_owners_frees() {

@@ -370,9 +370,20 @@ fn confinement_puts_movable_at_the_top_and_unmovable_at_the_bottom() {
 /// page of every pageblock, no pageblock is wholly free, and only movable
 /// pages are allocated.
 fn checkerboard(nr_pageblocks: u64, keep: impl Fn(Pfn) -> bool) -> (Allocator, Vec<Pfn>) {
+    checkerboard_under(nr_pageblocks, keep, Packing::Off, Confinement::LowEnd)
+}
+
+/// [`checkerboard`] under `packing` and `confinement`.
+fn checkerboard_under(
+    nr_pageblocks: u64,
+    keep: impl Fn(Pfn) -> bool,
+    packing: Packing,
+    confinement: Confinement,
+) -> (Allocator, Vec<Pfn>) {
     let config = Config {
         zone_bounds: ZoneBounds::NORMAL_ONLY,
-        confinement: Confinement::LowEnd,
+        packing,
+        confinement,
         ..Config::default()
     };
     let a: Allocator = Allocator::new(
@@ -476,6 +487,99 @@ fn confinement_grows_by_evacuation_instead_of_falling_back() {
     assert_eq!(b.nr_allocated_pages(), before + WANT as u64);
 }
 
+/// Small-order packing on a checkerboard (no pageblock wholly free, no
+/// confinement): unmovable blocks of orders 0-3 asked for with a migrator
+/// have movable pageblocks emptied for them and packed full, instead of
+/// Linux's fallback scattering them among movable pages; with a migrator
+/// that moves nothing, the fallback does scatter them.
+#[test]
+fn small_order_packing_empties_a_pageblock_instead_of_falling_back() {
+    let odd = |p: Pfn| p.0 % 2 == 1;
+    let orders = [0u8, 1, 0, 2, 0, 3, 1, 0];
+    // 2,560 pages: five pageblocks' worth.
+    const CALLS: usize = 1024;
+    let want = |i: usize| Order::new(orders[i % orders.len()]).unwrap();
+    let total: u64 = (0..CALLS).map(|i| want(i).nr_pages().0).sum();
+    let (a, mut movable) = checkerboard_under(32, odd, Packing::SmallOrders, Confinement::Off);
+    let mut kernel = Vec::new();
+    for i in 0..CALLS {
+        let order = want(i);
+        let got = a.alloc_confining(
+            CpuId(0),
+            order,
+            AllocFlags::KERNEL,
+            &mut |from: Pfn, to: Pfn, _o: Order| {
+                let slot = movable
+                    .iter_mut()
+                    .find(|p| **p == from)
+                    .ok_or(MigrateRefusal::Busy)?;
+                *slot = to;
+                Ok(())
+            },
+        );
+        kernel.push((got.unwrap(), order));
+        a.check_invariants().unwrap();
+    }
+    let stats = a.stats();
+    assert_eq!(stats.extfrag_fragmenting, 0, "{stats:?}");
+    // The filling left at most one pageblock wholly free (the watermark's
+    // pages): the other four were emptied.
+    assert!(stats.confined_evacuations >= 4, "{stats:?}");
+    assert_eq!(stats.pageblock_claims, 5, "{stats:?}");
+    assert!(stats.confined_evacuated_pages > 0, "{stats:?}");
+    assert_eq!(stats.confined_evacuation_fail, 0, "{stats:?}");
+    // Confinement's own counters stay at 0: this is packing.
+    assert_eq!(stats.confined_claims, 0, "{stats:?}");
+    let normal = &a.zones()[0];
+    for &(p, _) in &kernel {
+        assert_eq!(
+            normal.block_migratetype(p),
+            Some(MigrateType::Unmovable),
+            "{p}"
+        );
+    }
+    // Packed: the kernel's pages fill the fewest pageblocks they can.
+    let (holding, _) = pageblocks(&a);
+    assert_eq!(
+        holding.len() as u64,
+        total.div_ceil(PAGEBLOCK_PAGES),
+        "{holding:?}"
+    );
+    for &p in &movable {
+        assert_eq!(
+            normal.block_migratetype(p),
+            Some(MigrateType::Movable),
+            "{p}"
+        );
+    }
+
+    // A migrator that moves nothing: Linux's fallback puts the order-0
+    // blocks in movable pageblocks' holes, and the larger ones, once the
+    // free pageblock is used up, find no block at all.
+    let (b, _) = checkerboard_under(32, odd, Packing::SmallOrders, Confinement::Off);
+    let mut served = 0;
+    for i in 0..CALLS {
+        let got = b.alloc_confining(
+            CpuId(0),
+            want(i),
+            AllocFlags::KERNEL,
+            &mut |_: Pfn, _: Pfn, _: Order| Err(MigrateRefusal::Pinned),
+        );
+        served += got.map_or(0, |_| want(i).nr_pages().0);
+    }
+    b.check_invariants().unwrap();
+    let stats = b.stats();
+    assert_eq!(stats.confined_evacuations, 0, "{stats:?}");
+    assert!(stats.confined_evacuation_fail > 0, "{stats:?}");
+    assert!(stats.extfrag_fragmenting > 0, "{stats:?}");
+    assert!(served < total, "{served} of {total}");
+    let (holding, _) = pageblocks(&b);
+    assert!(
+        holding.len() as u64 > served.div_ceil(PAGEBLOCK_PAGES),
+        "{holding:?}"
+    );
+}
+
 #[derive(Clone, Debug)]
 enum EvacOp {
     /// An unmovable (`reclaimable`: reclaimable) block of `order` through
@@ -507,16 +611,18 @@ fn evac_op() -> impl Strategy<Value = EvacOp> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 
-    /// Confinement's growth by evacuation from a zone of 8 pageblocks whose
-    /// pages are mostly allocated movable (one in `density` freed), with
-    /// refusals: every invariant after every step, and everything freed at
-    /// the end is the whole zone free again.
+    /// Growth by evacuation, confinement's or small-order packing's
+    /// (`packed`), from a zone of 8 pageblocks whose pages are mostly
+    /// allocated movable (one in `density` freed), with refusals: every
+    /// invariant after every step, and everything freed at the end is the
+    /// whole zone free again.
     #[test]
     fn evacuation_keeps_every_invariant(
         density in 2u64..6,
+        packed in any::<bool>(),
         ops in prop::collection::vec(evac_op(), 1..300),
     ) {
-        let (a, movable) = checkerboard(8, |p| p.0 % density != 0);
+        let (a, movable) = evacuation_board(packed, |p| p.0 % density != 0);
         let mut held: Vec<(Pfn, Order)> = movable.into_iter().map(|p| (p, Order::ZERO)).collect();
         for (step, op) in ops.iter().enumerate() {
             match *op {
@@ -565,11 +671,27 @@ proptest! {
     }
 }
 
-/// The random run above does reach evacuation: on one fixed sequence of its
-/// operations, pageblocks are emptied and some evacuations are refused.
+/// The 8-pageblock checkerboard of the evacuation property run, under
+/// confinement or (`packed`) small-order packing.
+fn evacuation_board(packed: bool, keep: impl Fn(Pfn) -> bool) -> (Allocator, Vec<Pfn>) {
+    match packed {
+        false => checkerboard(8, keep),
+        true => checkerboard_under(8, keep, Packing::SmallOrders, Confinement::Off),
+    }
+}
+
+/// The random run above does reach evacuation under both policies: on one
+/// fixed sequence of its operations, pageblocks are emptied and some
+/// evacuations are refused.
 #[test]
 fn the_evacuation_property_run_empties_and_refuses_pageblocks() {
-    let (a, movable) = checkerboard(8, |p| p.0 % 3 != 0);
+    for packed in [false, true] {
+        evacuation_run_empties_and_refuses(packed);
+    }
+}
+
+fn evacuation_run_empties_and_refuses(packed: bool) {
+    let (a, movable) = evacuation_board(packed, |p| p.0 % 3 != 0);
     let mut held: Vec<(Pfn, Order)> = movable.into_iter().map(|p| (p, Order::ZERO)).collect();
     for i in 0..1500u64 {
         let order = Order::new((i % 4) as u8).unwrap();
@@ -589,6 +711,9 @@ fn the_evacuation_property_run_empties_and_refuses_pageblocks() {
         a.check_invariants().unwrap();
     }
     let stats = a.stats();
-    assert!(stats.confined_evacuations > 0, "{stats:?}");
-    assert!(stats.confined_evacuation_fail > 0, "{stats:?}");
+    assert!(stats.confined_evacuations > 0, "packed {packed}: {stats:?}");
+    assert!(
+        stats.confined_evacuation_fail > 0,
+        "packed {packed}: {stats:?}"
+    );
 }

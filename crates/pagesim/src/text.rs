@@ -368,9 +368,10 @@ fn policy_table(policies: &[PolicyReport], pages_per_block: u64) -> Table {
         "  pageblock claims",
         col(&|p| p.engine.pageblock_claims.to_string()),
     );
-    if policies.iter().any(|p| p.engine.confined_claims > 0) {
-        confinement_rows(&mut t, &|field| col(&|p| field(&p.engine).to_string()));
-    }
+    let confines = policies.iter().any(|p| p.engine.confined_claims > 0);
+    confinement_rows(&mut t, confines, &|field| {
+        col(&|p| field(&p.engine).to_string())
+    });
     t.row(
         "fallback events (Linux, mm_page_alloc_extfrag)",
         col(&|p| p.linux_extfrag_events.to_string()),
@@ -870,9 +871,10 @@ impl ScenarioReport {
             "  pageblock claims",
             col(&|v| v.engine.pageblock_claims.to_string()),
         );
-        if self.variants.iter().any(|v| v.engine.confined_claims > 0) {
-            confinement_rows(&mut t, &|field| col(&|v| field(&v.engine).to_string()));
-        }
+        let confines = self.variants.iter().any(|v| v.engine.confined_claims > 0);
+        confinement_rows(&mut t, confines, &|field| {
+            col(&|v| field(&v.engine).to_string())
+        });
         t.row(
             "high-atomic pageblocks reserved",
             col(&|v| v.engine.highatomic_reserved.to_string()),
@@ -1257,16 +1259,14 @@ fn served(r: RequestRate) -> String {
     }
 }
 
-/// The confinement counters (shown when some column confines).
 /// One engine counter, read from a column's counters.
 type Counter<'a> = &'a dyn Fn(&EngineStats) -> u64;
 
-/// Confinement's rows: claims, releases and fallbacks, and the evacuations
-/// when any column tried one. `col` renders a counter for every column.
-fn confinement_rows(t: &mut Table, col: &dyn Fn(Counter) -> Vec<String>) {
-    let tried = col(&|e| e.confined_evacuations + e.confined_evacuation_fail);
-    let shown = if tried.iter().any(|n| n != "0") { 6 } else { 3 };
-    let rows: [(&str, Counter); 6] = [
+/// Confinement's rows (claims, releases and fallbacks) when `confines`,
+/// and the evacuations (confinement's or small-order packing's) when any
+/// column tried one. `col` renders a counter for every column.
+fn confinement_rows(t: &mut Table, confines: bool, col: &dyn Fn(Counter) -> Vec<String>) {
+    let confined: [(&str, Counter); 3] = [
         ("    of them confined claims at the low end", &|e| {
             e.confined_claims
         }),
@@ -1276,13 +1276,22 @@ fn confinement_rows(t: &mut Table, col: &dyn Fn(Counter) -> Vec<String>) {
         ("  confined: Linux's fallback, the last resort", &|e| {
             e.confined_fallbacks
         }),
-        ("  confined: pageblocks emptied by migration", &|e| {
-            e.confined_evacuations
-        }),
+    ];
+    let evacuated: [(&str, Counter); 3] = [
+        (
+            "  pageblocks emptied by migration for kernel memory",
+            &|e| e.confined_evacuations,
+        ),
         ("    pages they migrated", &|e| e.confined_evacuated_pages),
         ("    evacuations given up", &|e| e.confined_evacuation_fail),
     ];
-    for (label, field) in rows.into_iter().take(shown) {
+    let tried = col(&|e| e.confined_evacuations + e.confined_evacuation_fail);
+    let evacuates = tried.iter().any(|n| n != "0");
+    let rows = confined
+        .into_iter()
+        .filter(|_| confines)
+        .chain(evacuated.into_iter().filter(|_| evacuates));
+    for (label, field) in rows {
         t.row(label, col(field));
     }
 }

@@ -2,6 +2,9 @@
 //! ISCA 2023): when the confined area must grow and no pageblock is wholly
 //! free, the lowest movable pageblock is emptied by migration and claimed,
 //! instead of Linux's fallback placing unmovable pages among movable ones.
+//! Small-order packing ([`Packing::evacuates_for`](crate::Packing::evacuates_for))
+//! uses the same growth when its type's pageblocks are full and none is
+//! free; "confined" below covers its requests too.
 //!
 //! [`Allocator::alloc_confining`] first tries the request with Linux's
 //! fallback turned off for it ([`Attempt::ConfinedOnly`]): its own lists,
@@ -135,7 +138,9 @@ impl<R: RawMutex> Allocator<R> {
     /// Allocates a block of `order` through `cpu`'s lists, growing the
     /// confined area by migration when it must (with
     /// [`Confinement::LowEnd`](crate::Confinement::LowEnd), for an
-    /// unmovable or reclaimable request of at most pageblock order): if
+    /// unmovable or reclaimable request of at most pageblock order; with
+    /// [`Packing::SmallOrders`](crate::Packing::SmallOrders), for a request
+    /// it packs): if
     /// neither the type's lists nor a wholly free pageblock can serve it,
     /// the lowest movable pageblock that holds only movable allocations is
     /// emptied through `migrator` and claimed, and Linux's fallback is used
@@ -168,7 +173,9 @@ impl<R: RawMutex> Allocator<R> {
         flags: AllocFlags,
         migrator: &mut M,
     ) -> Result<Pfn, AllocError> {
-        let confined = self.config.confinement.confines(flags.migratetype())
+        let mt = flags.migratetype();
+        let confined = (self.config.confinement.confines(mt)
+            || self.config.packing.evacuates_for(mt, order))
             && order.get() <= self.config.pageblock_order;
         if !confined {
             return self.attempt(cpu, order, flags, Attempt::Uncounted);

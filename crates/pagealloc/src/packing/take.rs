@@ -19,7 +19,8 @@
 //! the same rule one order up: the candidates are the type's free blocks
 //! of the request's order up to order 2 (or just the request's order, for
 //! order 3), fullest pageblock first, then its larger ones below a
-//! pageblock, then a claimed free pageblock. Under confinement
+//! pageblock, then a claimed free pageblock (when there is none, a caller
+//! with a migrator has one emptied first: `contig::evacuate`). Under confinement
 //! ([`Confinement::LowEnd`](crate::Confinement)) the pageblock claimed is
 //! the zone's lowest wholly free one, exactly one pageblock.
 //!

@@ -350,12 +350,12 @@ impl PolicyRun {
     fn on_alloc(&mut self, pfn: u64, order: u8, flags: AllocFlags) {
         self.drop_stale(pfn, order);
         // With a migrator at hand (compaction on), a request confinement
-        // confines may also grow its area by evacuation, at any order.
-        let confined = self
-            .alloc
-            .config()
-            .confinement
-            .confines(flags.migratetype());
+        // confines, or small-order packing packs, may also have a
+        // pageblock emptied for it, at any order.
+        let config = self.alloc.config();
+        let mt = flags.migratetype();
+        let confined = config.confinement.confines(mt)
+            || Order::new(order).is_some_and(|o| config.packing.evacuates_for(mt, o));
         let compacting = self.compaction && (order > 0 || confined);
         let result = match Order::new(order) {
             // Direct compaction: the engine compacts and retries when the
