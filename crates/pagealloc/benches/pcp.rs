@@ -42,6 +42,7 @@ use std::alloc::{alloc, dealloc, Layout};
 use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use bitmap_allocator::{BitAlloc, BitAlloc1M};
@@ -716,19 +717,27 @@ fn threads(c: &mut Criterion) {
         g.bench_function(nr_threads.to_string(), |b| {
             b.iter_custom(|iters| {
                 let ops = iters * THREAD_OPS;
-                let start = Instant::now();
+                // The threads are started before the clock and released
+                // together by the barrier: thread creation is the OS's
+                // cost, not the allocator's, and with it in the timed
+                // region two threads paid for two spawns.
+                let go = Barrier::new(usize::from(nr_threads) + 1);
                 std::thread::scope(|s| {
+                    let go = &go;
                     for t in 0..nr_threads {
                         s.spawn(move || {
                             let cpu = CpuId(t);
+                            go.wait();
                             for _ in 0..ops {
                                 let p = a.alloc_on_cpu(cpu, o0, AllocFlags::KERNEL).expect("alloc");
                                 a.free_on_cpu(cpu, black_box(p), o0).expect("free");
                             }
                         });
                     }
-                });
-                start.elapsed()
+                    go.wait();
+                    Instant::now()
+                })
+                .elapsed()
             })
         });
     }

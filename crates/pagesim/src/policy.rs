@@ -120,7 +120,8 @@ pub const REGISTRY: &[PolicyInfo] = &[
         name: "packed",
         summary: "every unmovable and reclaimable allocation of order 0-3 packed into \
                   pageblocks its type already owns, fullest first, before a free pageblock \
-                  is claimed (Packing::SmallOrders)",
+                  is claimed, or one emptied by migration when none is free \
+                  (Packing::SmallOrders)",
         build: || Box::new(LinuxPolicy),
         configure: |c| c.packing = Packing::SmallOrders,
     },
