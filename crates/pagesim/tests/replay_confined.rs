@@ -6,7 +6,9 @@
 //! pages still find them (no unknown-pfn, double or other free errors,
 //! nothing left allocated, and the final `check_invariants` passes, or the
 //! replay would exit non-zero); without compaction there is no migrator and
-//! Linux's fallback places them among movable pages.
+//! Linux's fallback places them among movable pages. The `packed` policy
+//! (small-order packing) empties pageblocks for its unmovable pages the
+//! same way.
 
 mod common;
 
@@ -35,8 +37,9 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-#[test]
-fn the_confined_policy_evacuates_replayed_pages_and_frees_them_where_they_went() {
+/// The replay of the checkerboard trace under `policy`, with compaction on
+/// and off, as JSON documents.
+fn replays(policy: &str) -> (Value, Value) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("checkerboard.trace");
     std::fs::write(&path, trace()).unwrap();
@@ -50,21 +53,12 @@ fn the_confined_policy_evacuates_replayed_pages_and_frees_them_where_they_went()
         "--mem",
         "64M",
         "--policy",
-        "confined",
+        policy,
         "--samples",
         "1",
     ];
     let on = pagesim_json(&args);
     let off = pagesim_json(&[&args[..], &["--no-compaction"]].concat());
-
-    let e = &on["policies"][0]["engine"];
-    assert!(u(&e["confined_evacuations"]) > 0, "{e}");
-    assert!(u(&e["confined_evacuated_pages"]) > 0, "{e}");
-    assert_eq!(u(&e["confined_fallbacks"]), 0, "{e}");
-    let e = &off["policies"][0]["engine"];
-    assert_eq!(u(&e["confined_evacuations"]), 0, "{e}");
-    assert!(u(&e["confined_fallbacks"]) > 0, "{e}");
-
     for doc in [&on, &off] {
         let c = &doc["policies"][0]["counts"];
         assert_eq!(u(&c["unknown_pfn_frees"]), 0, "{c}");
@@ -72,4 +66,29 @@ fn the_confined_policy_evacuates_replayed_pages_and_frees_them_where_they_went()
         assert_eq!(u(&c["other_free_errors"]), 0, "{c}");
         assert_eq!(u(&c["live_pages_end"]), 0, "{c}");
     }
+    (on, off)
+}
+
+#[test]
+fn the_confined_policy_evacuates_replayed_pages_and_frees_them_where_they_went() {
+    let (on, off) = replays("confined");
+    let e = &on["policies"][0]["engine"];
+    assert!(u(&e["confined_evacuations"]) > 0, "{e}");
+    assert!(u(&e["confined_evacuated_pages"]) > 0, "{e}");
+    assert_eq!(u(&e["confined_fallbacks"]), 0, "{e}");
+    let e = &off["policies"][0]["engine"];
+    assert_eq!(u(&e["confined_evacuations"]), 0, "{e}");
+    assert!(u(&e["confined_fallbacks"]) > 0, "{e}");
+}
+
+#[test]
+fn the_packed_policy_evacuates_replayed_pages_and_frees_them_where_they_went() {
+    let (on, off) = replays("packed");
+    let e = &on["policies"][0]["engine"];
+    assert!(u(&e["confined_evacuations"]) > 0, "{e}");
+    assert!(u(&e["confined_evacuated_pages"]) > 0, "{e}");
+    assert_eq!(u(&e["extfrag_fragmenting"]), 0, "{e}");
+    let e = &off["policies"][0]["engine"];
+    assert_eq!(u(&e["confined_evacuations"]), 0, "{e}");
+    assert!(u(&e["extfrag_fragmenting"]) > 0, "{e}");
 }
