@@ -55,7 +55,8 @@ use common::XorShift;
 static CONTIG_CALLS: AtomicU64 = AtomicU64::new(0);
 static CONTIG_TAKEN: AtomicU64 = AtomicU64::new(0);
 static CONTIG_MIGRATED: AtomicU64 = AtomicU64::new(0);
-/// Pageblocks confinement emptied by migration, all configurations.
+/// Pageblocks emptied by migration (confinement or small-order packing),
+/// all configurations.
 static EVACUATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Operations run against one configuration before the next is built.

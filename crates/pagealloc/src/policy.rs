@@ -96,7 +96,10 @@ impl Packing {
     /// [`Allocator::alloc_compacting`](crate::Allocator::alloc_compacting)),
     /// have a movable pageblock emptied by migration and claim it before
     /// Linux's fallback scatters it among movable pages: under
-    /// [`Packing::SmallOrders`], the types and orders it packs. Packing
+    /// [`Packing::SmallOrders`], the types and orders it packs (the
+    /// allocator adds two conditions of its own: an order below the
+    /// pageblock order, which packing serves, and a request that may
+    /// sleep, not [`AllocFlags::ATOMIC`](crate::AllocFlags::ATOMIC)). Packing
     /// alone cannot keep kernel memory together once no pageblock is free
     /// (a machine whose free memory is page cache's leftovers): Linux's
     /// fallback then puts the kernel's pages in movable pageblocks, and

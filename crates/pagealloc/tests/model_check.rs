@@ -743,24 +743,52 @@ fn compaction_racing_the_owners_frees_and_allocations() {
 /// in a movable pageblock unless a fallback was counted, and the
 /// allocator counts exactly those pages.
 fn evacuation_vs_owner() {
-    evacuation_vs_owner_under(
-        Packing::Off,
-        Confinement::LowEnd,
-        &CASE9_EVACUATIONS,
-        &CASE9_MOVES,
-    );
+    evacuation_vs_owner_under(Packing::Off, Confinement::LowEnd, &CASE9);
 }
 
-/// Case 9 under `packing` and `confinement`, counting into `evacuations`
-/// and `moves`. A kernel page outside an unmovable pageblock must have
-/// been put there by a fallback: a counted confined fallback under
-/// confinement, a fragmenting steal under small-order packing.
+/// What one evacuation case counts over its schedules: pageblocks
+/// emptied, schedules whose placement check ran (no fallback excused
+/// it), and its migrator's moves.
+struct EvacuationCounts {
+    evacuations: AtomicUsize,
+    checked: AtomicUsize,
+    moves: Moves,
+}
+
+impl EvacuationCounts {
+    const fn new() -> EvacuationCounts {
+        EvacuationCounts {
+            evacuations: AtomicUsize::new(0),
+            checked: AtomicUsize::new(0),
+            moves: Moves::new(),
+        }
+    }
+
+    /// The exploration must have emptied pageblocks, refused moves (the
+    /// owner freed first), and checked the placement in some schedule.
+    fn assert_exercised(&self) {
+        let evacuated = self.evacuations.load(StdOrdering::Relaxed);
+        let refused = self.moves.refused.load(StdOrdering::Relaxed);
+        let checked = self.checked.load(StdOrdering::Relaxed);
+        assert!(
+            evacuated > 0 && refused > 0 && checked > 0,
+            "evacuated {evacuated}, refused {refused}, placement checked {checked}"
+        );
+    }
+}
+
+/// Case 9 under `packing` and `confinement`, counting into `counts`. A
+/// kernel page outside an unmovable pageblock must have been put there by
+/// a fallback: a counted confined fallback under confinement, a
+/// fragmenting steal under small-order packing (which the worker's movable
+/// allocation may also make: such schedules skip the check, and at least
+/// one schedule must not).
 fn evacuation_vs_owner_under(
     packing: Packing,
     confinement: Confinement,
-    evacuations: &'static AtomicUsize,
-    moves: &'static Moves,
+    counts: &'static EvacuationCounts,
 ) {
+    let (evacuations, checked, moves) = (&counts.evacuations, &counts.checked, &counts.moves);
     let config = Config {
         nr_orders: NR_ORDERS,
         pageblock_order: PAGEBLOCK_ORDER,
@@ -832,6 +860,7 @@ fn evacuation_vs_owner_under(
         Confinement::Off => stats.extfrag_fragmenting > 0,
     };
     if !fell_back {
+        checked.fetch_add(1, StdOrdering::Relaxed);
         for &p in &kernel {
             assert_eq!(
                 zone.block_migratetype(p),
@@ -851,26 +880,19 @@ fn evacuation_vs_owner_under(
     settle(&a, &held);
 }
 
-/// Pageblocks case 9 emptied, and its migrator's moves, over all its
-/// schedules.
-static CASE9_EVACUATIONS: AtomicUsize = AtomicUsize::new(0);
-static CASE9_MOVES: Moves = Moves::new();
+/// Case 9's counts over all its schedules.
+static CASE9: EvacuationCounts = EvacuationCounts::new();
 
-/// Case 11: case 9 under small-order packing instead of confinement. The
-/// kernel's order-0 pages come through CPU 0's per-CPU lists here (packed
-/// refills), so the evacuation's drain of every CPU's lists also races a
-/// refill's first attempt without fallback on the growing side.
+/// Case 11: case 9 under small-order packing instead of confinement: the
+/// growing side's first attempt takes the packed source (owned
+/// pageblocks, fullest first, then a wholly free one) under the zone
+/// lock, where case 9's takes the confined one.
 fn packing_evacuation_vs_owner() {
-    evacuation_vs_owner_under(
-        Packing::SmallOrders,
-        Confinement::Off,
-        &CASE11_EVACUATIONS,
-        &CASE11_MOVES,
-    );
+    evacuation_vs_owner_under(Packing::SmallOrders, Confinement::Off, &CASE11);
 }
 
-static CASE11_EVACUATIONS: AtomicUsize = AtomicUsize::new(0);
-static CASE11_MOVES: Moves = Moves::new();
+/// Case 11's counts over all its schedules.
+static CASE11: EvacuationCounts = EvacuationCounts::new();
 
 #[test]
 fn packing_evacuation_racing_the_owners_frees() {
@@ -878,24 +900,14 @@ fn packing_evacuation_racing_the_owners_frees() {
         "packed alloc_confining vs owner",
         packing_evacuation_vs_owner,
     );
-    let evacuated = CASE11_EVACUATIONS.load(StdOrdering::Relaxed);
-    let refused = CASE11_MOVES.refused.load(StdOrdering::Relaxed);
-    assert!(
-        evacuated > 0 && refused > 0,
-        "evacuated {evacuated}, refused {refused}"
-    );
+    CASE11.assert_exercised();
 }
 
 #[test]
 fn confinement_evacuation_racing_the_owners_frees() {
     explore("alloc_confining vs owner", evacuation_vs_owner);
     // The case must exercise evacuation, and the race with the owner.
-    let evacuated = CASE9_EVACUATIONS.load(StdOrdering::Relaxed);
-    let refused = CASE9_MOVES.refused.load(StdOrdering::Relaxed);
-    assert!(
-        evacuated > 0 && refused > 0,
-        "evacuated {evacuated}, refused {refused}"
-    );
+    CASE9.assert_exercised();
 }
 
 // --- (10) borrowed link slots: owners' frees racing buddy-list traffic ----

@@ -528,8 +528,6 @@ fn small_order_packing_empties_a_pageblock_instead_of_falling_back() {
     assert_eq!(stats.pageblock_claims, 5, "{stats:?}");
     assert!(stats.confined_evacuated_pages > 0, "{stats:?}");
     assert_eq!(stats.confined_evacuation_fail, 0, "{stats:?}");
-    // Confinement's own counters stay at 0: this is packing.
-    assert_eq!(stats.confined_claims, 0, "{stats:?}");
     let normal = &a.zones()[0];
     for &(p, _) in &kernel {
         assert_eq!(
@@ -580,6 +578,69 @@ fn small_order_packing_empties_a_pageblock_instead_of_falling_back() {
     );
 }
 
+/// No pageblock is emptied for a request that cannot sleep
+/// (`GFP_ATOMIC`), under either policy, nor for a packed request of the
+/// pageblock order, which packing does not serve (Linux's fallback claims a
+/// wholly free pageblock for it): the migrator is never called.
+#[test]
+fn no_evacuation_for_atomic_requests_or_packed_pageblock_order() {
+    let odd = |p: Pfn| p.0 % 2 == 1;
+    let mut never = |_: Pfn, _: Pfn, _: Order| -> Result<(), MigrateRefusal> {
+        panic!("a migration for a request that may not have one")
+    };
+    for (packing, confinement) in [
+        (Packing::SmallOrders, Confinement::Off),
+        (Packing::Off, Confinement::LowEnd),
+    ] {
+        let (a, _) = checkerboard_under(32, odd, packing, confinement);
+        for _ in 0..1024 {
+            let _ = a.alloc_confining(CpuId(0), Order::ZERO, AllocFlags::GFP_ATOMIC, &mut never);
+        }
+        a.check_invariants().unwrap();
+        let stats = a.stats();
+        assert_eq!(
+            stats.confined_evacuations + stats.confined_evacuation_fail,
+            0,
+            "{packing:?} {confinement:?}: {stats:?}"
+        );
+        assert!(stats.extfrag_fragmenting > 0, "{stats:?}");
+    }
+    // Pageblocks of order 2, every other page held but in pageblock 5:
+    // order-2 unmovable requests, packed (orders 0-3), each take a wholly
+    // free pageblock where there is one, without a migration.
+    let config = Config {
+        zone_bounds: ZoneBounds::NORMAL_ONLY,
+        pageblock_order: 2,
+        packing: Packing::SmallOrders,
+        ..Config::default()
+    };
+    let a: Allocator = Allocator::new(
+        MemoryMap::contiguous(Pfn(0), PageCount(4096)).unwrap(),
+        config,
+    )
+    .unwrap();
+    let mut movable = Vec::new();
+    while let Ok(p) = a.alloc(Order::ZERO, AllocFlags::HIGHUSER_MOVABLE) {
+        movable.push(p);
+    }
+    for &p in &movable {
+        if p.0 % 2 == 0 || p.0 / 4 == 5 {
+            a.free(p, Order::ZERO).unwrap();
+        }
+    }
+    a.drain_all();
+    let two = Order::new(2).unwrap();
+    let got = a.alloc_confining(CpuId(0), two, AllocFlags::KERNEL, &mut never);
+    assert!(got.is_ok(), "{got:?}");
+    a.check_invariants().unwrap();
+    let stats = a.stats();
+    assert_eq!(
+        stats.confined_evacuations + stats.confined_evacuation_fail,
+        0,
+        "{stats:?}"
+    );
+}
+
 #[derive(Clone, Debug)]
 enum EvacOp {
     /// An unmovable (`reclaimable`: reclaimable) block of `order` through
@@ -609,7 +670,7 @@ fn evac_op() -> impl Strategy<Value = EvacOp> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
 
     /// Growth by evacuation, confinement's or small-order packing's
     /// (`packed`), from a zone of 8 pageblocks whose pages are mostly

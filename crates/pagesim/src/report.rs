@@ -120,11 +120,12 @@ pub struct EngineStats {
     pub confined_releases: u64,
     /// Confinement: requests served by Linux's fallback, the last resort.
     pub confined_fallbacks: u64,
-    /// Confinement: pageblocks emptied by migration for the area to grow.
+    /// Pageblocks emptied by migration for unmovable or reclaimable memory:
+    /// confinement's area growing, or small-order packing's new pageblock.
     pub confined_evacuations: u64,
-    /// Confinement: pages those evacuations migrated.
+    /// Pages those evacuations migrated.
     pub confined_evacuated_pages: u64,
-    /// Confinement: evacuations given up.
+    /// Evacuations given up.
     pub confined_evacuation_fail: u64,
 }
 

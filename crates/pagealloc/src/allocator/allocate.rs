@@ -31,10 +31,10 @@ pub(crate) enum Attempt {
     /// One of several attempts for one request (the extra pages of a bulk
     /// call, compaction's retries): a failure does not count.
     Uncounted,
-    /// Confinement's first attempt, before it evacuates a pageblock
-    /// ([`Allocator::alloc_confining`]): not counted, and an unmovable or
-    /// reclaimable request may not use Linux's fallback
-    /// ([`AllocMode::CONFINED_ONLY`]).
+    /// The first attempt of a confined or packed request before a
+    /// pageblock is evacuated for it ([`Allocator::alloc_confining`]): not
+    /// counted, no Linux fallback ([`AllocMode::CONFINED_ONLY`]), and the
+    /// high-atomic reserves kept.
     ConfinedOnly,
 }
 
@@ -258,8 +258,12 @@ impl<R: RawMutex> Allocator<R> {
             return Ok(pfn);
         }
         // "pages are pinned on the per-cpu lists or in high alloc reserves:
-        // shrink them and try again" (after direct reclaim, in Linux).
-        let unreserved = self.unreserve_highatomic(zonelist, mt);
+        // shrink them and try again" (after direct reclaim, in Linux). The
+        // first attempt of a request that may have a pageblock emptied for
+        // it keeps the reserves: like compaction, the evacuation comes
+        // before them, and the attempt after it gets here again.
+        let unreserved =
+            !base.contains(AllocMode::CONFINED_ONLY) && self.unreserve_highatomic(zonelist, mt);
         let drained = self.drain_zonelist(zonelist, cpu, lists.as_deref_mut());
         if unreserved || drained {
             if let Some(pfn) = self.get_page_from_freelist(zonelist, request, slow, lists) {

@@ -39,9 +39,9 @@ impl<R: RawMutex> Allocator<R> {
     /// the order through `migrator`, and the allocation is tried again
     /// after each. Counted in `compact_stall`, `compact_success`,
     /// `compact_fail`; a zone whose run fails is deferred. The first
-    /// attempt is [`Allocator::alloc_confining`]'s: with confinement on,
-    /// a confined request empties a pageblock by migration before it falls
-    /// back.
+    /// attempt is [`Allocator::alloc_confining`]'s: with confinement or
+    /// small-order packing on, a confined or packed request that may wait
+    /// empties a pageblock by migration before it falls back.
     pub fn alloc_compacting<M: Migrator + ?Sized>(
         &self,
         cpu: CpuId,

@@ -46,7 +46,7 @@ pub(crate) const EVACUATE_CANDIDATES: usize = 3;
 pub(crate) const EVACUATE_MAX_DEFER_SHIFT: u8 = 6;
 
 impl ZoneOps<'_> {
-    /// Up to `limit` pageblocks confinement may empty, lowest first: of
+    /// Up to `limit` pageblocks an evacuation may empty, lowest first: of
     /// movable type, not isolated, wholly present, neither wholly free nor
     /// holding any allocation that is not movable (or a contiguous run),
     /// whose allocated pages fit in the zone's free movable pages outside
@@ -173,11 +173,7 @@ impl<R: RawMutex> Allocator<R> {
         flags: AllocFlags,
         migrator: &mut M,
     ) -> Result<Pfn, AllocError> {
-        let mt = flags.migratetype();
-        let confined = (self.config.confinement.confines(mt)
-            || self.config.packing.evacuates_for(mt, order))
-            && order.get() <= self.config.pageblock_order;
-        if !confined {
+        if !self.evacuates_for(order, flags) {
             return self.attempt(cpu, order, flags, Attempt::Uncounted);
         }
         match self.attempt(cpu, order, flags, Attempt::ConfinedOnly) {
@@ -186,6 +182,20 @@ impl<R: RawMutex> Allocator<R> {
         }
         self.evacuate_for(cpu, order, flags, migrator);
         self.attempt(cpu, order, flags, Attempt::Uncounted)
+    }
+
+    /// Whether a request of `order` with `flags` may have a pageblock
+    /// emptied for it: one that may wait (not [`AllocFlags::ATOMIC`]: a
+    /// caller that cannot sleep gets no migration, as none gets direct
+    /// compaction), and that confinement confines at most a pageblock
+    /// large, or that small-order packing packs below the pageblock order
+    /// (a packed request of the pageblock order takes a whole free
+    /// pageblock through Linux's fallback, not through packing).
+    fn evacuates_for(&self, order: Order, flags: AllocFlags) -> bool {
+        let (mt, pb) = (flags.migratetype(), self.config.pageblock_order);
+        !flags.contains(AllocFlags::ATOMIC)
+            && ((self.config.confinement.confines(mt) && order.get() <= pb)
+                || (self.config.packing.evacuates_for(mt, order) && order.get() < pb))
     }
 
     /// Empties one pageblock for a confined request that found none free:

@@ -60,8 +60,8 @@ pub(crate) struct FreeAreas {
     /// `compact_defer_shift`, `compact_order_failed`).
     pub(crate) compact_considered: u32,
     pub(crate) compact_defer_shift: u8,
-    /// Confinement's evacuation deferral, as compaction's: after a zone
-    /// finds no pageblock to empty, the next `2^shift` confined requests
+    /// Evacuation's deferral, as compaction's: after a zone finds no
+    /// pageblock to empty, the next `2^shift` confined or packed requests
     /// that would fall back skip it.
     pub(crate) evacuate_considered: u32,
     pub(crate) evacuate_defer_shift: u8,

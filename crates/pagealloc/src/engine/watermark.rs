@@ -35,9 +35,10 @@ bitflags::bitflags! {
         const NO_FALLBACK = 1 << 7;
         /// Check against the high watermark.
         const WMARK_HIGH = 1 << 8;
-        /// Confinement's first attempt before it evacuates a pageblock: an
-        /// unmovable or reclaimable request takes its own lists and the
-        /// lowest wholly free pageblock, never Linux's fallback.
+        /// The first attempt before a pageblock is evacuated (confinement's,
+        /// or small-order packing's): the request takes its own lists, the
+        /// packed or confined source's wholly free pageblock, never Linux's
+        /// fallback.
         const CONFINED_ONLY = 1 << 9;
     }
 }

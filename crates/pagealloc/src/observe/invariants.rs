@@ -52,8 +52,8 @@ impl<R: RawMutex> Allocator<R> {
     ///    block of pageblock order or more is on an unmovable or reclaimable
     ///    list (a confined pageblock that became wholly free went back to
     ///    movable); the confinement counters are zero in zones without the
-    ///    policy, and its claims and fallbacks are among the fallback events
-    ///    counted.
+    ///    policy (but the evacuations under small-order packing), and its
+    ///    claims and fallbacks are among the fallback events counted.
     /// 9. memory regions (seed 000): every region counter (present, free,
     ///    held pages; regions held) equals the walk, a held region has
     ///    every present page in held blocks and so none on any free or

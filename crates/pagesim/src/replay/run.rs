@@ -360,7 +360,7 @@ impl PolicyRun {
         let result = match Order::new(order) {
             // Direct compaction: the engine compacts and retries when the
             // first attempt fails (only requests that may wait), after
-            // confinement's evacuation for a confined request.
+            // the evacuation for a confined or packed request.
             Some(o) if compacting => {
                 let mut migrator = ReplayMigrator {
                     small: &mut self.small,

@@ -9,11 +9,12 @@
 //! actors' blocks are what compaction moves; every other block is refused
 //! by the migrator, as a pinned page would be.
 //!
-//! With confinement on, the same migrator lets a confined request empty a
-//! movable pageblock before it falls back (`Allocator::alloc_confining`,
-//! the first attempt of `alloc_compacting` too); the blocks it moves are
-//! counted with compaction's moved blocks here, and apart in the engine's
-//! `confined_evacuated_pages`.
+//! With confinement or small-order packing on, the same migrator lets a
+//! confined or packed request empty a movable pageblock before it falls
+//! back (`Allocator::alloc_confining`, the first attempt of
+//! `alloc_compacting` too, also with direct compaction off); the blocks it
+//! moves are counted with compaction's moved blocks here, and apart in
+//! the engine's `confined_evacuated_pages`.
 //!
 //! Requests of order 3 or more and of the pageblock order are tallied
 //! here, served or not, so the report can show their success rate over
@@ -21,7 +22,7 @@
 
 use std::rc::Rc;
 
-use pagealloc::{AllocError, AllocFlags, Confinement, CpuId, Order, Pfn};
+use pagealloc::{AllocError, AllocFlags, Confinement, CpuId, Order, Packing, Pfn};
 
 use super::contig::{MigrationReclaim, SimMigrator};
 use super::Sim;
@@ -88,7 +89,8 @@ impl Sim<'_> {
             .variant
             .compaction
             .is_some_and(|c| c.direct == DirectCompaction::On);
-        let confining = self.variant.confinement != Confinement::Off;
+        let confining = self.variant.confinement != Confinement::Off
+            || self.variant.packing == Packing::SmallOrders;
         if !direct && !confining {
             return self.alloc.alloc(order, flags);
         }
