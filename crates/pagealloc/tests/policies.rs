@@ -408,6 +408,17 @@ fn checkerboard_under(
     (a, kept)
 }
 
+/// A migrator over `movable`, the frames a test holds: the one at `from`
+/// is now at `to`; a frame it does not hold is busy.
+fn move_page(movable: &mut [Pfn], from: Pfn, to: Pfn) -> Result<(), MigrateRefusal> {
+    let slot = movable
+        .iter_mut()
+        .find(|p| **p == from)
+        .ok_or(MigrateRefusal::Busy)?;
+    *slot = to;
+    Ok(())
+}
+
 /// Unmovable pages asked for on a checkerboard: with a migrator, the area
 /// grows by emptying the lowest movable pageblocks (no fallback, every
 /// unmovable page in an unmovable pageblock, the movable pages all still
@@ -425,14 +436,7 @@ fn confinement_grows_by_evacuation_instead_of_falling_back() {
             CpuId(0),
             Order::ZERO,
             AllocFlags::KERNEL,
-            &mut |from: Pfn, to: Pfn, _o: Order| {
-                let slot = movable
-                    .iter_mut()
-                    .find(|p| **p == from)
-                    .ok_or(MigrateRefusal::Busy)?;
-                *slot = to;
-                Ok(())
-            },
+            &mut |from: Pfn, to: Pfn, _o: Order| move_page(&mut movable, from, to),
         );
         kernel.push(got.unwrap());
         a.check_invariants().unwrap();
@@ -508,14 +512,7 @@ fn small_order_packing_empties_a_pageblock_instead_of_falling_back() {
             CpuId(0),
             order,
             AllocFlags::KERNEL,
-            &mut |from: Pfn, to: Pfn, _o: Order| {
-                let slot = movable
-                    .iter_mut()
-                    .find(|p| **p == from)
-                    .ok_or(MigrateRefusal::Busy)?;
-                *slot = to;
-                Ok(())
-            },
+            &mut |from: Pfn, to: Pfn, _o: Order| move_page(&mut movable, from, to),
         );
         kernel.push((got.unwrap(), order));
         a.check_invariants().unwrap();

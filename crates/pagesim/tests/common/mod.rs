@@ -39,6 +39,21 @@ pub fn pagesim_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out.stdout).expect("--json prints one JSON document")
 }
 
+/// Asserts that every free of a replay's first policy (`doc`, its JSON
+/// report) found what it freed: no unknown-pfn, double or other free
+/// errors, and nothing of the trace left allocated at the end.
+pub fn assert_every_free_found(doc: &serde_json::Value) {
+    let c = &doc["policies"][0]["counts"];
+    for (field, want) in [
+        ("unknown_pfn_frees", 0),
+        ("double_frees", 0),
+        ("other_free_errors", 0),
+        ("live_pages_end", 0),
+    ] {
+        assert_eq!(c[field].as_u64(), Some(want), "{field}: {c}");
+    }
+}
+
 /// A file in `tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
