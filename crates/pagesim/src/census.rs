@@ -10,10 +10,12 @@
 //! hold them. Each such pageblock is lost to huge pages and to compaction.
 //!
 //! The walk uses [`pagealloc::Zone::blocks`], which visits block heads only,
-//! so it costs one step per free or allocated block, not one per page.
+//! so it costs one step per free or allocated block, not one per page. A
+//! replay, which takes a hundred censuses, keeps the allocated pages per
+//! pageblock as it goes instead and hands them to [`take_with`].
 
 use pagealloc::report::ContigInfo;
-use pagealloc::{Allocator, MigrateType, Order, PageState, Pfn};
+use pagealloc::{Allocator, MigrateType, Order, PageState, Pfn, Zone};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
@@ -146,15 +148,64 @@ pub fn fully_free_regions(allocator: &Allocator, region_pages: u64) -> (u64, u64
     (free, total)
 }
 
-/// Takes a census of `allocator`.
+/// Takes a census of `allocator`, walking every block of every zone.
 pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
+    let pb = allocator.config().pageblock();
+    take_with(allocator, scratch, &mut |_, zone, masks| {
+        walk_masks(zone, pb, masks)
+    })
+}
+
+/// Fills `masks` (one per pageblock the zone spans, from the one holding
+/// its first frame) with the bits of the types its allocated blocks were
+/// allocated as, walking every block; returns the zone's allocated
+/// unmovable and reclaimable pages.
+fn walk_masks(zone: &Zone, pb: Order, masks: &mut [u8]) -> u64 {
+    let base = zone.start_pfn().0 >> pb.get();
+    let mut pages = 0;
+    for block in zone.blocks() {
+        let (PageState::AllocHead, Some(mt)) = (block.state, block.alloc_migratetype) else {
+            continue;
+        };
+        if matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable) {
+            pages += block.order.nr_pages().0;
+        }
+        let first = ((block.pfn.0 >> pb.get()) - base) as usize;
+        if block.order < pb {
+            // Most blocks: inside one pageblock.
+            if let Some(m) = masks.get_mut(first) {
+                *m |= bit(mt);
+            }
+            continue;
+        }
+        let nr = (block.order.nr_pages().0 >> pb.get()) as usize;
+        let end = (first + nr).min(masks.len());
+        for m in masks.get_mut(first..end).into_iter().flatten() {
+            *m |= bit(mt);
+        }
+    }
+    pages
+}
+
+/// A census whose allocated types per pageblock come from `masks`: called
+/// with each zone's index, the zone and its pageblocks' masks (zeroed, one
+/// per pageblock it spans, from the one holding its first frame), it sets
+/// the bit of every type allocated in each (`1 << mt.idx()`) and returns
+/// the zone's allocated unmovable and reclaimable pages. [`take`] walks
+/// the blocks for it; a replay keeps the counts as it goes
+/// (`replay::usage`).
+pub fn take_with(
+    allocator: &Allocator,
+    scratch: &mut Scratch,
+    masks: &mut dyn FnMut(usize, &Zone, &mut [u8]) -> u64,
+) -> Census {
     let pb = allocator.config().pageblock();
     let nr_orders = allocator.config().nr_orders as usize;
     let mut free_blocks = vec![0u64; nr_orders];
     let mut mixed = MixedPageblocks::default();
     let mut pageblocks = 0;
     let mut spread = UnmovableSpread::default();
-    for zone in allocator.zones() {
+    for (zi, zone) in allocator.zones().iter().enumerate() {
         for (o, n) in free_blocks.iter_mut().enumerate() {
             let order = Order::new(o as u8).unwrap_or(Order::ZERO);
             *n += zone.nr_free_blocks_of_order(order);
@@ -165,27 +216,7 @@ pub fn take(allocator: &Allocator, scratch: &mut Scratch) -> Census {
         pageblocks += count as u64;
         scratch.masks.clear();
         scratch.masks.resize(count, 0);
-        for block in zone.blocks() {
-            let (PageState::AllocHead, Some(mt)) = (block.state, block.alloc_migratetype) else {
-                continue;
-            };
-            if matches!(mt, MigrateType::Unmovable | MigrateType::Reclaimable) {
-                spread.pages += block.order.nr_pages().0;
-            }
-            let first = ((block.pfn.0 >> pb.get()) - base) as usize;
-            if block.order < pb {
-                // Most blocks: inside one pageblock.
-                if let Some(m) = scratch.masks.get_mut(first) {
-                    *m |= bit(mt);
-                }
-                continue;
-            }
-            let nr = (block.order.nr_pages().0 >> pb.get()) as usize;
-            let end = (first + nr).min(scratch.masks.len());
-            for m in scratch.masks.get_mut(first..end).into_iter().flatten() {
-                *m |= bit(mt);
-            }
-        }
+        spread.pages += masks(zi, zone, &mut scratch.masks);
         for (i, &mask) in scratch.masks.iter().enumerate() {
             if mask == 0 {
                 continue;

@@ -47,6 +47,7 @@
 mod decode;
 mod run;
 mod table;
+mod usage;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

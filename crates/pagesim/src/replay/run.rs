@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::decode::{bump, Batch, Op};
 use super::table::PfnMap;
+use super::usage::Usage;
 use super::AfterState;
 use crate::census::{self, MixedPageblocks, Scratch};
 use crate::emit::TraceWriter;
@@ -59,6 +60,8 @@ pub(crate) struct PolicyRun {
     /// The engine's counters once the start state was made.
     stats_base: VmStats,
     scratch: Scratch,
+    /// Allocated pages per pageblock and type, for the censuses.
+    usage: Usage,
     /// Live order-0 allocations: trace pfn -> our frame ([`FAILED`], or
     /// with [`PIECE`]).
     small: PfnMap,
@@ -92,6 +95,7 @@ struct ReplayMigrator<'r> {
     small: &'r mut PfnMap,
     large: &'r mut BTreeMap<u64, Large>,
     owners: &'r mut PfnMap,
+    usage: &'r mut Usage,
 }
 
 impl Migrator for ReplayMigrator<'_> {
@@ -118,6 +122,7 @@ impl Migrator for ReplayMigrator<'_> {
             return Err(MigrateRefusal::Busy);
         }
         self.owners.insert(to.0, key);
+        self.usage.moved(from.0, to.0, order);
         Ok(())
     }
 }
@@ -142,6 +147,7 @@ impl PolicyRun {
         };
         let stats_base = alloc.stats();
         let nr_orders = alloc.config().nr_orders as usize;
+        let usage = Usage::new(&alloc);
         // The sink comes after the start state: that is not the trace.
         if let Some(w) = &emit {
             alloc.set_event_sink(Some(w.clone()));
@@ -154,6 +160,7 @@ impl PolicyRun {
             start,
             stats_base,
             scratch: Scratch::default(),
+            usage,
             small: PfnMap::default(),
             large: BTreeMap::new(),
             large_chunks: PfnMap::default(),
@@ -218,7 +225,7 @@ impl PolicyRun {
             .policy
             .free_on_cpu(&mut self.alloc, self.cpu, Pfn(pfn), order)
         {
-            Ok(()) => {}
+            Ok(()) => self.usage.freed(pfn, order),
             Err(BlockError::AlreadyFree { .. }) => self.counts.double_frees += 1,
             Err(_) => self.counts.other_free_errors += 1,
         }
@@ -366,6 +373,7 @@ impl PolicyRun {
                     small: &mut self.small,
                     large: &mut self.large,
                     owners: &mut self.owners,
+                    usage: &mut self.usage,
                 };
                 self.alloc
                     .alloc_compacting(self.cpu, o, flags, &mut migrator)
@@ -379,6 +387,9 @@ impl PolicyRun {
         };
         if let (true, Some(ours)) = (self.compaction, result) {
             self.owners.insert(ours.0, pfn);
+        }
+        if let (Some(ours), Some(o)) = (result, Order::new(order)) {
+            self.usage.allocated(ours.0, o, flags.migratetype());
         }
         let counts = match result {
             Some(_) => &mut self.counts.allocs,
@@ -537,11 +548,18 @@ impl PolicyRun {
                 small: &mut self.small,
                 large: &mut self.large,
                 owners: &mut self.owners,
+                usage: &mut self.usage,
             };
             self.alloc
                 .proactive_compact(DEFAULT_PROACTIVENESS, &mut migrator);
         }
-        let c = census::take(&self.alloc, &mut self.scratch);
+        let usage = &self.usage;
+        let c = census::take_with(&self.alloc, &mut self.scratch, &mut |zi, zone, masks| {
+            usage.masks(zi, zone, masks)
+        });
+        // The tests' debug builds check the counts at every sample; every
+        // build checks them once at the end (`finish`).
+        debug_assert_eq!(c, census::take(&self.alloc, &mut Scratch::default()));
         let unusable_index = (0..c.free_blocks.len())
             .filter_map(|o| Order::new(o as u8))
             .map(|o| c.unusable_index(o))
@@ -581,6 +599,17 @@ impl PolicyRun {
         machine: &Machine,
     ) -> Result<(PolicyReport, MachineInfo)> {
         self.alloc.check_invariants().map_err(Error::Invariant)?;
+        let usage = &self.usage;
+        let tracked = census::take_with(&self.alloc, &mut self.scratch, &mut |zi, zone, masks| {
+            usage.masks(zi, zone, masks)
+        });
+        let walked = census::take(&self.alloc, &mut self.scratch);
+        if tracked != walked {
+            return Err(Error::Internal(format!(
+                "the replay's pageblock counts drifted from the allocator's: \
+                 counted {tracked:?}, walked {walked:?}"
+            )));
+        }
         // Drop the sink first: nothing may write after the file is closed.
         self.alloc.set_event_sink(None);
         let emitted = self.emit.take().map(|w| w.finish()).transpose()?;
