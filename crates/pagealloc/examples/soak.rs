@@ -482,9 +482,7 @@ impl Shared<'_> {
                     // then with this thread's migrator at hand, so that a
                     // pageblock may be emptied for kernel memory (other
                     // threads' blocks refuse as busy).
-                    let evacuates = a.config().confinement != Confinement::Off
-                        || a.config().packing == Packing::SmallOrders;
-                    let confining = kind < 5 && evacuates;
+                    let confining = kind < 5 && a.config().evacuates();
                     let r = if confining {
                         a.alloc_confining(cpu, order, flags, &mut mover(&mut held))
                     } else {

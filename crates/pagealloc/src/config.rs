@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use crate::engine::page::MAX_ZONE_PAGES;
 use crate::error::{ConfigError, ReportingProblem};
 use crate::policy::{Confinement, Packing, RegionPolicy, ReportingPolicy, MAX_REPORT_CAPACITY};
-use crate::units::{Order, PageCount, Pfn, MAX_NR_ORDERS, NR_ZONE_TYPES};
+use crate::units::{AllocFlags, Order, PageCount, Pfn, MAX_NR_ORDERS, NR_ZONE_TYPES};
 
 /// Bytes in a KiB, for `min_free_kbytes` arithmetic.
 const KIB: u64 = 1024;
@@ -322,6 +322,31 @@ impl Config {
     /// The largest order (Linux `MAX_PAGE_ORDER`).
     pub fn max_order(&self) -> Order {
         Order::new(self.nr_orders.saturating_sub(1)).unwrap_or(Order::LIMIT)
+    }
+
+    /// Whether a request of `order` with `flags` may have a movable
+    /// pageblock emptied by migration for it, given a migrator
+    /// ([`Allocator::alloc_confining`](crate::Allocator::alloc_confining),
+    /// the first attempt of
+    /// [`Allocator::alloc_compacting`](crate::Allocator::alloc_compacting)):
+    /// one that may sleep (not [`AllocFlags::ATOMIC`]: a caller that
+    /// cannot gets no migration, as it gets no direct compaction), and that
+    /// confinement confines at most a pageblock large, or that small-order
+    /// packing packs below the pageblock order (a packed request of the
+    /// pageblock order takes a whole free pageblock through Linux's
+    /// fallback, not through packing; [`Packing::evacuates_for`]).
+    pub fn evacuates_for(&self, order: Order, flags: AllocFlags) -> bool {
+        let (mt, pb) = (flags.migratetype(), self.pageblock_order);
+        !flags.contains(AllocFlags::ATOMIC)
+            && ((self.confinement.confines(mt) && order.get() <= pb)
+                || (self.packing.evacuates_for(mt, order) && order.get() < pb))
+    }
+
+    /// Whether any request may have a pageblock emptied for it
+    /// ([`Config::evacuates_for`]): under confinement or small-order
+    /// packing.
+    pub fn evacuates(&self) -> bool {
+        self.confinement != Confinement::Off || self.packing == Packing::SmallOrders
     }
 
     /// The pageblock order as an [`Order`].

@@ -173,7 +173,7 @@ impl<R: RawMutex> Allocator<R> {
         flags: AllocFlags,
         migrator: &mut M,
     ) -> Result<Pfn, AllocError> {
-        if !self.evacuates_for(order, flags) {
+        if !self.config.evacuates_for(order, flags) {
             return self.attempt(cpu, order, flags, Attempt::Uncounted);
         }
         match self.attempt(cpu, order, flags, Attempt::ConfinedOnly) {
@@ -182,20 +182,6 @@ impl<R: RawMutex> Allocator<R> {
         }
         self.evacuate_for(cpu, order, flags, migrator);
         self.attempt(cpu, order, flags, Attempt::Uncounted)
-    }
-
-    /// Whether a request of `order` with `flags` may have a pageblock
-    /// emptied for it: one that may wait (not [`AllocFlags::ATOMIC`]: a
-    /// caller that cannot sleep gets no migration, as none gets direct
-    /// compaction), and that confinement confines at most a pageblock
-    /// large, or that small-order packing packs below the pageblock order
-    /// (a packed request of the pageblock order takes a whole free
-    /// pageblock through Linux's fallback, not through packing).
-    fn evacuates_for(&self, order: Order, flags: AllocFlags) -> bool {
-        let (mt, pb) = (flags.migratetype(), self.config.pageblock_order);
-        !flags.contains(AllocFlags::ATOMIC)
-            && ((self.config.confinement.confines(mt) && order.get() <= pb)
-                || (self.config.packing.evacuates_for(mt, order) && order.get() < pb))
     }
 
     /// Empties one pageblock for a confined request that found none free:

@@ -359,11 +359,9 @@ impl PolicyRun {
         // With a migrator at hand (compaction on), a request confinement
         // confines, or small-order packing packs, may also have a
         // pageblock emptied for it, at any order.
-        let config = self.alloc.config();
-        let mt = flags.migratetype();
-        let confined = config.confinement.confines(mt)
-            || Order::new(order).is_some_and(|o| config.packing.evacuates_for(mt, o));
-        let compacting = self.compaction && (order > 0 || confined);
+        let evacuates =
+            Order::new(order).is_some_and(|o| self.alloc.config().evacuates_for(o, flags));
+        let compacting = self.compaction && (order > 0 || evacuates);
         let result = match Order::new(order) {
             // Direct compaction: the engine compacts and retries when the
             // first attempt fails (only requests that may wait), after
@@ -540,6 +538,14 @@ impl PolicyRun {
         }
     }
 
+    /// A census from the counts the replay keeps ([`Usage`]).
+    fn tracked_census(&mut self) -> census::Census {
+        let usage = &self.usage;
+        census::take_with(&self.alloc, &mut self.scratch, &mut |zi, zone, masks| {
+            usage.masks(zi, zone, masks)
+        })
+    }
+
     /// Takes a census sample.
     pub fn sample(&mut self, at: u64, time_s: Option<f64>) {
         if self.compaction {
@@ -553,10 +559,7 @@ impl PolicyRun {
             self.alloc
                 .proactive_compact(DEFAULT_PROACTIVENESS, &mut migrator);
         }
-        let usage = &self.usage;
-        let c = census::take_with(&self.alloc, &mut self.scratch, &mut |zi, zone, masks| {
-            usage.masks(zi, zone, masks)
-        });
+        let c = self.tracked_census();
         // The tests' debug builds check the counts at every sample; every
         // build checks them once at the end (`finish`).
         debug_assert_eq!(c, census::take(&self.alloc, &mut Scratch::default()));
@@ -599,10 +602,7 @@ impl PolicyRun {
         machine: &Machine,
     ) -> Result<(PolicyReport, MachineInfo)> {
         self.alloc.check_invariants().map_err(Error::Invariant)?;
-        let usage = &self.usage;
-        let tracked = census::take_with(&self.alloc, &mut self.scratch, &mut |zi, zone, masks| {
-            usage.masks(zi, zone, masks)
-        });
+        let tracked = self.tracked_census();
         let walked = census::take(&self.alloc, &mut self.scratch);
         if tracked != walked {
             return Err(Error::Internal(format!(

@@ -22,7 +22,7 @@
 
 use std::rc::Rc;
 
-use pagealloc::{AllocError, AllocFlags, Confinement, CpuId, Order, Packing, Pfn};
+use pagealloc::{AllocError, AllocFlags, CpuId, Order, Pfn};
 
 use super::contig::{MigrationReclaim, SimMigrator};
 use super::Sim;
@@ -89,8 +89,7 @@ impl Sim<'_> {
             .variant
             .compaction
             .is_some_and(|c| c.direct == DirectCompaction::On);
-        let confining = self.variant.confinement != Confinement::Off
-            || self.variant.packing == Packing::SmallOrders;
+        let confining = self.alloc.config().evacuates();
         if !direct && !confining {
             return self.alloc.alloc(order, flags);
         }
