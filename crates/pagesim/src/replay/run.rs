@@ -31,6 +31,11 @@ use pagealloc::{
 /// larger table costs some of it back).
 const CHUNK_SHIFT: u8 = 3;
 
+/// Chunks whose bit [`PolicyRun::any_large`] reads: trace pfns below
+/// 2^29 (2 TiB of 4 KiB pages), a bitmap of at most 8 MiB grown only as far
+/// as the live large allocations reach; chunks above ask `large_chunks`.
+const BITMAP_CHUNKS: u64 = 1 << 26;
+
 /// Our frame for an allocation our allocator failed.
 const FAILED: u64 = u64::MAX;
 /// Marks an order-0 entry that was a piece of a split allocation (counted
@@ -68,6 +73,11 @@ pub(crate) struct PolicyRun {
     large: BTreeMap<u64, Large>,
     /// Live entries of `large` overlapping each chunk of trace pfns.
     large_chunks: PfnMap,
+    /// One bit per chunk below [`BITMAP_CHUNKS`]: whether `large_chunks`
+    /// counts any entry there. The common order-0 event's question (is
+    /// any large allocation near?) reads this small bitmap, which stays in
+    /// the cache, instead of the counts.
+    large_bits: Vec<u64>,
     counts: ReplayCounts,
     samples: Vec<Sample>,
     peak: Option<MixedPeak>,
@@ -164,6 +174,7 @@ impl PolicyRun {
             small: PfnMap::default(),
             large: BTreeMap::new(),
             large_chunks: PfnMap::default(),
+            large_bits: Vec::new(),
             counts: ReplayCounts {
                 allocs: vec![0; nr_orders],
                 alloc_failures: vec![0; nr_orders],
@@ -287,8 +298,40 @@ impl PolicyRun {
     }
 
     /// Whether a live large allocation may overlap `pfn..end`.
+    #[inline]
     fn any_large(&self, pfn: u64, end: u64) -> bool {
-        !self.large.is_empty() && Self::chunks(pfn, end).any(|c| self.large_chunks.contains_key(c))
+        !self.large.is_empty() && Self::chunks(pfn, end).any(|c| self.chunk_used(c))
+    }
+
+    /// Whether `large_chunks` counts any entry in chunk `c`.
+    #[inline(always)]
+    fn chunk_used(&self, c: u64) -> bool {
+        if c < BITMAP_CHUNKS {
+            self.large_bits
+                .get((c / 64) as usize)
+                .is_some_and(|w| w & (1 << (c % 64)) != 0)
+        } else {
+            self.large_chunks.contains_key(c)
+        }
+    }
+
+    /// Sets or clears chunk `c`'s bit.
+    fn mark_chunk(&mut self, c: u64, used: bool) {
+        if c >= BITMAP_CHUNKS {
+            return;
+        }
+        let w = (c / 64) as usize;
+        if self.large_bits.len() <= w {
+            if !used {
+                return;
+            }
+            self.large_bits.resize(w + 1, 0);
+        }
+        if used {
+            self.large_bits[w] |= 1 << (c % 64);
+        } else {
+            self.large_bits[w] &= !(1 << (c % 64));
+        }
     }
 
     fn insert_large(&mut self, pfn: u64, l: Large) {
@@ -296,6 +339,7 @@ impl PolicyRun {
         for c in Self::chunks(pfn, end) {
             let n = self.large_chunks.get(c).unwrap_or(0);
             self.large_chunks.insert(c, n + 1);
+            self.mark_chunk(c, true);
         }
         if let Some(old) = self.large.insert(pfn, l) {
             // Never happens (the pfn was dropped first); keep the counts
@@ -316,6 +360,7 @@ impl PolicyRun {
             match self.large_chunks.get(c) {
                 Some(1) => {
                     self.large_chunks.remove(c);
+                    self.mark_chunk(c, false);
                 }
                 Some(n) => {
                     self.large_chunks.insert(c, n - 1);

@@ -1,19 +1,23 @@
 //! A map from frame numbers to `u64` values for the replay's per-event
 //! bookkeeping: a table indexed by the frame number, in leaves of
-//! [`LEAF_SLOTS`] slots allocated as the keys reach them, instead of a hash
-//! map. Frame numbers are dense (a machine's frames, a trace's pfns), so a
-//! lookup is one index and usually one cache line, where a hash map of a
-//! million random keys costs a probe of its control bytes and a bucket,
-//! both cache misses. Keys beyond [`DENSE_KEYS`] (no real machine has
-//! them) and the one value a slot cannot hold ([`VACANT`]) live in a hash
-//! map beside the table, so it maps every `u64` to every `u64`.
+//! [`LEAF_SLOTS`] 32-bit slots allocated as the keys reach them, instead
+//! of a hash map. Frame numbers are dense (a machine's frames, a trace's
+//! pfns), so a lookup is one index and usually one cache line, where a
+//! hash map of a million random keys costs a probe of its control bytes
+//! and a bucket, both cache misses; 32-bit slots keep the table half the
+//! size of 64-bit ones, so more of it stays in the cache. Values that do
+//! not fit a slot (at or above [`INLINE_LIMIT`]) and keys beyond
+//! [`DENSE_KEYS`] (no real machine has them) live in a hash map beside the
+//! table, and the slot of such a key says so ([`IN_OVERFLOW`]), so a
+//! vacant slot never costs a hash lookup. The map takes every `u64` to
+//! every `u64`.
 //!
 //! It is never iterated: the replay only inserts, looks up and removes, so
 //! it behaves exactly as the hash map it replaces.
 
 use rustc_hash::FxHashMap;
 
-/// log2 of the slots per leaf: 4096 slots, 32 KiB.
+/// log2 of the slots per leaf: 4096 slots, 16 KiB.
 const LEAF_SHIFT: u32 = 12;
 /// Slots per leaf.
 const LEAF_SLOTS: usize = 1 << LEAF_SHIFT;
@@ -21,49 +25,45 @@ const LEAF_SLOTS: usize = 1 << LEAF_SHIFT;
 /// a directory of at most 2^20 leaves (8 MiB), grown only as far as the
 /// keys reach.
 const DENSE_KEYS: u64 = 1 << 32;
-/// What an empty slot holds; the value itself goes to the overflow map.
-const VACANT: u64 = u64::MAX - 1;
+/// What an empty slot holds. A slot holds a value `v` below
+/// [`INLINE_LIMIT`] as `v + 1`.
+const VACANT: u32 = 0;
+/// What the slot of a key whose value is in the overflow map holds.
+const IN_OVERFLOW: u32 = u32::MAX;
+/// Values from this one up go to the overflow map.
+const INLINE_LIMIT: u64 = (u32::MAX - 1) as u64;
 
 /// A map from `u64` keys (frame numbers) to `u64` values.
 #[derive(Default)]
 pub(crate) struct PfnMap {
-    leaves: Vec<Option<Box<[u64]>>>,
-    /// Keys not in the table: at or beyond [`DENSE_KEYS`], or whose value
-    /// is [`VACANT`].
+    leaves: Vec<Option<Box<[u32]>>>,
+    /// Keys at or beyond [`DENSE_KEYS`], and keys whose value is at or
+    /// above [`INLINE_LIMIT`].
     overflow: FxHashMap<u64, u64>,
 }
 
 impl PfnMap {
-    /// The slot of `key` if its leaf exists.
+    /// The slot of `key` if its leaf exists (`key` below [`DENSE_KEYS`]).
     #[inline(always)]
-    fn slot(&self, key: u64) -> Option<&u64> {
-        if key >= DENSE_KEYS {
-            return None;
-        }
+    fn slot(&self, key: u64) -> Option<u32> {
         let leaf = self.leaves.get((key >> LEAF_SHIFT) as usize)?.as_ref()?;
-        leaf.get(key as usize & (LEAF_SLOTS - 1))
+        leaf.get(key as usize & (LEAF_SLOTS - 1)).copied()
     }
 
-    /// The slot of `key`, making its leaf; `None` beyond the table.
+    /// The slot of `key` (below [`DENSE_KEYS`]), making its leaf.
     #[inline(always)]
-    fn slot_mut(&mut self, key: u64) -> Option<&mut u64> {
-        if key >= DENSE_KEYS {
-            return None;
-        }
+    fn slot_mut(&mut self, key: u64) -> &mut u32 {
         let i = (key >> LEAF_SHIFT) as usize;
         if self.leaves.len() <= i {
             self.leaves.resize_with(i + 1, || None);
         }
         let leaf = self.leaves[i].get_or_insert_with(|| vec![VACANT; LEAF_SLOTS].into());
-        leaf.get_mut(key as usize & (LEAF_SLOTS - 1))
+        &mut leaf[key as usize & (LEAF_SLOTS - 1)]
     }
 
     /// The slot of `key` if its leaf exists, for changing it.
     #[inline(always)]
-    fn existing_slot_mut(&mut self, key: u64) -> Option<&mut u64> {
-        if key >= DENSE_KEYS {
-            return None;
-        }
+    fn existing_slot_mut(&mut self, key: u64) -> Option<&mut u32> {
         let leaf = self
             .leaves
             .get_mut((key >> LEAF_SHIFT) as usize)?
@@ -74,10 +74,13 @@ impl PfnMap {
     /// The value of `key`.
     #[inline]
     pub fn get(&self, key: u64) -> Option<u64> {
-        match self.slot(key) {
-            Some(&v) if v != VACANT => Some(v),
-            _ if self.overflow.is_empty() => None,
-            _ => self.overflow.get(&key).copied(),
+        if key >= DENSE_KEYS {
+            return self.overflow.get(&key).copied();
+        }
+        match self.slot(key)? {
+            VACANT => None,
+            IN_OVERFLOW => self.overflow.get(&key).copied(),
+            s => Some(u64::from(s) - 1),
         }
     }
 
@@ -90,36 +93,39 @@ impl PfnMap {
     /// Sets the value of `key`, returning the one it had.
     #[inline]
     pub fn insert(&mut self, key: u64, value: u64) -> Option<u64> {
-        let overflow_old = if self.overflow.is_empty() {
-            None
-        } else {
-            self.overflow.remove(&key)
+        if key >= DENSE_KEYS {
+            return self.overflow.insert(key, value);
+        }
+        let slot = self.slot_mut(key);
+        let old = std::mem::replace(
+            slot,
+            if value < INLINE_LIMIT {
+                value as u32 + 1
+            } else {
+                IN_OVERFLOW
+            },
+        );
+        let old = match old {
+            VACANT => None,
+            IN_OVERFLOW => self.overflow.remove(&key),
+            s => Some(u64::from(s) - 1),
         };
-        let table_old = match (self.slot_mut(key), value) {
-            (Some(slot), v) if v != VACANT => std::mem::replace(slot, v),
-            (slot, v) => {
-                // Beyond the table, or the one value a slot cannot hold.
-                let old = slot.map_or(VACANT, |s| std::mem::replace(s, VACANT));
-                self.overflow.insert(key, v);
-                old
-            }
-        };
-        (table_old != VACANT).then_some(table_old).or(overflow_old)
+        if value >= INLINE_LIMIT {
+            self.overflow.insert(key, value);
+        }
+        old
     }
 
     /// Removes `key`, returning its value.
     #[inline]
     pub fn remove(&mut self, key: u64) -> Option<u64> {
-        if let Some(slot) = self.existing_slot_mut(key) {
-            let v = std::mem::replace(slot, VACANT);
-            if v != VACANT {
-                return Some(v);
-            }
+        if key >= DENSE_KEYS {
+            return self.overflow.remove(&key);
         }
-        if self.overflow.is_empty() {
-            None
-        } else {
-            self.overflow.remove(&key)
+        match std::mem::replace(self.existing_slot_mut(key)?, VACANT) {
+            VACANT => None,
+            IN_OVERFLOW => self.overflow.remove(&key),
+            s => Some(u64::from(s) - 1),
         }
     }
 }
@@ -150,7 +156,10 @@ mod tests {
     fn value() -> impl Strategy<Value = u64> {
         prop_oneof![
             any::<u64>(),
-            Just(VACANT),
+            Just(INLINE_LIMIT - 1),
+            Just(INLINE_LIMIT),
+            Just(INLINE_LIMIT + 1),
+            Just(u64::from(u32::MAX)),
             Just(u64::MAX),
             Just(0u64),
             0u64..4,
@@ -188,14 +197,17 @@ mod tests {
     }
 
     #[test]
-    fn the_vacant_value_is_kept() {
+    fn values_beyond_a_slot_are_kept() {
         let mut map = PfnMap::default();
-        assert_eq!(map.insert(7, VACANT), None);
-        assert_eq!(map.get(7), Some(VACANT));
-        assert_eq!(map.insert(7, 3), Some(VACANT));
+        let big = INLINE_LIMIT;
+        assert_eq!(map.insert(7, big), None);
+        assert_eq!(map.get(7), Some(big));
+        assert_eq!(map.insert(7, 3), Some(big));
+        assert!(map.overflow.is_empty());
         assert_eq!(map.get(7), Some(3));
-        assert_eq!(map.insert(7, VACANT), Some(3));
-        assert_eq!(map.remove(7), Some(VACANT));
+        assert_eq!(map.insert(7, u64::MAX), Some(3));
+        assert_eq!(map.remove(7), Some(u64::MAX));
         assert_eq!(map.get(7), None);
+        assert!(map.overflow.is_empty());
     }
 }
