@@ -307,9 +307,13 @@ impl PolicyRun {
     #[inline(always)]
     fn chunk_used(&self, c: u64) -> bool {
         if c < BITMAP_CHUNKS {
-            self.large_bits
+            let used = self
+                .large_bits
                 .get((c / 64) as usize)
-                .is_some_and(|w| w & (1 << (c % 64)) != 0)
+                .is_some_and(|w| w & (1 << (c % 64)) != 0);
+            // The tests' debug builds check the bit against the counts.
+            debug_assert_eq!(used, self.large_chunks.contains_key(c), "chunk {c}");
+            used
         } else {
             self.large_chunks.contains_key(c)
         }
