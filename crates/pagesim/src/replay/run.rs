@@ -433,7 +433,7 @@ impl PolicyRun {
             None => None,
         };
         if let (true, Some(ours)) = (self.compaction, result) {
-            self.owners.insert(ours.0, pfn);
+            self.owners.set(ours.0, pfn);
         }
         if let (Some(ours), Some(o)) = (result, Order::new(order)) {
             self.usage.allocated(ours.0, o, flags.migratetype());

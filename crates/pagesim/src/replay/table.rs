@@ -116,6 +116,19 @@ impl PfnMap {
         old
     }
 
+    /// Sets the value of `key`, as [`PfnMap::insert`] without the old
+    /// value: while no slot points to the overflow map, the common case
+    /// is one store, with no load of the slot first (a load that misses
+    /// the cache holds the CPU up; a store does not).
+    #[inline]
+    pub fn set(&mut self, key: u64, value: u64) {
+        if self.overflow.is_empty() && key < DENSE_KEYS && value < INLINE_LIMIT {
+            *self.slot_mut(key) = value as u32 + 1;
+        } else {
+            self.insert(key, value);
+        }
+    }
+
     /// Removes `key`, returning its value.
     #[inline]
     pub fn remove(&mut self, key: u64) -> Option<u64> {
@@ -139,6 +152,7 @@ mod tests {
     #[derive(Clone, Debug)]
     enum Step {
         Insert(u64, u64),
+        Set(u64, u64),
         Remove(u64),
         Get(u64),
     }
@@ -169,6 +183,7 @@ mod tests {
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
             (key(), value()).prop_map(|(k, v)| Step::Insert(k, v)),
+            (key(), value()).prop_map(|(k, v)| Step::Set(k, v)),
             key().prop_map(Step::Remove),
             key().prop_map(Step::Get),
         ]
@@ -183,6 +198,10 @@ mod tests {
             for s in steps {
                 match s {
                     Step::Insert(k, v) => prop_assert_eq!(map.insert(k, v), model.insert(k, v)),
+                    Step::Set(k, v) => {
+                        map.set(k, v);
+                        model.insert(k, v);
+                    }
                     Step::Remove(k) => prop_assert_eq!(map.remove(k), model.remove(&k)),
                     Step::Get(k) => {
                         prop_assert_eq!(map.get(k), model.get(&k).copied());
