@@ -212,6 +212,12 @@ mod tests {
             for (k, v) in &model {
                 prop_assert_eq!(map.get(*k), Some(*v));
             }
+            // No stale entry is left behind in the overflow map.
+            let overflowing = model
+                .iter()
+                .filter(|&(&k, &v)| k >= DENSE_KEYS || v >= INLINE_LIMIT)
+                .count();
+            prop_assert_eq!(map.overflow.len(), overflowing);
         }
     }
 
